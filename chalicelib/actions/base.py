@@ -1,0 +1,61 @@
+"""The action registry: each action is a class that declares its schema and its IAM permissions.
+
+Like Cloud Custodian's action registry, a policy's ``actions:`` entries are looked up here by
+name, validated against the class's pydantic schema before anything runs, and the deployed IAM
+policy is derived from the classes' declared permissions.
+
+Example:
+    >>> from chalicelib.actions import REGISTRY
+    >>> sorted(REGISTRY)[:2]
+    ['convert', 'expire']
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+#: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
+#: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
+#: them and run in sweeps where it can't; ``bucket`` actions configure the bucket itself.
+Scope = Literal["object", "lifecycle", "bucket"]
+
+REGISTRY: dict[str, type["Action"]] = {}
+
+
+class Action(BaseModel):
+    """Base of every action: a frozen, strictly validated config plus class-level declarations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    scope: ClassVar[Scope]
+    #: IAM actions needed on ``arn:aws:s3:::BUCKET/*`` (objects).
+    object_permissions: ClassVar[tuple[str, ...]] = ()
+    #: IAM actions needed on ``arn:aws:s3:::BUCKET`` (the bucket).
+    bucket_permissions: ClassVar[tuple[str, ...]] = ()
+    #: A YAML scalar or list given as the whole config is put into this field (``storage_class: ONEZONE_IA``).
+    shorthand_field: ClassVar[str | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_shorthand(cls, data: Any) -> Any:
+        if cls.shorthand_field and not isinstance(data, dict):
+            return {cls.shorthand_field: data}
+        if data is None:
+            return {}
+        return data
+
+    @property
+    def writes_output(self) -> bool:
+        """True for actions that write a new object from the source (at most one per object)."""
+        return False
+
+
+def register(cls: type[Action]) -> type[Action]:
+    """Class decorator: make an action available to policies under ``cls.name``."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"action {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls

@@ -1,0 +1,95 @@
+"""Lifecycle actions: ``transition`` and ``expire``.
+
+Both compile to the bucket's S3 Lifecycle configuration where Lifecycle can express the
+policy's filters (prefix, tags, size) and run in the sweep where it can't (suffix filters).
+
+Example:
+    >>> Transition.model_validate([{"days": 30, "class": "GLACIER_IR"}, {"days": 180, "class": "DEEP_ARCHIVE"}]).steps[1].storage_class
+    'DEEP_ARCHIVE'
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.actions.base import Action, register
+from chalicelib.policy.units import check_storage_class
+
+#: Lifecycle transitions only go "downhill", in this order (S3 User Guide, lifecycle-transition-general-considerations).
+_DOWNHILL = {"STANDARD_IA": 1, "INTELLIGENT_TIERING": 1, "ONEZONE_IA": 2, "GLACIER_IR": 3, "GLACIER": 4, "DEEP_ARCHIVE": 5}
+#: Minimum storage duration in days per class (a shorter stay is billed as if it lasted this long).
+MINIMUM_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
+
+
+class TransitionStep(BaseModel):
+    """One step of a transition staircase: after ``days`` days, move to ``class``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    days: int = Field(ge=0)
+    storage_class: str = Field(alias="class")
+
+    _check_class = field_validator("storage_class")(classmethod(lambda cls, v: check_storage_class(v)))
+
+    @field_validator("storage_class")
+    @classmethod
+    def _not_standard(cls, value: str) -> str:
+        if value == "STANDARD":
+            raise ValueError("a Lifecycle transition cannot go to STANDARD")
+        return value
+
+
+@register
+class Transition(Action):
+    """Move objects down a staircase of classes by age."""
+
+    name: ClassVar[str] = "transition"
+    scope: ClassVar[str] = "lifecycle"
+    shorthand_field: ClassVar[str] = "steps"
+    object_permissions: ClassVar[tuple[str, ...]] = ("s3:GetObject", "s3:PutObject", "s3:GetObjectTagging", "s3:PutObjectTagging")
+    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:ListBucket", "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+
+    steps: tuple[TransitionStep, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_staircase(self) -> "Transition":
+        previous: TransitionStep | None = None
+        for step in self.steps:
+            if step.storage_class in ("STANDARD_IA", "ONEZONE_IA") and step.days < 30:
+                raise ValueError(f"transition to {step.storage_class} needs days >= 30 (S3 minimum), got {step.days}")
+            if previous is not None:
+                if step.days <= previous.days:
+                    raise ValueError(f"transition days must increase: {previous.days} then {step.days}")
+                if _DOWNHILL[step.storage_class] <= _DOWNHILL[previous.storage_class]:
+                    raise ValueError(
+                        f"transition from {previous.storage_class} to {step.storage_class} goes uphill; "
+                        f"Lifecycle only moves STANDARD_IA/INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"
+                    )
+                if previous.storage_class in ("STANDARD_IA", "ONEZONE_IA") and step.days - previous.days < 30:
+                    raise ValueError(
+                        f"objects must stay 30 days in {previous.storage_class} before moving on "
+                        f"(day {previous.days} then day {step.days})"
+                    )
+            previous = step
+        return self
+
+
+@register
+class Expire(Action):
+    """Delete objects older than ``days``; on versioned buckets leave a delete marker or remove every version."""
+
+    name: ClassVar[str] = "expire"
+    scope: ClassVar[str] = "lifecycle"
+    object_permissions: ClassVar[tuple[str, ...]] = (
+        "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold",
+        "s3:GetObjectTagging", "s3:PutObject",
+    )
+    bucket_permissions: ClassVar[tuple[str, ...]] = (
+        "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
+        "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+    )
+
+    days: int = Field(ge=1)
+    versions: Literal["marker", "all"] = "marker"

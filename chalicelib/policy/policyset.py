@@ -1,0 +1,142 @@
+"""A validated set of policies and the one question asked of it: which policies match this object?
+
+Matching is pure: it needs the ``ObjectRef`` (with tags when a policy filters on tags).
+
+Example:
+    >>> from chalicelib.refs import ObjectRef
+    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "b", "filters": {"prefix": "raw/", "suffix": ".csv"},
+    ...                             "actions": [{"convert": {}}]}])
+    >>> [m.policy.name for m in ps.match(ObjectRef("b", "raw/x.csv", size=10))]
+    ['p']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from chalicelib.policy.loader import LoadedPolicy, Problem
+from chalicelib.policy.models import Filters, Policy, Settings
+from chalicelib.refs import RESERVED_PREFIX, ObjectRef
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A policy whose filters hold for an object, and the prefix that matched (for ``{rel_dir}``)."""
+
+    loaded: LoadedPolicy
+    prefix: str
+
+    @property
+    def policy(self) -> Policy:
+        return self.loaded.policy
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+
+def matched_prefix(filters: Filters, key: str) -> str | None:
+    """The longest of the filter's prefixes that ``key`` starts with ("" with no prefix filter); None if none."""
+    if not filters.prefix:
+        return ""
+    hits = [p for p in filters.prefix if key.startswith(p)]
+    return max(hits, key=len) if hits else None
+
+
+def filters_hold(filters: Filters, ref: ObjectRef) -> str | None:
+    """The matched prefix when every filter holds for ``ref``, else None. Unknown size counts as a match."""
+    prefix = matched_prefix(filters, ref.key)
+    if prefix is None:
+        return None
+    if filters.suffix and not ref.key.lower().endswith(tuple(s.lower() for s in filters.suffix)):
+        return None
+    if filters.size is not None and ref.size is not None:
+        if filters.size.min is not None and ref.size < filters.size.min:
+            return None
+        if filters.size.max is not None and ref.size > filters.size.max:
+            return None
+    if filters.tags:
+        if ref.tags is None:
+            raise ValueError(f"{ref.uri}: tags are needed to match but were not read")
+        if any(ref.tags.get(k) != v for k, v in filters.tags.items()):
+            return None
+    return prefix
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """All loaded policies; each with the settings of its file."""
+
+    loaded: tuple[LoadedPolicy, ...]
+
+    @classmethod
+    def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
+        """Build from plain dicts (tests, embedded demo); raises pydantic's ValidationError."""
+        return cls(tuple(LoadedPolicy(Policy.model_validate(e), settings or Settings(), "<dict>", 0) for e in entries))
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        return tuple(lp.policy for lp in self.loaded)
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """Every bucket any policy names, in first-seen order."""
+        return tuple(dict.fromkeys(b for lp in self.loaded for b in lp.policy.buckets))
+
+    def for_bucket(self, bucket: str) -> tuple[LoadedPolicy, ...]:
+        return tuple(lp for lp in self.loaded if bucket in lp.policy.buckets)
+
+    def named(self, name: str) -> LoadedPolicy:
+        for lp in self.loaded:
+            if lp.policy.name == name:
+                return lp
+        raise KeyError(f"no policy named {name!r}")
+
+    def for_alarm(self, alarm_name: str) -> tuple[LoadedPolicy, ...]:
+        return tuple(lp for lp in self.loaded if alarm_name in lp.policy.on_alarm)
+
+    def needs_tags(self, bucket: str) -> bool:
+        """True when matching objects of ``bucket`` needs their tags (one GetObjectTagging per object)."""
+        return any(lp.policy.filters.tags for lp in self.for_bucket(bucket))
+
+    def match(self, ref: ObjectRef) -> Iterator[Match]:
+        """The policies whose bucket and filters hold for ``ref``; nothing under ``_leanlake/`` ever matches."""
+        if ref.key.startswith(RESERVED_PREFIX):
+            return
+        for lp in self.for_bucket(ref.bucket):
+            prefix = filters_hold(lp.policy.filters, ref)
+            if prefix is not None:
+                yield Match(lp, prefix)
+
+
+def _may_overlap(a: Filters, b: Filters) -> bool:
+    """Conservative: False only when no key/size/tags can satisfy both filter sets."""
+    if a.prefix and b.prefix and not any(p.startswith(q) or q.startswith(p) for p in a.prefix for q in b.prefix):
+        return False
+    if a.suffix and b.suffix and not any(
+        s.lower().endswith(t.lower()) or t.lower().endswith(s.lower()) for s in a.suffix for t in b.suffix
+    ):
+        return False
+    if a.size and b.size:
+        low = max(a.size.min or 0, b.size.min or 0)
+        high = min(a.size.max if a.size.max is not None else float("inf"), b.size.max if b.size.max is not None else float("inf"))
+        if low > high:
+            return False
+    if any(k in b.tags and b.tags[k] != v for k, v in a.tags.items()):
+        return False
+    return True
+
+
+def check_overlaps(loaded: list[LoadedPolicy]) -> list[Problem]:
+    """At most one convert or recompress may apply to an object: overlapping writers are problems."""
+    writers = [lp for lp in loaded if any(a.writes_output for a in lp.policy.actions)]
+    problems = []
+    for i, a in enumerate(writers):
+        for b in writers[i + 1 :]:
+            shared = set(a.policy.buckets) & set(b.policy.buckets)
+            if shared and _may_overlap(a.policy.filters, b.policy.filters):
+                problems.append(Problem(b.file, b.line, (
+                    f"policy {b.policy.name!r} may convert/recompress the same objects as {a.policy.name!r} "
+                    f"({a.file}:{a.line}) in bucket {sorted(shared)[0]}: make their prefix/suffix filters disjoint")))
+    return problems

@@ -1,0 +1,91 @@
+"""Object-key parts and destination templates.
+
+A destination template may use ``{key}``, ``{dir}``, ``{rel_dir}``, ``{name}``, ``{stem}``
+and ``{ext}`` (see DESIGN.md). ``{stem}`` is the name without its format and compression
+suffixes; ``{ext}`` is what was removed.
+
+Example:
+    >>> parts = KeyParts.of("raw/2024/a.csv.gz", prefix="raw/")
+    >>> parts.stem, parts.ext, parts.rel_dir, parts.format_suffix
+    ('a', '.csv.gz', '2024/', '.csv')
+    >>> render("curated/{rel_dir}{stem}.parquet", parts)
+    'curated/2024/a.parquet'
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from chalicelib.refs import RESERVED_PREFIX
+
+TEMPLATE_VARIABLES = ("key", "dir", "rel_dir", "name", "stem", "ext")
+COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".zst", ".zstd")
+FORMAT_SUFFIXES = (".csv", ".tsv", ".txt", ".psv", ".json", ".jsonl", ".ndjson", ".log", ".tar", ".parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """The template variables of one key."""
+
+    key: str
+    dir: str
+    rel_dir: str
+    name: str
+    stem: str
+    ext: str
+    format_suffix: str
+    compression_suffix: str
+
+    @classmethod
+    def of(cls, key: str, prefix: str = "") -> "KeyParts":
+        slash = key.rfind("/")
+        directory, name = key[: slash + 1], key[slash + 1 :]
+        # The part of {dir} after the matched prefix; empty when the prefix reaches into the name.
+        rel_dir = directory[len(prefix) :].lstrip("/") if directory.startswith(prefix) else ""
+        stem, compression, fmt = name, "", ""
+        lower = stem.lower()
+        for suffix in COMPRESSION_SUFFIXES:
+            if lower.endswith(suffix) and len(stem) > len(suffix):
+                compression, stem = stem[-len(suffix) :], stem[: -len(suffix)]
+                break
+        lower = stem.lower()
+        for suffix in FORMAT_SUFFIXES:
+            if lower.endswith(suffix) and len(stem) > len(suffix):
+                fmt, stem = stem[-len(suffix) :], stem[: -len(suffix)]
+                break
+        return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
+
+    def variables(self) -> dict[str, str]:
+        return {v: getattr(self, v) for v in TEMPLATE_VARIABLES}
+
+
+def check_template(template: str) -> str:
+    """The template itself, or ValueError saying what is wrong with it."""
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"bad destination template {template!r}: {exc}") from None
+    names = [name for _, name, spec, conv in fields if name is not None]
+    for _, name, spec, conv in fields:
+        if name is None:
+            continue
+        if name not in TEMPLATE_VARIABLES:
+            raise ValueError(
+                f"unknown variable {{{name}}} in destination {template!r}; "
+                f"use {', '.join('{' + v + '}' for v in TEMPLATE_VARIABLES)}"
+            )
+        if spec or conv:
+            raise ValueError(f"destination {template!r}: format specs and conversions are not allowed")
+    if not names:
+        raise ValueError(f"destination {template!r} names no variable: every object would overwrite one key")
+    if template.startswith("/"):
+        raise ValueError(f"destination {template!r} must not start with '/'")
+    if template.startswith(RESERVED_PREFIX):
+        raise ValueError(f"destination {template!r} is under {RESERVED_PREFIX}, which is reserved for leanlake")
+    return template
+
+
+def render(template: str, parts: KeyParts) -> str:
+    """The destination key for ``parts``."""
+    return template.format(**parts.variables())
