@@ -12,9 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
+    from chalicelib.decision import Decision, Outcome
 
 #: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
 #: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
@@ -51,6 +55,10 @@ class Action(BaseModel):
     def writes_output(self) -> bool:
         """True for actions that write a new object from the source (at most one per object)."""
         return False
+
+    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
+        """Act on one object-level decision. Lifecycle and bucket actions are applied per bucket instead."""
+        raise NotImplementedError(f"{self.name} is not an object action")
 
 
 def register(cls: type[Action]) -> type[Action]:

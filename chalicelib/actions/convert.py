@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from chalicelib.actions.base import Action, register
 from chalicelib.actions.source import SOURCE_PERMISSIONS, check_source_disposition
 from chalicelib.policy.templates import KeyParts, check_template, render
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
+    from chalicelib.decision import Decision, Outcome
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
 @register
@@ -36,3 +42,18 @@ class Convert(Action):
 
     def destination_key(self, parts: KeyParts) -> str:
         return render(self.destination, parts)
+
+    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
+        from chalicelib.actions.output import write_output
+
+        return write_output(decision, ctx, destination=decision.params["destination"], source_disposition=self.source,
+                            produce=self.produce, content_type=PARQUET_CONTENT_TYPE)
+
+    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
+        """Convert to Parquet at ``path`` and verify it (footer readable, row count equal to rows read)."""
+        from chalicelib.formats import ConvertOptions, convert_to_parquet, verify_parquet
+
+        options = ConvertOptions(sort=self.sort) if self.level is None else ConvertOptions(level=self.level, sort=self.sort)
+        result = convert_to_parquet(open_source, path, options)
+        verify_parquet(path, result.rows)
+        return result.bytes_out, {"rows": result.rows, "columns": result.columns, "format": result.input_format}

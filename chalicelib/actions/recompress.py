@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from chalicelib.actions.base import Action, register
 from chalicelib.actions.source import SOURCE_PERMISSIONS, check_source_disposition
 from chalicelib.policy.templates import KeyParts, check_template, render
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
+    from chalicelib.decision import Decision, Outcome
+
+ZSTD_CONTENT_TYPE = "application/zstd"
 
 
 @register
@@ -38,3 +44,16 @@ class Recompress(Action):
         if self.destination is not None:
             return render(self.destination, parts)
         return f"{parts.dir}{parts.stem}{parts.format_suffix}.zst"
+
+    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
+        from chalicelib.actions.output import write_output
+
+        return write_output(decision, ctx, destination=decision.params["destination"], source_disposition=self.source,
+                            produce=self.produce, content_type=ZSTD_CONTENT_TYPE)
+
+    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
+        """Recompress to zstd at ``path``; the converter verifies by decompressing before returning."""
+        from chalicelib.formats import recompress_to_zstd
+
+        result = recompress_to_zstd(open_source, path, level=self.level)
+        return result.bytes_out, {"raw_bytes": result.raw_bytes, "source_compression": result.source_compression}

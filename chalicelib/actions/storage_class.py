@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import time
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import field_validator
 
 from chalicelib.actions.base import Action, register
 from chalicelib.policy.units import check_storage_class
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
+    from chalicelib.decision import Decision, Outcome
 
 
 @register
@@ -23,3 +28,29 @@ class StorageClass(Action):
     storage_class: str
 
     _check_class = field_validator("storage_class")(classmethod(lambda cls, v: check_storage_class(v)))
+
+    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
+        """Copy in place into the class, after a fresh HEAD confirms it is still worth doing."""
+        from chalicelib import s3 as s3util
+        from chalicelib.actions.output import refusal
+        from chalicelib.decision import Outcome
+
+        started = time.monotonic()
+        current = s3util.head(ctx.s3, decision.bucket, decision.key or "")
+
+        def outcome(status: str, reason: str) -> Outcome:
+            size = current.size if current else 0
+            return Outcome(decision, status, reason, bytes_before=size, bytes_after=size,  # type: ignore[arg-type]
+                           seconds=time.monotonic() - started)
+
+        if current is None:
+            return outcome("skip", "object no longer exists")
+        if current.storage_class == self.storage_class:
+            return outcome("skip", f"already in {self.storage_class}")
+        why_not = refusal(current)
+        if why_not:
+            return outcome("skip", why_not)
+        if ctx.dry_run:
+            return outcome("skip", f"dry run: would copy in place to {self.storage_class}")
+        s3util.copy_in_place(ctx.s3, current, self.storage_class)
+        return outcome("ok", f"moved {current.storage_class} → {self.storage_class}")

@@ -1,0 +1,104 @@
+"""The ledger: every Outcome becomes EMF metrics (Powertools Metrics), a structured log line and totals.
+
+Metrics (namespace ``$POWERTOOLS_METRICS_NAMESPACE``, default ``leanlake``), dimensioned by
+``bucket`` and ``policy``: ``BytesIn``, ``BytesOut``, ``BytesSaved``, ``ObjectsConverted``,
+``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``, ``ObjectsSkipped``,
+``ConversionErrors``. In CLI runs EMF and logs go to stderr so stdout stays one JSON document.
+
+Example:
+    >>> ledger = Ledger(emit_metrics=False)
+    >>> ledger.totals()["objects_converted"]
+    0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import defaultdict
+from typing import Any, Iterable, TextIO
+
+from chalicelib.decision import Outcome
+from chalicelib.log import logger
+
+_COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed", "expire": "ObjectsExpired"}
+
+
+class Ledger:
+    """Collects Outcomes of one run; ``flush()`` emits their metrics, grouped by (bucket, policy)."""
+
+    def __init__(self, *, emit_metrics: bool = True, metrics_stream: TextIO | None = None):
+        self.outcomes: list[Outcome] = []
+        self._emit = emit_metrics
+        self._stream = metrics_stream
+        self._pending: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def record(self, outcome: Outcome) -> Outcome:
+        """Log and count one outcome; return it."""
+        self.outcomes.append(outcome)
+        d = outcome.decision
+        log = logger.error if outcome.status == "error" else logger.info
+        log(f"{outcome.status}: {d.action} s3://{d.bucket}/{d.key or ''}: {outcome.reason}", extra={
+            "bucket": d.bucket, "key": d.key, "policy": d.policy, "action": d.action, "status": outcome.status,
+            "bytes_before": outcome.bytes_before, "bytes_after": outcome.bytes_after, "output_key": outcome.output_key,
+        })
+        pending = self._pending[(d.bucket, d.policy)]
+        if outcome.status == "ok":
+            pending["BytesIn"] += outcome.bytes_before
+            pending["BytesOut"] += outcome.bytes_after
+            pending["BytesSaved"] += outcome.bytes_saved
+            if d.action in _COUNT_METRIC:
+                pending[_COUNT_METRIC[d.action]] += 1
+        elif outcome.status == "skip":
+            pending["ObjectsSkipped"] += 1
+        else:
+            pending["ConversionErrors"] += 1
+        return outcome
+
+    def extend(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.record(outcome)
+
+    def flush(self) -> None:
+        """Emit one EMF document per (bucket, policy) with this run's metrics."""
+        pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+        if not self._emit or not pending:
+            return
+        from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+        namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
+        redirect = contextlib.redirect_stdout(self._stream) if self._stream else contextlib.nullcontext()
+        with redirect:
+            for (bucket, policy), values in pending.items():
+                metrics = EphemeralMetrics(namespace=namespace, service="leanlake")
+                metrics.add_dimension(name="bucket", value=bucket)
+                metrics.add_dimension(name="policy", value=policy)
+                for name, value in values.items():
+                    unit = MetricUnit.Bytes if name.startswith("Bytes") else MetricUnit.Count
+                    metrics.add_metric(name=name, unit=unit, value=value)
+                metrics.flush_metrics()
+
+    def totals(self) -> dict[str, Any]:
+        """Counts and bytes of this run (the CLI and demo summary)."""
+        ok = [o for o in self.outcomes if o.status == "ok"]
+        by_action: dict[str, int] = defaultdict(int)
+        for o in ok:
+            by_action[o.decision.action] += 1
+        written = [o for o in ok if o.decision.action in ("convert", "recompress")]
+        return {
+            "objects_converted": by_action["convert"],
+            "objects_recompressed": by_action["recompress"],
+            "objects_reclassed": by_action["storage_class"],
+            "objects_expired": by_action["expire"],
+            "objects_skipped": sum(o.status == "skip" for o in self.outcomes),
+            "errors": sum(o.status == "error" for o in self.outcomes),
+            "bytes_before": sum(o.bytes_before for o in written),
+            "bytes_after": sum(o.bytes_after for o in written),
+            "bytes_saved": sum(o.bytes_saved for o in written),
+        }
+
+
+def stderr_ledger() -> Ledger:
+    """The ledger of a CLI run: EMF to stderr."""
+    return Ledger(metrics_stream=sys.stderr)
