@@ -1,0 +1,143 @@
+"""convert_to_parquet / verify_parquet: the orchestration of one conversion.
+
+A pass opens the source, sniffs the format on the decompressed head, streams record batches into
+the Parquet writer thread and returns. When the reader finds that the data needs a different
+plan (a wider column type, a bigger block, renamed duplicate columns, a grown JSON schema) the
+pass is abandoned, the partial output removed, and another pass starts from a fresh
+``open_source()``. Any failure leaves no file at ``sink_path`` and surfaces as ConversionError.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import BinaryIO, Callable, Tuple, Union
+
+from .errors import ConversionError, one_line
+from .options import ConvertOptions, ConvertResult
+from .sniff import sniff_format
+from .streams import DecodedSource, open_decoded
+
+__all__ = ["convert_to_parquet", "verify_parquet", "MAX_PASSES"]
+
+MAX_PASSES = 64
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
+
+
+def _close(src) -> None:
+    try:
+        src.close()
+    except Exception:
+        pass
+
+
+def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
+                 options: ConvertOptions) -> Tuple[int, int, int]:
+    from .csv_reader import CsvBatches, CsvPlan, RaggedRow, Widen, find_ragged_line
+    from .parquet_writer import write_batches
+
+    plan = CsvPlan(delimiter, options.block_size)
+    src = first
+    while True:
+        if src is None:
+            src = open_decoded(open_source)
+        try:
+            batches = CsvBatches(src, plan)
+            schema = batches.open()
+            rows = write_batches(batches, schema, path, options)
+            return rows, len(schema), src.bytes_in
+        except Widen:
+            if plan.passes >= MAX_PASSES:
+                raise ConversionError(f"gave up after {plan.passes} passes widening column types")
+        except RaggedRow as ragged:
+            _remove(path)
+            _close(src)
+            src = open_decoded(open_source)
+            line = find_ragged_line(src, delimiter, ragged.expected, ragged.actual)
+            raise ConversionError(str(ragged), line=line) from None
+        finally:
+            if src is not None:
+                _close(src)
+                src = None
+
+
+def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
+                  options: ConvertOptions) -> Tuple[int, int, int]:
+    from .csv_reader import Widen
+    from .json_reader import JsonBatches, JsonPlan
+    from .parquet_writer import write_batches
+
+    plan = JsonPlan()
+    src = first
+    while True:
+        if src is None:
+            src = open_decoded(open_source)
+        try:
+            batches = JsonBatches(src, plan, is_array)
+            schema = batches.open()
+            rows = write_batches(batches, schema, path, options)
+            return rows, len(schema), src.bytes_in
+        except Widen:
+            if plan.passes >= MAX_PASSES:
+                raise ConversionError(f"gave up after {plan.passes} passes reconciling JSON types")
+        finally:
+            _close(src)
+            src = None
+
+
+def convert_to_parquet(open_source: Callable[[], BinaryIO], sink_path: PathLike,
+                       options: ConvertOptions = ConvertOptions()) -> ConvertResult:
+    """Convert CSV / TSV / JSON / JSON Lines (plain, gzip, bz2, zstd) to a zstd Parquet file.
+
+    ``open_source`` returns a fresh binary stream each call (it may be called again for another
+    pass). Raises ConversionError on any failure and then leaves no file at ``sink_path``.
+    """
+    t0 = time.perf_counter()
+    path = os.fspath(sink_path)
+    src = None
+    try:
+        src = open_decoded(open_source)
+        compression = src.compression
+        fmt, delimiter = sniff_format(src.head)
+        if fmt in ("csv", "tsv"):
+            rows, cols, bytes_in = _convert_csv(src, open_source, delimiter or ",", path, options)
+        else:
+            rows, cols, bytes_in = _convert_json(src, open_source, fmt == "json", path, options)
+        src = None
+        return ConvertResult(rows=rows, columns=cols, bytes_in=bytes_in, bytes_out=os.path.getsize(path),
+                             seconds=time.perf_counter() - t0, input_format=fmt, compression=compression)
+    except ConversionError:
+        _remove(path)
+        raise
+    except MemoryError:
+        _remove(path)
+        raise ConversionError("out of memory") from None
+    except Exception as exc:
+        _remove(path)
+        err = getattr(src, "error", None)
+        if err is not None:
+            raise err from exc
+        raise ConversionError(f"conversion failed: {one_line(exc)}") from exc
+    finally:
+        if src is not None:
+            _close(src)
+
+
+def verify_parquet(path: PathLike, expected_rows: int) -> None:
+    """Raise ConversionError unless ``path``'s footer reads and holds ``expected_rows`` rows."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(os.fspath(path))
+    except Exception as exc:
+        raise ConversionError(f"Parquet footer unreadable: {one_line(exc)}") from None
+    if meta.num_rows != expected_rows:
+        raise ConversionError(f"Parquet has {meta.num_rows} rows, expected {expected_rows}")

@@ -1,0 +1,211 @@
+"""Delimited text → Arrow record batches, with type widening instead of data loss.
+
+pyarrow's streaming reader (``pyarrow.csv.open_csv``) infers column types from the first block
+and fails when a later block does not fit (``A12`` in a column that was integer for 300,000
+rows). :func:`csv_batches` turns that failure into :class:`Widen`: the caller drops what it wrote
+and takes another pass from a fresh ``open_source()`` with that column pinned to a wider type
+(null → int64 → float64 → string, chosen from the offending value so usually one pass suffices;
+other types → string), repeating until the whole file fits. Every value therefore survives with
+the narrowest type that holds all of them.
+
+Nulls: ``strings_can_be_null=False``, so a non-empty string — ``NA`` (Namibia), ``nan`` (a
+first name) — and an empty string in a text column stay values; numeric and temporal columns read
+``""``, ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None`` as null.
+
+Column names are kept as written; duplicates (which Parquet readers cannot address) are renamed
+deterministically: the second ``x`` becomes ``x_2``, the third ``x_3`` (skipping names taken).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any, Dict, Iterator, List, Optional
+
+from .errors import ConversionError, one_line
+
+__all__ = ["CsvPlan", "Widen", "csv_batches", "dedupe_names", "find_ragged_line", "NULL_VALUES"]
+
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+MAX_BLOCK = 1 << 30
+_CONV = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): invalid value '(.*)'", re.S)
+_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+class Widen(Exception):
+    """Internal: the plan changed (wider type, bigger block, renamed columns); take a new pass."""
+
+
+class CsvPlan:
+    """What the next pass of the CSV reader does differently from pyarrow's defaults."""
+
+    def __init__(self, delimiter: str, block_size: int) -> None:
+        self.delimiter = delimiter
+        self.block_size = block_size
+        self.column_names: Optional[List[str]] = None  # set when duplicates were renamed
+        self.column_types: Dict[str, Any] = {}
+        self.passes = 0
+
+
+def dedupe_names(names: List[str]) -> List[str]:
+    """Rename repeated column names deterministically: ``a, a, a`` → ``a, a_2, a_3``."""
+    seen = set(names)
+    out: List[str] = []
+    used: set = set()
+    for name in names:
+        if name not in used:
+            out.append(name)
+            used.add(name)
+            continue
+        k = 2
+        while f"{name}_{k}" in used or f"{name}_{k}" in seen:
+            k += 1
+        out.append(f"{name}_{k}")
+        used.add(f"{name}_{k}")
+    return out
+
+
+def _wider_type(current: str, value: str):
+    """The type to pin a column to after ``value`` did not convert to ``current``."""
+    import pyarrow as pa
+
+    v = value.strip()
+    if current == "null":
+        try:
+            n = int(v)
+            if _INT64[0] <= n <= _INT64[1]:
+                return pa.int64()
+        except ValueError:
+            pass
+    if current in ("null", "int64"):
+        try:
+            int(v)
+            return pa.string()  # an integer beyond int64: keep it exact as text
+        except ValueError:
+            pass
+        try:
+            float(v)
+            return pa.float64()
+        except ValueError:
+            pass
+    return pa.string()
+
+
+def _reader(stream, plan: CsvPlan):
+    import pyarrow.csv as pcsv
+
+    read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=True)
+    if plan.column_names is not None:
+        read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=True,
+                                     column_names=plan.column_names, skip_rows=1)
+    parse_opts = pcsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=True)
+    conv_opts = pcsv.ConvertOptions(
+        null_values=NULL_VALUES, strings_can_be_null=False, quoted_strings_can_be_null=True,
+        column_types=plan.column_types or None,
+    )
+    return pcsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
+
+
+def find_ragged_line(stream, delimiter: str, expected: int, actual: Optional[int]) -> Optional[int]:
+    """Re-scan decoded text; return the 1-based physical line where the first ragged record starts."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    prev = 0
+    try:
+        for row in reader:
+            start = prev + 1
+            prev = reader.line_num
+            if row and len(row) != expected:
+                return start
+    except csv.Error:
+        return prev + 1
+    return None
+
+
+class CsvBatches:
+    """One pass over delimited text. Iterate for record batches; ``schema`` after ``open()``."""
+
+    def __init__(self, stream, plan: CsvPlan) -> None:
+        self.stream = stream
+        self.plan = plan
+        self.reader = None
+
+    def open(self):
+        self.plan.passes += 1
+        try:
+            self.reader = _reader(self.stream, self.plan)
+        except Exception as exc:
+            self._fail(exc)
+        names = self.reader.schema.names
+        if self.plan.column_names is None and len(set(names)) != len(names):
+            self.plan.column_names = dedupe_names(names)
+            raise Widen("duplicate column names")
+        return self.reader.schema
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                batch = self.reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                self._fail(exc)
+            yield batch
+
+    def _fail(self, exc: BaseException) -> None:
+        err = getattr(self.stream, "error", None)
+        if err is not None:
+            raise err from exc
+        if isinstance(exc, ConversionError):
+            raise exc
+        msg = str(exc)
+        m = _CONV.search(msg)
+        if m:
+            idx, typ, value = int(m.group(1)), m.group(2).strip(), m.group(3)
+            names = self.reader.schema.names if self.reader is not None else self.plan.column_names
+            if typ.startswith("string") or typ.startswith("utf8"):
+                raise ConversionError(f"not text: invalid UTF-8 in column {idx + 1}") from None
+            if names is None:
+                raise ConversionError(one_line(msg)) from None
+            name = names[idx]
+            new = _wider_type(typ, value)
+            if self.plan.column_types.get(name) == new:
+                new = self._string()
+                if self.plan.column_types.get(name) == new:
+                    raise ConversionError(f"column {name!r}: cannot convert value {value!r}") from None
+            self.plan.column_types[name] = new
+            raise Widen(f"column {name!r}: {typ} → {new}") from None
+        m = _RAGGED.search(msg)
+        if m:
+            raise RaggedRow(int(m.group(1)), int(m.group(2))) from None
+        if "straddl" in msg or "block size" in msg.lower() or "larger than" in msg.lower():
+            if self.plan.block_size >= MAX_BLOCK:
+                raise ConversionError(f"a row is larger than {MAX_BLOCK >> 20} MiB") from None
+            self.plan.block_size *= 4
+            raise Widen("bigger block") from None
+        if "UTF8" in msg or "UTF-8" in msg:
+            raise ConversionError("not text: invalid UTF-8") from None
+        if "Empty CSV file" in msg:
+            raise ConversionError("empty file") from None
+        raise ConversionError(one_line(msg)) from None
+
+    @staticmethod
+    def _string():
+        import pyarrow as pa
+
+        return pa.string()
+
+
+class RaggedRow(Exception):
+    """Internal: a record with the wrong number of fields; the caller finds its line number."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected {expected} fields, saw {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+def csv_batches(stream, plan: CsvPlan) -> CsvBatches:
+    """Convenience constructor (see :class:`CsvBatches`)."""
+    return CsvBatches(stream, plan)

@@ -1,0 +1,30 @@
+"""The one exception the formats package raises.
+
+Every failure of a conversion or recompression — malformed input, truncated compressed
+stream, I/O error, a bug surfacing as a pyarrow exception — reaches the caller as a
+:class:`ConversionError` whose ``str()`` is one line, so it can go straight into a log line,
+an audit record or a CLI message.
+
+>>> str(ConversionError("expected 3 fields, saw 4", line=7))
+'line 7: expected 3 fields, saw 4'
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["ConversionError", "one_line"]
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """Collapse ``text`` to a single trimmed line of at most ``limit`` characters."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+class ConversionError(Exception):
+    """A conversion failed; ``str(e)`` is one line, ``e.line`` the 1-based input line or None."""
+
+    def __init__(self, reason: str, line: Optional[int] = None) -> None:
+        self.reason = one_line(reason)
+        self.line = line
+        super().__init__(self.reason if line is None else f"line {line}: {self.reason}")

@@ -1,0 +1,310 @@
+"""Parquet writing: bounded row groups, per-column encodings, optional clustering, a writer thread.
+
+* **Row groups** collect record batches until ``row_group_rows`` or ``row_group_bytes`` (Arrow
+  size) is reached, so they are big enough for dictionaries and zstd to pay, and memory stays
+  bounded whatever the file size.
+* **Encodings** are chosen once, on the first row group: every flat column is written on its own
+  (a sample of at most ``TRIAL_ROWS`` rows) with each candidate encoding — dictionary, plain,
+  ``DELTA_BINARY_PACKED`` (ints, timestamps), ``BYTE_STREAM_SPLIT`` (floats, ints),
+  ``DELTA_LENGTH_BYTE_ARRAY`` / ``DELTA_BYTE_ARRAY`` (strings) — compressed with the chosen zstd
+  level, and the smallest wins. Sorted timestamps then get deltas, high-cardinality floats byte
+  stream split, and low-cardinality strings dictionaries, without a fixed rule per type.
+* **sort="auto"** searches, on a sample of the first row group, greedily for up to four sort
+  columns among the not-nearly-unique ones (lowest cardinality first) that shrink the sample
+  most, and sorts every row group by them (row order changes; the multiset of rows does not).
+  If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so.
+* **Threads**: the caller's thread reads and decodes input (pyarrow releases the GIL) while a
+  writer thread encodes and compresses row groups; a small bounded queue between them keeps
+  memory bounded.
+"""
+from __future__ import annotations
+
+import io
+import os
+import queue
+import threading
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from .errors import ConversionError, one_line
+from .options import ConvertOptions
+
+__all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS"]
+
+TRIAL_ROWS = 131_072
+SORT_SAMPLE_ROWS = 100_000
+SORT_CANDIDATES = 10
+SORT_MAX_KEYS = 4
+DATA_PAGE_SIZE = 1 << 20
+QUEUE_DEPTH = 3
+_END = object()
+
+
+def _leaf_paths(schema) -> Dict[str, List[str]]:
+    """Map each top-level column to its Parquet leaf column paths (dotted)."""
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(schema.empty_table(), buf, store_schema=False)
+    buf.seek(0)
+    meta_schema = pq.ParquetFile(buf).schema
+    out: Dict[str, List[str]] = {}
+    for i in range(len(meta_schema)):
+        path = meta_schema.column(i).path
+        out.setdefault(path.split(".")[0], []).append(path)
+    return out
+
+
+def _candidates(arrow_type) -> List[Tuple[str, Optional[str]]]:
+    """(label, encoding) pairs worth trying for one flat column; encoding None = plain."""
+    import pyarrow as pa
+
+    t = arrow_type
+    cands: List[Tuple[str, Optional[str]]] = [("dict", None), ("plain", None)]
+    if pa.types.is_integer(t) and t.bit_width >= 32 or pa.types.is_timestamp(t) or pa.types.is_date(t) \
+            or pa.types.is_time(t):
+        cands += [("delta", "DELTA_BINARY_PACKED")]
+        if pa.types.is_integer(t) or pa.types.is_timestamp(t):
+            cands += [("bss", "BYTE_STREAM_SPLIT")]
+    elif pa.types.is_floating(t):
+        cands += [("bss", "BYTE_STREAM_SPLIT")]
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        cands += [("dlba", "DELTA_LENGTH_BYTE_ARRAY"), ("dba", "DELTA_BYTE_ARRAY")]
+    else:
+        return []
+    return cands
+
+
+def choose_encodings(table, level: int) -> Tuple[List[str], Dict[str, str]]:
+    """Pick, per column, the encoding that compresses a sample of ``table`` smallest.
+
+    Returns ``(dictionary_columns, column_encoding)`` for :class:`pyarrow.parquet.ParquetWriter`
+    (leaf paths). Nested and unusual columns keep the default (dictionary where possible).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sample = table.slice(0, TRIAL_ROWS)
+    leaves = _leaf_paths(table.schema)
+    dict_cols: List[str] = []
+    encodings: Dict[str, str] = {}
+    for i, field in enumerate(table.schema):
+        cands = _candidates(field.type)
+        paths = leaves.get(field.name, [])
+        if not cands or len(paths) != 1 or sample.num_rows == 0:
+            dict_cols.extend(paths)
+            continue
+        col = pa.table({"c": sample.column(i)})
+        best: Tuple[int, str, Optional[str]] = (1 << 62, "dict", None)
+        for label, enc in cands:
+            buf = io.BytesIO()
+            try:
+                pq.write_table(col, buf, compression="zstd", compression_level=level,
+                               use_dictionary=(label == "dict"),
+                               column_encoding=({"c": enc} if enc else None),
+                               data_page_size=DATA_PAGE_SIZE, store_schema=False,
+                               write_statistics=False)
+            except Exception:
+                continue
+            if buf.tell() < best[0]:
+                best = (buf.tell(), label, enc)
+        if best[1] == "dict":
+            dict_cols.append(paths[0])
+        elif best[2]:
+            encodings[paths[0]] = best[2]
+    return dict_cols, encodings
+
+
+def _sample_size(table) -> int:
+    """Bytes of ``table`` as quick zstd Parquet: the proxy the sort search minimises."""
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", compression_level=1, store_schema=False,
+                   write_statistics=False, row_group_size=max(1, table.num_rows))
+    return buf.tell()
+
+
+def choose_sort_keys(table) -> List[str]:
+    """Greedy search for sort columns that make a sample of ``table`` compress smallest.
+
+    Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
+    ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round appends the
+    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %; at most
+    ``SORT_MAX_KEYS`` rounds. An empty result means sorting does not pay (row order is kept).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sample = table.slice(0, SORT_SAMPLE_ROWS)
+    rows = sample.num_rows
+    if rows < 2:
+        return []
+    scored = []
+    for i, field in enumerate(sample.schema):
+        t = field.type
+        if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_boolean(t) or pa.types.is_date(t) or pa.types.is_timestamp(t)):
+            continue
+        try:
+            n = pc.count_distinct(sample.column(i), mode="all").as_py()
+        except Exception:
+            continue
+        if 1 < n <= rows // 2:
+            scored.append((n, i, field.name))
+    scored.sort()
+    candidates = [name for _, _, name in scored[:SORT_CANDIDATES]]
+    keys: List[str] = []
+    best = _sample_size(sample)
+    while candidates and len(keys) < SORT_MAX_KEYS:
+        round_best: Tuple[int, Optional[str]] = (best, None)
+        for name in candidates:
+            order = [(k, "ascending") for k in keys + [name]]
+            trial = sample.take(pc.sort_indices(sample, sort_keys=order))
+            size = _sample_size(trial)
+            if size < round_best[0]:
+                round_best = (size, name)
+        if round_best[1] is None or round_best[0] > best * 0.99:
+            break
+        best = round_best[0]
+        keys.append(round_best[1])
+        candidates.remove(round_best[1])
+    return keys
+
+
+class _RowGroupWriter:
+    """Accumulates batches into row groups and writes them (runs in the writer thread)."""
+
+    def __init__(self, path: str, schema, options: ConvertOptions) -> None:
+        self.path = path
+        self.schema = schema
+        self.options = options
+        self.pending: List[Any] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.rows = 0
+        self.writer = None
+        self.sort_keys: List[str] = []
+
+    def add(self, batch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= self.options.row_group_rows or self.pending_bytes >= self.options.row_group_bytes:
+            self.flush()
+
+    def _open(self, first) -> None:
+        import pyarrow.parquet as pq
+
+        if self.options.sort == "auto" and first is not None:
+            self.sort_keys = choose_sort_keys(first)
+            first = self._sorted(first)
+        if first is not None and first.num_rows:
+            dict_cols, encodings = choose_encodings(first, self.options.level)
+        else:
+            dict_cols, encodings = [p for ps in _leaf_paths(self.schema).values() for p in ps], {}
+        sorting = None
+        if self.sort_keys:
+            names = self.schema.names
+            sorting = [pq.SortingColumn(names.index(k)) for k in self.sort_keys]
+        self.writer = pq.ParquetWriter(
+            self.path, self.schema, compression="zstd", compression_level=self.options.level,
+            use_dictionary=dict_cols or False, column_encoding=encodings or None,
+            data_page_size=DATA_PAGE_SIZE, store_schema=False, write_statistics=True,
+            sorting_columns=sorting,
+        )
+        return first
+
+    def _sorted(self, table):
+        if not self.sort_keys:
+            return table
+        import pyarrow.compute as pc
+
+        idx = pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in self.sort_keys])
+        return table.take(idx)
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.pending:
+            return
+        table = pa.Table.from_batches(self.pending, schema=self.schema)
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        if self.writer is None:
+            table = self._open(table)
+        else:
+            table = self._sorted(table)
+        self.writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.rows += table.num_rows
+
+    def close(self) -> int:
+        self.flush()
+        if self.writer is None:
+            self._open(None)
+        self.writer.close()
+        return self.rows
+
+    def abort(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:
+            pass
+
+
+def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOptions) -> int:
+    """Write ``batches`` (all of ``schema``) to ``path`` in a writer thread; return rows written.
+
+    Exceptions from iterating ``batches`` propagate unchanged (after the writer stopped);
+    failures of the writer become ConversionError. On any failure ``path`` is removed.
+    """
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=QUEUE_DEPTH)
+    state: Dict[str, Any] = {"error": None, "rows": 0}
+    sink = _RowGroupWriter(os.fspath(path), schema, options)
+
+    def run() -> None:
+        while True:
+            item = q.get()
+            if item is _END or item is None:
+                break
+            if state["error"] is not None:
+                continue  # drain so the producer never blocks
+            try:
+                sink.add(item)
+            except BaseException as exc:  # noqa: BLE001 - reported to the producer
+                state["error"] = exc
+        if item is _END and state["error"] is None:
+            try:
+                state["rows"] = sink.close()
+                return
+            except BaseException as exc:  # noqa: BLE001
+                state["error"] = exc
+        sink.abort()
+
+    thread = threading.Thread(target=run, name="leanlake-parquet-writer", daemon=True)
+    thread.start()
+    ok = False
+    try:
+        for batch in batches:
+            q.put(batch)
+            if state["error"] is not None:
+                break
+        q.put(_END)
+        thread.join()
+        if state["error"] is not None:
+            exc = state["error"]
+            if isinstance(exc, ConversionError):
+                raise exc
+            raise ConversionError(f"writing Parquet failed: {one_line(exc)}") from exc
+        ok = True
+        return state["rows"]
+    finally:
+        if not ok:
+            if thread.is_alive():
+                q.put(None)
+                thread.join()
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
