@@ -1,0 +1,313 @@
+"""Monthly cost and CO2e of stored bytes, and the net saving of changing them (cost_carbon_method.md).
+
+Units: sizes in bytes; GB = 2^30 bytes (AWS billing); USD per month; kg CO2e per month.
+A month of savings is 30 days (the model's proration ASSUMPTION), used for horizons and payback;
+CCF's 30.42 days appear only inside the byte-hour → energy conversion (section 3).
+
+Example:
+    >>> GiB = 2**30
+    >>> round(storage_month(10_000 * GiB, "STANDARD", "us-east-1", objects=1_000_000).usd, 2)
+    230.0
+    >>> e = class_change(2_000 * GiB, "STANDARD", "ONEZONE_IA", objects=100_000, via="transition")
+    >>> round(e.monthly_usd_saved, 2), round(e.monthly_kgco2e_saved, 2), round(e.one_off_usd, 2)
+    (26.0, 1.63, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.economics.figures import CCF, DEFAULT_REGION, CarbonMethod, Rates, model, rates, value
+
+GB = value("units", "gb_bytes")
+DAYS_PER_MONTH = value("units", "prorate_days_per_month")
+_TBH_PER_GB_MONTH = value("units", "hours_per_day") * value("units", "ccf_days_in_month") / value("units", "ccf_gb_per_tb")
+_HDD_WH_PER_TBH = value("carbon", "hdd_wh_per_tbh")
+
+CCF_CLASS_NOTE = ("CO2e (CCF): every S3 class is HDD with replication 6, so changing class saves dollars, not CO2e; "
+                  "only ONEZONE_IA (replication 2) cuts storage CO2e, by 2/3")
+ONEZONE_NOTE = "ONEZONE_IA keeps one copy in one Availability Zone: only for data that can be re-created"
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Monthly cost (USD), emissions (kg CO2e) and energy (kWh) of stored objects; billable bytes at the class rate."""
+
+    usd: float
+    kgco2e: float
+    billable_bytes: float
+    kwh: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The economics of one change: monthly savings, one-off costs, and how long the saving lasts.
+
+    ``lasts_days`` is None when the saving runs for the whole horizon, else the day it stops
+    (e.g. the object expires). Negative savings are losses.
+    """
+
+    monthly_usd_saved: float
+    monthly_kgco2e_saved: float
+    one_off_usd: float
+    one_off_kgco2e: float = 0.0
+    lasts_days: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def _months(self, horizon_days: float) -> float:
+        days = horizon_days if self.lasts_days is None else min(horizon_days, max(self.lasts_days, 0.0))
+        return days / DAYS_PER_MONTH
+
+    def net_usd(self, horizon_days: float) -> float:
+        """Section 6: ``H × Δcost_month − one_off``, H in 30-day months (capped at ``lasts_days``)."""
+        return self._months(horizon_days) * self.monthly_usd_saved - self.one_off_usd
+
+    def net_kgco2e(self, horizon_days: float) -> float:
+        return self._months(horizon_days) * self.monthly_kgco2e_saved - self.one_off_kgco2e
+
+    @property
+    def payback_days(self) -> float:
+        """Days until the USD saving repays the one-off cost; 0 with no cost, ``inf`` when it never does."""
+        return _payback(self.one_off_usd, self.monthly_usd_saved)
+
+    @property
+    def payback_days_co2e(self) -> float:
+        return _payback(self.one_off_kgco2e, self.monthly_kgco2e_saved)
+
+
+def _payback(one_off: float, monthly: float) -> float:
+    if one_off <= 0:
+        return 0.0
+    if monthly <= 0:
+        return math.inf
+    return one_off / monthly * DAYS_PER_MONTH
+
+
+def _price(r: Rates, cls: str, gb: float) -> float:
+    """USD per month for ``gb`` GB in ``cls``, through volume bands where the class has them (marginal)."""
+    bands = r.bands.get(cls)
+    if bands is None or len(bands) == 1 or gb <= (bands[0][0] or math.inf):
+        return gb * r.storage[cls]
+    total, lower = 0.0, 0.0
+    for upper, price in bands:
+        top = gb if upper is None else min(gb, upper)
+        if top > lower:
+            total += (top - lower) * price
+        if upper is None or gb <= upper:
+            break
+        lower = upper
+    return total
+
+
+def _check_class(cls: str) -> str:
+    if cls not in rates().storage:
+        raise ValueError(f"unknown storage class {cls!r}")
+    return cls
+
+
+def storage_month(size_bytes: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION,
+                  objects: int = 1, *, carbon: CarbonMethod = CCF) -> Footprint:
+    """Sections 1–3: a month of ``size_bytes`` in total, spread evenly over ``objects`` objects.
+
+    Per object: STANDARD_IA/ONEZONE_IA/GLACIER_IR bill at least 128 KiB; GLACIER/DEEP_ARCHIVE add
+    32 KiB at the class rate and 8 KiB at the STANDARD rate; INTELLIGENT_TIERING is priced at its
+    Frequent Access tier (later tiers depend on access, not modelled) plus the monitoring fee for
+    objects of 128 KiB or more. STANDARD's us-east-1 volume bands apply to the total given.
+    Energy: CCF, ``billable GB/1000 × 24 × 30.42 × 0.65 Wh × RF × PUE``.
+
+        >>> f = storage_month(16 * 1024 * 1_000_000, "GLACIER_IR", objects=1_000_000)
+        >>> round(f.billable_bytes / 2**30, 1), round(f.usd, 3)
+        (122.1, 0.488)
+    """
+    r = rates(region, carbon)
+    cls = storage_class if storage_class in r.storage else _check_class(storage_class)
+    avg = size_bytes / objects if objects else 0.0
+    billable = objects * (max(avg, r.min_billable[cls]) + r.overhead_class[cls])
+    std_bytes = objects * r.overhead_std[cls]
+    gb = billable / GB
+    usd = _price(r, cls, gb)
+    energy_gb = gb * r.rf[cls] * r.energy_multiplier[cls]
+    if std_bytes:
+        std_gb = std_bytes / GB
+        usd += std_gb * r.storage["STANDARD"]
+        energy_gb += std_gb * r.rf["STANDARD"]
+    if cls == "INTELLIGENT_TIERING" and avg >= r.int_min_bytes:
+        usd += objects * r.int_monitoring
+    kwh = energy_gb * _TBH_PER_GB_MONTH * _HDD_WH_PER_TBH * r.pue / 1000
+    return Footprint(usd, kwh * r.ef * 1000, billable, kwh, r.notes)
+
+
+def penalty_usd(size_bytes: float, storage_class: str, days_stored: float | None, region: str = DEFAULT_REGION,
+                objects: int = 1) -> float:
+    """Section 4: leaving ``storage_class`` after ``days_stored`` days, below its minimum, costs
+    ``billable GB × price × (min_days − d) / 30`` (the /30 proration is an ASSUMPTION). Unknown age: 0.
+
+        >>> round(penalty_usd(2_000 * 2**30, "GLACIER_IR", 40, objects=100_000), 2)
+        13.33
+    """
+    r = rates(region)
+    minimum = r.min_days[storage_class]
+    if days_stored is None or days_stored >= minimum:
+        return 0.0
+    avg = size_bytes / objects if objects else 0.0
+    gb = objects * (max(avg, r.min_billable[storage_class]) + r.overhead_class[storage_class]) / GB
+    return gb * r.storage[storage_class] * (minimum - days_stored) / DAYS_PER_MONTH
+
+
+def transition_usd(to_class: str, region: str = DEFAULT_REGION, objects: int = 1) -> float:
+    """Lifecycle transitions: ``objects × price into the destination`` (us-east-1: $0.01–$0.05 per 1,000)."""
+    return objects * rates(region).transition[to_class]
+
+
+def requests_usd(storage_class: str, region: str = DEFAULT_REGION, *, puts: int = 0, gets: int = 0) -> float:
+    """PUT/COPY/POST/LIST and GET requests billed at ``storage_class``'s rates."""
+    r = rates(region)
+    return puts * r.put[storage_class] + gets * r.get[storage_class]
+
+
+def retrieval_usd(size_bytes: float, storage_class: str, region: str = DEFAULT_REGION) -> float:
+    """Per-GB retrieval fee of reading from ``storage_class`` (standard restore speed for archives)."""
+    return size_bytes / GB * rates(region).retrieval[storage_class]
+
+
+def class_change(size_bytes: float, from_class: str, to_class: str, region: str = DEFAULT_REGION, *,
+                 age_days: float | None = 0, expires_in_days: float | None = None, objects: int = 1,
+                 via: Literal["copy", "transition"] = "copy", carbon: CarbonMethod = CCF) -> Estimate:
+    """Moving objects from one class to another, by in-place copy (``storage_class`` action) or Lifecycle.
+
+    One-off: the COPY request at the destination's PUT rate plus the retrieval fee of reading an
+    IA/GIR source (``copy``), or the transition price (``transition``); the minimum-duration penalty
+    of leaving the source early (``age_days``); and, when the objects expire ``expires_in_days``
+    from now, below the destination's minimum, that penalty too. The saving stops at expiry.
+
+        >>> e = class_change(2_000 * 2**30, "STANDARD", "GLACIER_IR", objects=100_000, via="transition", age_days=30)
+        >>> round(e.monthly_usd_saved, 2), round(e.one_off_usd, 2), e.monthly_kgco2e_saved
+        (38.0, 2.0, 0.0)
+    """
+    r = rates(region, carbon)
+    before = storage_month(size_bytes, from_class, region, objects, carbon=carbon)
+    after = storage_month(size_bytes, to_class, region, objects, carbon=carbon)
+    if via == "copy":
+        one_off = objects * r.put[to_class] + size_bytes / GB * r.retrieval[from_class]
+    else:
+        one_off = objects * r.transition[to_class]
+    one_off += penalty_usd(size_bytes, from_class, age_days, region, objects)
+    notes: tuple[str, ...] = r.notes
+    if "ONEZONE_IA" not in (from_class, to_class):
+        notes += (CCF_CLASS_NOTE,) if carbon.archive_multiplier == 1.0 else ()
+    elif to_class == "ONEZONE_IA":
+        notes += (ONEZONE_NOTE,)
+    lasts = None
+    if expires_in_days is not None:
+        lasts = max(expires_in_days, 0.0)
+        one_off += penalty_usd(size_bytes, to_class, lasts, region, objects)
+    return Estimate(before.usd - after.usd, before.kgco2e - after.kgco2e, one_off, 0.0, lasts, notes)
+
+
+def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION,
+             age_days: float | None = None, *, objects: int = 1, carbon: CarbonMethod = CCF) -> Estimate:
+    """Deleting objects: saves their whole footprint; DELETE is free; early deletion pays the penalty.
+
+        >>> round(deletion(2_000 * 2**30, "GLACIER_IR", age_days=40, objects=100_000).one_off_usd, 2)
+        13.33
+    """
+    f = storage_month(size_bytes, storage_class, region, objects, carbon=carbon)
+    return Estimate(f.usd, f.kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, f.notes)
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaRun:
+    """Section 5: cost and energy of a conversion job on Lambda (CCF)."""
+
+    seconds: float
+    gb_seconds: float
+    usd: float
+    kwh: float
+    kgco2e: float
+
+
+def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocations: int = 1,
+               memory_mb: int | None = None, arch: str | None = None, read_mib_per_s: float | None = None,
+               carbon: CarbonMethod = CCF) -> LambdaRun:
+    """Reading ``size_in_bytes`` at ``read_mib_per_s``: ``W × h × (memory/1792) × PUE`` kWh; GB-s × price + requests.
+
+    Defaults (ASSUMPTIONS of the worked example): x86_64, 2,048 MB, 25 MiB/s. Lambda prices are us-east-1's
+    everywhere (ASSUMPTION). ``W = min + 50% × (max − min)`` per vCPU: 2.12 W (x86), 1.08 W (arm64).
+    """
+    r = rates(region, carbon)
+    memory_mb = memory_mb or value("assumptions", "lambda_memory_mb")
+    arch = arch or value("assumptions", "lambda_arch")
+    read_mib_per_s = read_mib_per_s or value("assumptions", "lambda_read_mib_per_s")
+    seconds = size_in_bytes / (read_mib_per_s * 2**20)
+    gb_s = seconds * memory_mb / 1024
+    usd = gb_s * r.lambda_gb_s[arch] + invocations * r.lambda_request
+    watts = model()["lambda"]["watts_per_vcpu"][arch]
+    util = value("lambda", "avg_cpu_utilization_pct") / 100
+    w = watts["min"]["value"] + util * (watts["max"]["value"] - watts["min"]["value"])
+    vcpu = memory_mb / value("lambda", "mb_per_vcpu_ccf")
+    kwh = w * seconds / 3600 * vcpu * r.pue / 1000
+    return LambdaRun(seconds, gb_s, usd, kwh, kwh * r.ef * 1000)
+
+
+def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION, *,
+               objects_in: int = 1, objects_out: int = 1, source: str = "delete", output_class: str = "STANDARD",
+               age_days: float | None = None, invocations: int | None = None, memory_mb: int | None = None,
+               arch: str | None = None, read_mib_per_s: float | None = None,
+               carbon: CarbonMethod = CCF) -> Estimate:
+    """Converting or recompressing ``size_in`` bytes into ``size_out`` bytes, then handling the source.
+
+    ``source`` is ``delete`` (saves the source's footprint), ``keep`` (the output adds storage: a
+    loss, said in the notes) or ``storage_class:CLASS``. One-off: Lambda (``invocations`` defaults
+    to ``objects_out``), GETs and retrieval fees on the source, PUTs of the outputs, and the
+    minimum-duration penalty (and copy) of a source deleted or re-classed early.
+
+        >>> e = conversion(10_000 * 2**30, 2_000 * 2**30, objects_in=1_000_000, objects_out=100_000)
+        >>> round(e.one_off_usd, 2), round(e.one_off_kgco2e, 3), round(e.monthly_usd_saved, 2)
+        (14.57, 0.119, 184.0)
+    """
+    r = rates(region, carbon)
+    before = storage_month(size_in, storage_class, region, objects_in, carbon=carbon)
+    out = storage_month(size_out, output_class, region, objects_out, carbon=carbon)
+    run = lambda_run(size_in, region, invocations=objects_out if invocations is None else invocations,
+                     memory_mb=memory_mb, arch=arch, read_mib_per_s=read_mib_per_s, carbon=carbon)
+    one_off = (run.usd + objects_in * r.get[storage_class] + size_in / GB * r.retrieval[storage_class]
+               + objects_out * r.put[output_class])
+    notes = r.notes
+    if region != DEFAULT_REGION:
+        notes += ("Lambda priced at us-east-1 rates (ASSUMPTION: no open regional price table)",)
+    if source == "keep":
+        after_usd, after_kg = out.usd + before.usd, out.kgco2e + before.kgco2e
+        notes += ("source kept: the output adds storage until the source is deleted",)
+    elif source.startswith("storage_class:"):
+        cls = source.split(":", 1)[1]
+        kept = storage_month(size_in, cls, region, objects_in, carbon=carbon)
+        after_usd, after_kg = out.usd + kept.usd, out.kgco2e + kept.kgco2e
+        one_off += objects_in * r.put[cls] + penalty_usd(size_in, storage_class, age_days, region, objects_in)
+    else:
+        after_usd, after_kg = out.usd, out.kgco2e
+        one_off += penalty_usd(size_in, storage_class, age_days, region, objects_in)
+    return Estimate(before.usd - after_usd, before.kgco2e - after_kg, one_off, run.kgco2e, None, notes)
+
+
+def break_even_bytes(from_class: str, to_class: str, horizon_days: float, region: str = DEFAULT_REGION, *,
+                     via: Literal["copy", "transition"] = "transition") -> float:
+    """The smallest object size whose move from ``from_class`` to ``to_class`` pays within the horizon (inf: never).
+
+        >>> round(break_even_bytes("STANDARD", "DEEP_ARCHIVE", 365) / 1024)
+        206
+    """
+    def net(size: float) -> float:
+        return class_change(size, from_class, to_class, region, via=via, age_days=None).net_usd(horizon_days)
+
+    low, high = 0.0, float(2**40)
+    if net(high) <= 0:
+        return math.inf
+    if net(1.0) > 0:
+        return 0.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if net(mid) > 0 else (mid, high)
+    return high

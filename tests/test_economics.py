@@ -1,0 +1,227 @@
+"""The cost and carbon model recomputes the worked example of cost_carbon_method.md (section 7) and keeps its rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from chalicelib import economics as econ
+from chalicelib.economics import CarbonMethod, class_change, conversion, deletion, storage_month
+from chalicelib.economics.figures import MODEL_PATH
+
+GiB = 2**30
+KiB = 1024
+approx = pytest.approx
+
+
+# --- The model file -------------------------------------------------------------------------------
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        if "value" in node:
+            yield path, node
+        elif "values" in node and "source" in node:
+            yield path, node
+        else:
+            for k, v in node.items():
+                yield from _leaves(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, path + (i,))
+
+
+def test_every_figure_keeps_its_source_and_date():
+    data = yaml.safe_load(MODEL_PATH.read_text())
+    leaves = list(_leaves({k: v for k, v in data.items() if k != "meta"}))
+    assert len(leaves) > 80
+    for path, leaf in leaves:
+        assert leaf.get("source"), path
+        assert leaf.get("as_of"), path
+
+
+def test_model_is_loaded_once():
+    assert econ.model() is econ.model()
+    assert econ.rates("us-east-1") is econ.rates("us-east-1")
+
+
+# --- Section 7: the worked example ---------------------------------------------------------------
+
+def test_storage_before_and_after_conversion():
+    before = storage_month(10_000 * GiB, "STANDARD", "us-east-1", objects=1_000_000)
+    after = storage_month(2_000 * GiB, "STANDARD", "us-east-1", objects=100_000)
+    assert before.usd == approx(230.00, abs=0.005)
+    assert after.usd == approx(46.00, abs=0.005)
+    assert before.kwh == approx(32.32, abs=0.005)
+    assert after.kwh == approx(6.46, abs=0.005)
+    assert before.kgco2e == approx(12.25, abs=0.005)
+    assert after.kgco2e == approx(2.45, abs=0.005)
+
+
+def test_conversion_job_one_off_cost_and_energy():
+    run = econ.lambda_run(10_000 * GiB, invocations=100_000)
+    assert run.seconds == approx(409_600)
+    assert run.gb_seconds == approx(819_200)
+    assert run.usd == approx(13.67, abs=0.005)
+    assert run.kwh == approx(0.313, abs=0.0005)
+    e = conversion(10_000 * GiB, 2_000 * GiB, "STANDARD", "us-east-1", objects_in=1_000_000, objects_out=100_000)
+    assert e.one_off_usd == approx(14.57, abs=0.005)  # 13.67 Lambda + 0.40 GETs + 0.50 PUTs
+    assert e.one_off_kgco2e == approx(0.119, abs=0.0005)
+    assert e.monthly_usd_saved == approx(184.00, abs=0.005)
+    assert e.monthly_kgco2e_saved == approx(9.80, abs=0.005)
+
+
+def test_payback_and_twelve_month_net():
+    e = conversion(10_000 * GiB, 2_000 * GiB, "STANDARD", "us-east-1", objects_in=1_000_000, objects_out=100_000)
+    assert e.payback_days == approx(2.4, abs=0.05)
+    assert e.payback_days_co2e * 24 == approx(8.7, abs=0.05)
+    assert e.net_usd(12 * econ.DAYS_PER_MONTH) == approx(2193, abs=0.5)
+    assert e.net_kgco2e(12 * econ.DAYS_PER_MONTH) == approx(117.5, abs=0.05)
+
+
+def test_electricity_maps_and_aws_pue_alternative():
+    method = CarbonMethod(grid="electricity_maps_2025", pue="aws_2025")
+    before = storage_month(10_000 * GiB, "STANDARD", objects=1_000_000, carbon=method)
+    after = storage_month(2_000 * GiB, "STANDARD", objects=100_000, carbon=method)
+    assert before.kgco2e - after.kgco2e == approx(10.95, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    "dest, transition, new_cost, saves, co2e_saved, minimum",
+    [
+        ("GLACIER_IR", 2.0, 8.00, 38.0, 0.0, 90),
+        ("ONEZONE_IA", 1.0, 20.00, 26.0, 1.63, 30),
+        ("DEEP_ARCHIVE", 5.0, 2.00, 44.0, 0.0, 180),
+    ],
+)
+def test_transitions_table(dest, transition, new_cost, saves, co2e_saved, minimum):
+    size, n = 2_000 * GiB, 100_000
+    assert econ.transition_usd(dest, objects=n) == approx(transition)
+    assert storage_month(size, dest, objects=n).usd == approx(new_cost, abs=0.005)
+    e = class_change(size, "STANDARD", dest, objects=n, age_days=30, via="transition")
+    assert e.one_off_usd == approx(transition)
+    assert e.monthly_usd_saved == approx(saves, abs=0.01)
+    assert e.monthly_kgco2e_saved == approx(co2e_saved, abs=0.01)  # DEEP_ARCHIVE: ≈0 (40 KB overhead)
+    assert econ.rates().min_days[dest] == minimum
+
+
+def test_early_deletion_penalty():
+    assert econ.penalty_usd(2_000 * GiB, "GLACIER_IR", 40, objects=100_000) == approx(13.33, abs=0.005)
+    assert deletion(2_000 * GiB, "GLACIER_IR", age_days=40, objects=100_000).one_off_usd == approx(13.33, abs=0.005)
+    assert econ.penalty_usd(2_000 * GiB, "GLACIER_IR", 90, objects=100_000) == 0
+    assert econ.penalty_usd(2_000 * GiB, "STANDARD", 1) == 0
+
+
+def test_small_object_trap():
+    size, n = 16 * KiB * 1_000_000, 1_000_000
+    std = storage_month(size, "STANDARD", objects=n)
+    assert size / GiB == approx(15.3, abs=0.05)
+    assert std.usd == approx(0.351, abs=0.0005)
+    gir = storage_month(size, "GLACIER_IR", objects=n)
+    assert gir.billable_bytes / GiB == approx(122, abs=0.1)
+    assert gir.usd == approx(0.488, abs=0.0005)
+    to_gir = class_change(size, "STANDARD", "GLACIER_IR", objects=n, via="transition", age_days=30)
+    assert to_gir.one_off_usd == approx(20)
+    assert to_gir.monthly_usd_saved < 0  # a loss, every month
+    assert to_gir.payback_days == math.inf
+    deep = storage_month(size, "DEEP_ARCHIVE", objects=n)
+    assert deep.billable_bytes / GiB == approx(45.8, abs=0.05)
+    assert deep.usd == approx(0.221, abs=0.0005)
+    to_deep = class_change(size, "STANDARD", "DEEP_ARCHIVE", objects=n, via="transition", age_days=30)
+    assert to_deep.one_off_usd == approx(50)
+    assert to_deep.payback_days / econ.DAYS_PER_MONTH == approx(385, rel=0.01)
+
+
+# --- Rules of sections 1-4 -------------------------------------------------------------------------
+
+def test_minimum_billable_size_applies_to_ia_classes_only():
+    for cls in ("STANDARD_IA", "ONEZONE_IA", "GLACIER_IR"):
+        assert storage_month(1, cls).billable_bytes == 128 * KiB
+    assert storage_month(1, "STANDARD").billable_bytes == 1
+    assert storage_month(1, "DEEP_ARCHIVE").billable_bytes == 1 + 32 * KiB
+
+
+def test_intelligent_tiering_monitoring_fee_from_128_kib():
+    small = storage_month(100 * KiB * 1000, "INTELLIGENT_TIERING", objects=1000)
+    large = storage_month(128 * KiB * 1000, "INTELLIGENT_TIERING", objects=1000)
+    assert small.usd == approx(100 * KiB * 1000 / GiB * 0.023)
+    assert large.usd == approx(128 * KiB * 1000 / GiB * 0.023 + 0.0025)
+
+
+def test_standard_volume_bands_in_us_east_1():
+    tb = 1024 * GiB
+    assert storage_month(100 * tb, "STANDARD").usd == approx(50 * 1024 * 0.023 + 50 * 1024 * 0.022)
+    assert storage_month(600 * tb, "STANDARD").usd == approx(1024 * (50 * 0.023 + 450 * 0.022 + 100 * 0.021))
+
+
+def test_requests_and_retrieval():
+    assert econ.requests_usd("STANDARD", puts=1000, gets=1000) == approx(0.0054)
+    assert econ.requests_usd("GLACIER_IR", gets=1000) == approx(0.01)
+    assert econ.retrieval_usd(GiB, "STANDARD_IA") == approx(0.01)
+    assert econ.retrieval_usd(GiB, "DEEP_ARCHIVE") == approx(0.02)
+
+
+def test_copy_from_ia_pays_retrieval_and_early_leave_penalty():
+    e = class_change(10 * GiB, "STANDARD_IA", "GLACIER_IR", age_days=10, via="copy")
+    expected = 0.02 / 1000 + 10 * 0.01 + 10 * 0.0125 * 20 / 30
+    assert e.one_off_usd == approx(expected)
+
+
+def test_expiry_before_minimum_duration_pays_penalty_and_cuts_the_saving():
+    e = class_change(100 * GiB, "STANDARD", "GLACIER_IR", expires_in_days=30)
+    assert e.lasts_days == 30
+    assert e.one_off_usd == approx(0.02 / 1000 + 100 * 0.004 * 60 / 30)
+    assert e.net_usd(365) == approx(e.monthly_usd_saved * 1 - e.one_off_usd)
+
+
+def test_class_changes_save_co2e_only_into_onezone():
+    to_gir = class_change(GiB * 100, "STANDARD", "GLACIER_IR")
+    assert to_gir.monthly_kgco2e_saved == 0
+    assert econ.CCF_CLASS_NOTE in to_gir.notes
+    to_zia = class_change(GiB * 100, "STANDARD", "ONEZONE_IA")
+    before = storage_month(GiB * 100, "STANDARD").kgco2e
+    assert to_zia.monthly_kgco2e_saved == approx(before * 2 / 3)
+    assert econ.CCF_CLASS_NOTE not in to_zia.notes
+
+
+def test_archive_multiplier_is_an_assumption_and_said_so():
+    method = CarbonMethod(archive_multiplier=0.5)
+    e = class_change(GiB * 100, "STANDARD", "GLACIER_IR", carbon=method)
+    assert e.monthly_kgco2e_saved > 0
+    assert any("ASSUMPTION" in n for n in e.notes)
+
+
+def test_source_kept_is_a_loss():
+    e = conversion(GiB, GiB // 5, source="keep")
+    assert e.monthly_usd_saved < 0
+    assert any("source kept" in n for n in e.notes)
+
+
+# --- Regions ---------------------------------------------------------------------------------------
+
+def test_other_regions_use_their_storage_prices_and_grid_factors():
+    eu = storage_month(100 * GiB, "STANDARD", "eu-central-1")
+    assert eu.usd == approx(100 * 0.0245)
+    assert econ.rates("eu-north-1").ef == approx(0.0000088)
+    assert storage_month(100 * GiB, "STANDARD", "eu-north-1").kgco2e < storage_month(100 * GiB, "STANDARD").kgco2e
+    assert any("ASSUMPTION" in n for n in eu.notes)  # IA/GIR request prices are us-east-1's
+
+
+def test_unknown_region_falls_back_to_us_east_1_with_a_flag():
+    f = storage_month(100 * GiB, "STANDARD", "xx-nowhere-1")
+    assert f.usd == approx(2.3)
+    assert any("us-east-1 figures used" in n for n in f.notes)
+    assert any("grid factor" in n for n in econ.rates("xx-nowhere-1").notes)
+
+
+def test_unknown_class_is_an_error():
+    with pytest.raises(ValueError):
+        storage_month(1, "REDUCED_REDUNDANCY")
+
+
+def test_break_even_size():
+    b = econ.break_even_bytes("STANDARD", "DEEP_ARCHIVE", 365)
+    assert 150 * KiB < b < 250 * KiB
+    assert class_change(b * 1.01, "STANDARD", "DEEP_ARCHIVE", via="transition", age_days=None).net_usd(365) > 0
+    assert class_change(b * 0.99, "STANDARD", "DEEP_ARCHIVE", via="transition", age_days=None).net_usd(365) < 0
