@@ -66,10 +66,10 @@ def handle_refs(refs: list[ObjectRef], *, key_maybe_encoded: bool = False) -> di
 
     ledger = Ledger()
     try:
-        handle_uploads(refs, context(), ledger, key_maybe_encoded=key_maybe_encoded)
+        outcomes = handle_uploads(refs, context(), ledger, key_maybe_encoded=key_maybe_encoded)
     finally:
         ledger.flush()
-    return ledger.totals()
+    return {**ledger.totals(), "outcomes": [o.as_dict() for o in outcomes]}
 
 
 def handle_s3_notification(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def handle_sqs(event: Mapping[str, Any]) -> dict[str, Any]:
     transient = [o for o in outcomes if o.status == "error" and o.detail.get("transient")]
     if transient:
         raise RetryLater(f"{len(transient)} object(s) failed transiently, first: {transient[0].reason}")
-    return ledger.totals()
+    return {**ledger.totals(), "outcomes": [o.as_dict() for o in outcomes]}
 
 
 def handle_alarm(event: Mapping[str, Any]) -> dict[str, Any]:

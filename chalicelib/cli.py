@@ -1,0 +1,330 @@
+"""The ``leanlake`` command: validate, plan, apply, convert, report, demo, package, iam.
+
+Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
+stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
+traceback. ``convert`` on local files imports no AWS library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+
+app = typer.Typer(
+    name="leanlake",
+    help="Cut the storage footprint of ML data lakes on Amazon S3 in bytes, dollars and kg CO2e.\n\n"
+    "Policies (policies/*.yaml) say what to convert, recompress, re-class and expire; `plan` shows what "
+    "would change and what it saves, `apply` does it, the deployed Lambda keeps doing it on uploads, "
+    "a daily schedule and CloudWatch alarms. Uses the standard AWS environment (AWS_PROFILE, AWS_REGION, "
+    "AWS_ENDPOINT_URL for S3-compatible stores).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+PoliciesOption = typer.Option(None, "--policies", "-p", help="Policy files or directories [default: $LEANLAKE_POLICIES or ./policies].")
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (logs go to stderr).")
+
+
+def fail(subject: str, reason: str, code: int = 1) -> NoReturn:
+    """One line on stderr, no traceback."""
+    typer.echo(f"leanlake: {subject}: {reason}", err=True)
+    raise typer.Exit(code)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _policy_paths(paths: Optional[list[Path]]) -> list[Path]:
+    if paths:
+        return paths
+    return [Path(os.environ.get("LEANLAKE_POLICIES") or "policies")]
+
+
+def _load(paths: Optional[list[Path]]) -> Any:
+    from chalicelib.policy import PolicyError, load_policies
+
+    try:
+        return load_policies(_policy_paths(paths))
+    except PolicyError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Policy files or directories [default: ./policies].")) -> None:
+    """Check policy files; print `file:line: message` for each problem and exit 1 if there is any."""
+    policies = _load(paths)
+    from chalicelib.lifecycle import lifecycle_warnings
+
+    for warning in lifecycle_warnings(policies):
+        typer.echo(f"warning: {warning}", err=True)
+    files = sorted({lp.file for lp in policies.loaded})
+    typer.echo(f"{len(policies.loaded)} policies valid in {len(files)} file(s); buckets: {', '.join(policies.buckets) or '-'}")
+
+
+def _as_of(value: Optional[str]) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail("--as-of", f"not a date: {value!r} (use YYYY-MM-DD)", 2)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _context(paths: Optional[list[Path]], as_of: Optional[str], dry_run: bool = False) -> Any:
+    from chalicelib.context import RunContext
+    from chalicelib.s3 import client
+
+    return RunContext(policies=_load(paths), s3=client(), now=_as_of(as_of), dry_run=dry_run)
+
+
+def _buckets(ctx: Any, bucket: Optional[list[str]]) -> list[str]:
+    if not bucket:
+        return list(ctx.policies.buckets)
+    unknown = [b for b in bucket if b not in ctx.policies.buckets]
+    if unknown:
+        fail(unknown[0], "no policy names this bucket")
+    return bucket
+
+
+def _collect_decisions(ctx: Any, buckets: list[str]) -> list[Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.sweep import bucket_decisions
+
+    decisions = []
+    for bucket in buckets:
+        try:
+            decisions.extend(bucket_decisions(ctx, bucket, ctx.policies))
+        except (ClientError, BotoCoreError) as exc:
+            from chalicelib.pipeline import describe_error
+
+            fail(f"s3://{bucket}", describe_error(exc)[0])
+    return decisions
+
+
+def _print_decisions(decisions: list[Any], totals: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{len(decisions)} decisions", show_lines=False)
+    for column in ("policy", "object", "action", "reason", "$/month", "kgCO2e/month", "one-off $"):
+        table.add_column(column, overflow="fold")
+    for d in decisions[:500]:
+        table.add_row(d.policy, f"s3://{d.bucket}/{d.key or ''}", d.action, d.reason, f"{d.monthly_usd_saved:.4f}",
+                      f"{d.monthly_kgco2e_saved:.6f}", f"{d.one_off_usd:.4f}")
+    console.print(table)
+    if len(decisions) > 500:
+        console.print(f"… {len(decisions) - 500} more (use --json for all)")
+    console.print_json(data=totals)
+
+
+@app.command()
+def plan(
+    policies: Optional[list[Path]] = PoliciesOption,
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate ages as of this date (YYYY-MM-DD)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show, read-only, every decision the policies make for the buckets, and what each saves."""
+    from chalicelib.plan import totals
+
+    ctx = _context(policies, as_of)
+    decisions = _collect_decisions(ctx, _buckets(ctx, bucket))
+    summary = totals(decisions)
+    if as_json:
+        emit_json({"decisions": [d.as_dict() for d in decisions], "totals": summary})
+    else:
+        _print_decisions(decisions, summary)
+
+
+@app.command()
+def apply(
+    policies: Optional[list[Path]] = PoliciesOption,
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Act as if today were this date (tries retention ahead of time)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Go through every step up to acting, change nothing."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Execute the plan: convert, recompress, re-class, expire (audited, lock-aware) and merge Lifecycle rules.
+
+    Exit status 1 when any action failed (after doing the rest)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from chalicelib.ledger import Ledger
+    from chalicelib.plan import totals
+    from chalicelib.sweep import sweep
+
+    err = Console(stderr=True)
+    if as_of:
+        err.print(f"[yellow]warning:[/] --as-of {as_of}: ages are computed as of that date; expirations due then happen now")
+    ctx = _context(policies, as_of, dry_run=dry_run)
+    buckets = _buckets(ctx, bucket)
+    decisions = _collect_decisions(ctx, buckets)
+    acting = [d for d in decisions if d.action != "skip"]
+    if not acting:
+        err.print("nothing to do")
+    elif not yes and not dry_run:
+        if not sys.stdin.isatty():
+            fail("apply", "refusing to act without confirmation: pass --yes (or --dry-run)", 2)
+        _print_decisions(decisions, totals(decisions))
+        typer.confirm(f"Apply {len(acting)} actions?", abort=True, err=True)
+    ledger = Ledger(metrics_stream=sys.stderr)
+    with Progress(console=err, transient=True, disable=as_json and not err.is_terminal) as progress:
+        task = progress.add_task("applying", total=len(decisions))
+        report = sweep(ctx, ledger, buckets=buckets, decisions=decisions, on_outcome=lambda _: progress.advance(task))
+    ledger.flush()
+    outcomes = ledger.outcomes
+    if as_json:
+        emit_json({"decisions": [d.as_dict() for d in decisions], "totals": totals(decisions),
+                   "outcomes": [o.as_dict() for o in outcomes], "report": report})
+    else:
+        for o in outcomes:
+            if o.status != "skip" or o.decision.action != "skip":
+                typer.echo(f"{o.status:5} {o.decision.action:13} s3://{o.decision.bucket}/{o.decision.key or ''}: {o.reason}")
+        typer.echo(json.dumps(report["totals"]))
+    if any(o.status == "error" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        fail(uri, "expected s3://BUCKET/KEY", 2)
+    return bucket, key
+
+
+@app.command()
+def convert(
+    src: str = typer.Argument(..., help="Input: a local path or s3://BUCKET/KEY (CSV, TSV, JSON, JSON Lines; plain, gzip, bz2 or zstd)."),
+    dst: str = typer.Argument(..., help="Output Parquet: a local path or s3://BUCKET/KEY; replaced atomically."),
+    level: Optional[int] = typer.Option(None, "--level", min=1, max=22, help="zstd level [default: the tuned default]."),
+    sort: str = typer.Option("none", "--sort", help="auto: cluster rows in each row group by low-cardinality columns (smaller); none: keep row order."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Convert one file to Parquet (zstd). Run by hand it always writes DST, even when it is not smaller."""
+    import tempfile
+    import time
+
+    from chalicelib.formats import ConversionError, ConvertOptions, convert_to_parquet, verify_parquet
+
+    if sort not in ("none", "auto"):
+        fail("--sort", f"must be auto or none, not {sort!r}", 2)
+    options = ConvertOptions(sort=sort) if level is None else ConvertOptions(level=level, sort=sort)  # type: ignore[arg-type]
+    started = time.monotonic()
+    if _is_s3(src):
+        from chalicelib.s3 import client
+
+        bucket, key = _split_s3(src)
+        open_source = lambda: client().get_object(Bucket=bucket, Key=key)["Body"]  # noqa: E731
+    else:
+        if not os.path.isfile(src):
+            fail(src, "no such file")
+        open_source = lambda: open(src, "rb")  # noqa: E731
+    out_dir = None if _is_s3(dst) else (os.path.dirname(os.path.abspath(dst)) or ".")
+    if out_dir is not None and not os.path.isdir(out_dir):
+        fail(dst, f"directory {out_dir} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".leanlake-", suffix=".parquet.tmp", dir=out_dir)
+    os.close(fd)
+    try:
+        try:
+            result = convert_to_parquet(open_source, tmp, options)
+            verify_parquet(tmp, result.rows)
+        except ConversionError as exc:
+            fail(src, str(exc))
+        except Exception as exc:  # S3 errors and the like: still one line
+            fail(src, _one_line(exc))
+        if _is_s3(dst):
+            from chalicelib.s3 import client
+
+            bucket, key = _split_s3(dst)
+            client().upload_file(tmp, bucket, key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+        else:
+            os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    document = {
+        "input": src, "output": dst, "rows": result.rows, "columns": result.columns, "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out, "ratio": round(result.bytes_out / result.bytes_in, 4) if result.bytes_in else None,
+        "seconds": round(time.monotonic() - started, 3), "input_format": result.input_format, "compression": result.compression,
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        typer.echo(f"{src} → {dst}: {result.rows:,} rows, {result.bytes_in:,} → {result.bytes_out:,} bytes "
+                   f"({document['ratio']:.1%}) in {document['seconds']} s")
+
+
+def _one_line(exc: BaseException) -> str:
+    try:
+        from chalicelib.pipeline import describe_error
+
+        return describe_error(exc)[0]
+    except ImportError:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@app.command()
+def demo(
+    as_json: bool = JsonOption,
+    rows: int = typer.Option(60_000, "--rows", min=10, help="Rows in each generated events table."),
+) -> None:
+    """Run the whole loop on an embedded local S3 (moto, 127.0.0.1): no AWS account, no network.
+
+    Creates a bucket with S3 → SQS notifications, applies the demo policies, uploads realistic
+    ML-lake data (CSV, JSON Lines, gzip logs, one multipart upload), delivers the queued events to
+    the Lambda handler code and prints what happened."""
+    from chalicelib.demo.run import run_demo
+    from chalicelib.local import MissingDemoExtra
+
+    say = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
+    try:
+        summary = run_demo(rows=rows, say=say)
+    except MissingDemoExtra as exc:
+        fail("demo", str(exc))
+    if as_json:
+        emit_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="What leanlake did")
+    for column in ("status", "action", "object", "bytes before", "bytes after", "reason"):
+        table.add_column(column, overflow="fold")
+    for o in summary["outcomes"]:
+        table.add_row(o["status"], o["action"], o["key"] or "", f"{o['bytes_before']:,}", f"{o['bytes_after']:,}", o["outcome_reason"])
+    console = Console()
+    console.print(table)
+    saved = summary["bytes_saved"]
+    before = summary["bytes_before"] or 1
+    console.print(f"converted {summary['objects_converted']}, recompressed {summary['objects_recompressed']}, "
+                  f"skipped {summary['objects_skipped']}, errors {summary['errors']}: "
+                  f"{summary['bytes_before']:,} → {summary['bytes_after']:,} bytes, saved {saved:,} ({saved / before:.0%}) "
+                  f"in {summary['seconds']} s")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
