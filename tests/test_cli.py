@@ -1,0 +1,110 @@
+"""The leanlake command as a user runs it: a real process, stdout/stderr and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def leanlake(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT, timeout=300)
+
+
+def write_csv(path: Path, rows: int = 5000) -> bytes:
+    body = "id,city,value\n" + "".join(f"{i},{['Windhoek', 'NA', 'Oslo'][i % 3]},{i / 4}\n" for i in range(rows))
+    path.write_bytes(body.encode())
+    return body.encode()
+
+
+def test_validate_ok_and_problems(tmp_path):
+    ok = leanlake("validate", "policies")
+    assert ok.returncode == 0 and "policies valid" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policies:\n  - name: x\n    bucket: ml-lake\n    actions:\n      - storage_class: WARM\n")
+    result = leanlake("validate", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"{bad}:5: policies.0.actions.0.storage_class: unknown storage class 'WARM'; "
+                                                  "one of STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE"]
+
+
+def test_convert_json_is_the_only_stdout(tmp_path):
+    src = tmp_path / "in.csv.gz"
+    src.write_bytes(gzip.compress(write_csv(tmp_path / "plain.csv")))
+    dst = tmp_path / "out.parquet"
+    result = leanlake("convert", str(src), str(dst), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["rows"] == 5000 and document["bytes_in"] == src.stat().st_size
+    assert document["bytes_out"] == dst.stat().st_size and document["seconds"] >= 0
+    assert pq.read_table(dst).column("city").to_pylist()[:3] == ["Windhoek", "NA", "Oslo"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".leanlake-")] == []
+
+
+def test_convert_by_hand_always_writes_even_when_bigger(tmp_path):
+    src = tmp_path / "tiny.csv"
+    src.write_text("a\n1\n")
+    dst = tmp_path / "tiny.parquet"
+    dst.write_bytes(b"old")
+    result = leanlake("convert", str(src), str(dst), "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["bytes_out"] > src.stat().st_size
+    assert pq.read_table(dst).num_rows == 1
+
+
+@pytest.mark.parametrize("name, body, fragment", [
+    ("empty.csv", b"", "empty"),
+    ("ragged.csv", b"a,b\n1,2\n3,4,5\n", "line 3"),
+    ("trunc.csv.gz", gzip.compress(b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(5000)))[:-100], "gzip"),
+    ("broken.jsonl", b'{"a": 1}\n{"a": \n', "line 2"),
+])
+def test_convert_bad_input_one_line_no_output(tmp_path, name, body, fragment):
+    src = tmp_path / name
+    src.write_bytes(body)
+    dst = tmp_path / "out.parquet"
+    result = leanlake("convert", str(src), str(dst))
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"leanlake: {src}: ") and fragment in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not dst.exists() and src.read_bytes() == body
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_convert_missing_input(tmp_path):
+    result = leanlake("convert", str(tmp_path / "nope.csv"), str(tmp_path / "o.parquet"))
+    assert result.returncode == 1 and result.stderr.strip() == f"leanlake: {tmp_path / 'nope.csv'}: no such file"
+
+
+def test_convert_local_files_import_no_aws_library(tmp_path):
+    write_csv(tmp_path / "a.csv", rows=100)
+    code = ("import sys; from chalicelib.cli import app; sys.argv=['leanlake','convert',sys.argv[1],sys.argv[2]]\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "bad=[m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','aws_lambda_powertools','moto')]\n"
+            "assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.parquet").exists()
+
+
+def test_convert_s3_to_s3_with_the_standard_environment(s3, bucket, aws, tmp_path):
+    body = write_csv(tmp_path / "a.csv")
+    s3.put_object(Bucket=bucket, Key="in/a.csv", Body=body)
+    result = leanlake("convert", f"s3://{bucket}/in/a.csv", f"s3://{bucket}/out/a.parquet", "--json", "--sort", "auto",
+                      env={"AWS_ENDPOINT_URL": aws})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == 5000
+    data = s3.get_object(Bucket=bucket, Key="out/a.parquet")["Body"].read()
+    assert len(data) == json.loads(result.stdout)["bytes_out"]
+    missing = leanlake("convert", f"s3://{bucket}/in/nope.csv", str(tmp_path / "x.parquet"), env={"AWS_ENDPOINT_URL": aws})
+    assert missing.returncode == 1 and missing.stderr.startswith(f"leanlake: s3://{bucket}/in/nope.csv: ")
+    assert len(missing.stderr.strip().splitlines()) == 1
