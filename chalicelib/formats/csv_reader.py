@@ -28,6 +28,7 @@ __all__ = ["CsvPlan", "Widen", "csv_batches", "dedupe_names", "find_ragged_line"
 
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 MAX_BLOCK = 1 << 30
+USE_THREADS = True
 _CONV = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): invalid value '(.*)'", re.S)
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -95,9 +96,9 @@ def _wider_type(current: str, value: str):
 def _reader(stream, plan: CsvPlan):
     import pyarrow.csv as pcsv
 
-    read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=True)
+    read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=USE_THREADS)
     if plan.column_names is not None:
-        read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=True,
+        read_opts = pcsv.ReadOptions(block_size=plan.block_size, use_threads=USE_THREADS,
                                      column_names=plan.column_names, skip_rows=1)
     parse_opts = pcsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=True)
     conv_opts = pcsv.ConvertOptions(

@@ -26,8 +26,8 @@ class ConvertOptions:
     level: int = 6
     sort: Literal["none", "auto"] = "none"
     row_group_rows: int = 1_000_000
-    row_group_bytes: int = 48 * 1024 * 1024
-    block_size: int = 4 * 1024 * 1024
+    row_group_bytes: int = 12 * 1024 * 1024
+    block_size: int = 1024 * 1024
 
 
 @dataclass

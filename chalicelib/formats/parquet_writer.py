@@ -13,9 +13,9 @@
   columns among the not-nearly-unique ones (lowest cardinality first) that shrink the sample
   most, and sorts every row group by them (row order changes; the multiset of rows does not).
   If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so.
-* **Threads**: the caller's thread reads and decodes input (pyarrow releases the GIL) while a
-  writer thread encodes and compresses row groups; a small bounded queue between them keeps
-  memory bounded.
+* **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
+  (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
+  a queue of depth one between them bounds memory to about three row groups.
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ from .options import ConvertOptions
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS"]
 
-TRIAL_ROWS = 131_072
+TRIAL_ROWS = 65_536
 SORT_SAMPLE_ROWS = 100_000
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
 DATA_PAGE_SIZE = 1 << 20
-QUEUE_DEPTH = 3
+QUEUE_DEPTH = 1
 _END = object()
 
 
@@ -179,20 +179,14 @@ class _RowGroupWriter:
         self.schema = schema
         self.options = options
         self.pending: List[Any] = []
-        self.pending_rows = 0
-        self.pending_bytes = 0
         self.rows = 0
         self.writer = None
         self.sort_keys: List[str] = []
 
-    def add(self, batch) -> None:
-        if batch.num_rows == 0:
-            return
-        self.pending.append(batch)
-        self.pending_rows += batch.num_rows
-        self.pending_bytes += batch.nbytes
-        if self.pending_rows >= self.options.row_group_rows or self.pending_bytes >= self.options.row_group_bytes:
-            self.flush()
+    def add(self, batches: List[Any]) -> None:
+        """Write one row group made of ``batches``."""
+        self.pending = batches
+        self.flush()
 
     def _open(self, first) -> None:
         import pyarrow.parquet as pq
@@ -230,7 +224,7 @@ class _RowGroupWriter:
         if not self.pending:
             return
         table = pa.Table.from_batches(self.pending, schema=self.schema)
-        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        self.pending = []
         if self.writer is None:
             table = self._open(table)
         else:
@@ -286,10 +280,22 @@ def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOpt
     thread.start()
     ok = False
     try:
+        group: List[Any] = []
+        rows = nbytes = 0
         for batch in batches:
-            q.put(batch)
-            if state["error"] is not None:
-                break
+            if batch.num_rows == 0:
+                continue
+            group.append(batch)
+            rows += batch.num_rows
+            nbytes += batch.nbytes
+            if rows >= options.row_group_rows or nbytes >= options.row_group_bytes:
+                q.put(group)
+                group, rows, nbytes = [], 0, 0
+                if state["error"] is not None:
+                    break
+        if group and state["error"] is None:
+            q.put(group)
+        del group
         q.put(_END)
         thread.join()
         if state["error"] is not None:
