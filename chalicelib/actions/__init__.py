@@ -8,6 +8,7 @@ Example:
 
 from chalicelib.actions.base import REGISTRY, Action, register
 from chalicelib.actions.convert import Convert
+from chalicelib.actions.intelligent_tiering import IntelligentTiering
 from chalicelib.actions.lifecycle import Expire, Transition, TransitionStep
 from chalicelib.actions.recompress import Recompress
 from chalicelib.actions.storage_class import StorageClass

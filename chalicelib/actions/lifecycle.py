@@ -1,11 +1,15 @@
-"""Lifecycle actions: ``transition`` and ``expire``.
+"""Lifecycle actions: ``transition``, ``expire``, ``noncurrent`` and ``abort_multipart``.
 
-Both compile to the bucket's S3 Lifecycle configuration where Lifecycle can express the
-policy's filters (prefix, tags, size) and run in the sweep where it can't (suffix filters).
+``transition`` and ``expire`` compile to the bucket's S3 Lifecycle configuration where Lifecycle
+can express the policy's filters (prefix, tags, size) and run in the sweep where it can't (suffix
+filters). ``noncurrent`` (delete old versions) and ``abort_multipart`` (clean up incomplete
+uploads) only compile to Lifecycle: ``chalicelib.lifecycle`` warns where they can't.
 
 Example:
     >>> Transition.model_validate([{"days": 30, "class": "GLACIER_IR"}, {"days": 180, "class": "DEEP_ARCHIVE"}]).steps[1].storage_class
     'DEEP_ARCHIVE'
+    >>> Noncurrent.model_validate({"days": 30, "keep": 3}).keep, AbortMultipart.model_validate(7).days
+    (3, 7)
 """
 
 from __future__ import annotations
@@ -93,3 +97,34 @@ class Expire(Action):
 
     days: int = Field(ge=1)
     versions: Literal["marker", "all"] = "marker"
+
+
+@register
+class Noncurrent(Action):
+    """On versioned buckets, delete a version ``days`` after it became noncurrent, keeping the newest ``keep``.
+
+    Compiles to ``NoncurrentVersionExpiration`` (``NoncurrentDays``, ``NewerNoncurrentVersions``).
+    """
+
+    name: ClassVar[str] = "noncurrent"
+    scope: ClassVar[str] = "lifecycle"
+    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+
+    days: int = Field(ge=1)
+    keep: int = Field(default=0, ge=0, le=100, description="newest noncurrent versions to keep (S3 allows up to 100)")
+
+
+@register
+class AbortMultipart(Action):
+    """Abort multipart uploads still incomplete ``days`` after they started (their parts are billed as storage).
+
+    Compiles to ``AbortIncompleteMultipartUpload``. S3 cannot filter incomplete uploads by tags or
+    size, so the rule uses the policy's prefixes only.
+    """
+
+    name: ClassVar[str] = "abort_multipart"
+    scope: ClassVar[str] = "lifecycle"
+    shorthand_field: ClassVar[str] = "days"
+    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+
+    days: int = Field(ge=1)

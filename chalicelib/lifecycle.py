@@ -1,0 +1,282 @@
+"""Policies → S3 Lifecycle rules, merged into a bucket's configuration without touching rules leanlake doesn't own.
+
+What:
+- ``compile_rules(policies, bucket)``: the ``transition``, ``expire``, ``noncurrent`` and
+  ``abort_multipart`` actions of every policy on ``bucket`` whose filters Lifecycle can express
+  (prefix, tags, size — not suffix) become rules in the ``put_bucket_lifecycle_configuration``
+  shape, with IDs ``leanlake-<policy>-<n>`` and Status Enabled. A policy gets one rule per prefix
+  (``n`` = 1, 2, … in the order of its prefixes); rules that can't carry tag/size filters
+  (``abort_multipart``: S3 refuses it with tags or size) follow as prefix-only rules (``n`` = k+1, …).
+- ``merge(existing, ours)``: rules leanlake does not own stay exactly as they were; leanlake's
+  rules are replaced by ID (and disappear with their policy); ``TransitionDefaultMinimumObjectSize``
+  is kept; more than 1,000 rules is an error.
+- ``lifecycle_warnings(policies)``: rules that validate but lose money or can't be compiled.
+- ``apply_to_bucket(s3, decision, policies)``: the only I/O here — read, merge, write.
+
+``expire`` compiles to ``Expiration: {Days}``. On a versioned bucket that adds a delete marker
+(``versions: marker``, the default): the data stays as a noncurrent version until a
+``noncurrent`` action removes it. ``versions: all`` also adds ``NoncurrentVersionExpiration:
+{NoncurrentDays: 1}`` (unless a ``noncurrent`` action says otherwise), so old versions go one day
+after they become noncurrent; S3 then removes the expired delete markers itself because the rule
+has ``Expiration: Days`` (AWS: "When you specify the Days tag, Amazon S3 automatically performs
+ExpiredObjectDeleteMarker cleanup"). Object size bounds are inclusive in policies and exclusive in
+Lifecycle: ``size: {min: 1 KiB}`` becomes ``ObjectSizeGreaterThan: 1023``.
+
+Example:
+    >>> from chalicelib.policy import PolicySet
+    >>> ps = PolicySet.from_dicts([{"name": "checkpoints", "bucket": "ml-lake", "filters": {"prefix": "checkpoints/"},
+    ...     "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}, {"expire": {"days": 730}}]}])
+    >>> compile_rules(ps, "ml-lake")[0]
+    {'ID': 'leanlake-checkpoints-1', 'Status': 'Enabled', 'Filter': {'Prefix': 'checkpoints/'}, 'Transitions': [{'Days': 30, 'StorageClass': 'GLACIER_IR'}], 'Expiration': {'Days': 730}}
+    >>> mine = {"ID": "my-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 9}}
+    >>> [r["ID"] for r in merge({"Rules": [mine]}, compile_rules(ps, "ml-lake"))["Rules"]]
+    ['my-logs', 'leanlake-checkpoints-1']
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.actions.lifecycle import MINIMUM_DAYS, AbortMultipart, Expire, Noncurrent, Transition
+
+if TYPE_CHECKING:
+    from chalicelib.decision import Decision
+    from chalicelib.policy.models import Filters, Policy
+    from chalicelib.policy.policyset import PolicySet
+
+OWNED_PREFIX = "leanlake-"
+MAX_RULES = 1000
+LIFECYCLE_ACTIONS = (Transition.name, Expire.name, Noncurrent.name, AbortMultipart.name)
+#: Actions whose per-object work moves from the sweep to Lifecycle when the filters are expressible.
+SWEEPABLE = (Transition.name, Expire.name)
+
+
+class LifecycleError(ValueError):
+    """A configuration S3 would refuse (more than 1,000 rules, expiry not after the last transition, …)."""
+
+
+def expressible(filters: "Filters") -> bool:
+    """True when Lifecycle can say these filters: prefix, tags and size are fine; a suffix is not."""
+    return not filters.suffix
+
+
+def rule_id(policy_name: str, n: int) -> str:
+    """``leanlake-<policy>-<n>``; ``n`` counts from 1."""
+    return f"{OWNED_PREFIX}{policy_name}-{n}"
+
+
+def rule_for_prefix(policy: "Policy", prefix: str) -> str:
+    """The ID of the rule that handles objects of ``policy`` matched through ``prefix``."""
+    prefixes = policy.filters.prefix or ("",)
+    return rule_id(policy.name, prefixes.index(prefix) + 1 if prefix in prefixes else 1)
+
+
+def _filter(prefix: str, filters: "Filters", *, with_tags_and_size: bool = True) -> dict[str, Any]:
+    preds: dict[str, Any] = {}
+    if prefix:
+        preds["Prefix"] = prefix
+    tags = [{"Key": k, "Value": v} for k, v in sorted(filters.tags.items())] if with_tags_and_size else []
+    if tags:
+        preds["Tags"] = tags
+    if with_tags_and_size and filters.size is not None:
+        if filters.size.min:
+            preds["ObjectSizeGreaterThan"] = filters.size.min - 1
+        if filters.size.max is not None:
+            preds["ObjectSizeLessThan"] = filters.size.max + 1
+    count = len(preds) - ("Tags" in preds) + len(tags)
+    if count == 0:
+        return {"Prefix": ""}
+    if count == 1:
+        return {"Tag": tags[0]} if tags else preds
+    return {"And": preds}
+
+
+def policy_rules(policy: "Policy") -> list[dict[str, Any]]:
+    """The Lifecycle rules of one policy (empty when it has no Lifecycle action or a suffix filter)."""
+    if not expressible(policy.filters):
+        return []
+    transition = policy.action(Transition.name)
+    expire = policy.action(Expire.name)
+    noncurrent = policy.action(Noncurrent.name)
+    abort = policy.action(AbortMultipart.name)
+    body: dict[str, Any] = {}
+    if isinstance(transition, Transition):
+        body["Transitions"] = [{"Days": s.days, "StorageClass": s.storage_class} for s in transition.steps]
+    if isinstance(expire, Expire):
+        if isinstance(transition, Transition) and expire.days <= transition.steps[-1].days:
+            raise LifecycleError(f"policy {policy.name!r}: expire days ({expire.days}) must be after the last transition "
+                                 f"(day {transition.steps[-1].days}); S3 refuses the rule")
+        body["Expiration"] = {"Days": expire.days}
+    if isinstance(noncurrent, Noncurrent):
+        body["NoncurrentVersionExpiration"] = {"NoncurrentDays": noncurrent.days,
+                                               **({"NewerNoncurrentVersions": noncurrent.keep} if noncurrent.keep else {})}
+    elif isinstance(expire, Expire) and expire.versions == "all":
+        body["NoncurrentVersionExpiration"] = {"NoncurrentDays": 1}
+    filters = policy.filters
+    plain = not filters.tags and filters.size is None
+    if isinstance(abort, AbortMultipart) and plain and body:
+        body["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": abort.days}
+        abort = None
+    prefixes = filters.prefix or ("",)
+    rules = []
+    if body:
+        rules = [{"ID": rule_id(policy.name, n), "Status": "Enabled", "Filter": _filter(p, filters), **copy.deepcopy(body)}
+                 for n, p in enumerate(prefixes, start=1)]
+    if isinstance(abort, AbortMultipart):
+        start = len(rules) + 1
+        rules += [{"ID": rule_id(policy.name, start + i), "Status": "Enabled",
+                   "Filter": _filter(p, filters, with_tags_and_size=False),
+                   "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": abort.days}}
+                  for i, p in enumerate(prefixes)]
+    return rules
+
+
+def compile_rules(policies: "PolicySet", bucket: str) -> list[dict[str, Any]]:
+    """Every leanlake Lifecycle rule for ``bucket``, in policy order."""
+    rules: list[dict[str, Any]] = []
+    for lp in policies.for_bucket(bucket):
+        rules.extend(policy_rules(lp.policy))
+    return rules
+
+
+def merge(existing: dict[str, Any] | None, ours: list[dict[str, Any]], owned_prefix: str = OWNED_PREFIX) -> dict[str, Any]:
+    """The configuration to write: others' rules unchanged and in order, then ours; leanlake's old rules dropped.
+
+    ``existing`` is a ``get_bucket_lifecycle_configuration`` response (or None when the bucket has
+    none). The result has ``Rules`` and, when the bucket had it, ``TransitionDefaultMinimumObjectSize``;
+    pass it on with ``put_arguments``. An empty ``Rules`` means: delete the configuration (S3
+    refuses to store an empty one).
+    """
+    existing = existing or {}
+    theirs = [copy.deepcopy(r) for r in existing.get("Rules", ()) if not str(r.get("ID", "")).startswith(owned_prefix)]
+    ids = [r.get("ID") for r in ours]
+    if any(not str(i).startswith(owned_prefix) for i in ids):
+        raise LifecycleError(f"leanlake rule IDs must start with {owned_prefix!r}: {ids}")
+    if len(set(ids)) != len(ids):
+        raise LifecycleError(f"duplicate leanlake rule IDs: {sorted(i for i in set(ids) if ids.count(i) > 1)}")
+    rules = theirs + copy.deepcopy(ours)
+    if len(rules) > MAX_RULES:
+        raise LifecycleError(f"{len(rules)} Lifecycle rules ({len(theirs)} not leanlake's, {len(ours)} leanlake's): "
+                             f"S3 allows at most {MAX_RULES}")
+    merged: dict[str, Any] = {"Rules": rules}
+    if "TransitionDefaultMinimumObjectSize" in existing:
+        merged["TransitionDefaultMinimumObjectSize"] = existing["TransitionDefaultMinimumObjectSize"]
+    return merged
+
+
+def put_arguments(bucket: str, merged: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``put_bucket_lifecycle_configuration`` for a merged configuration."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "LifecycleConfiguration": {"Rules": merged["Rules"]}}
+    if "TransitionDefaultMinimumObjectSize" in merged:
+        kwargs["TransitionDefaultMinimumObjectSize"] = merged["TransitionDefaultMinimumObjectSize"]
+    return kwargs
+
+
+def lifecycle_warnings(policies: "PolicySet") -> list[str]:
+    """Lifecycle actions that validate but lose money over the policy's horizon, or won't be compiled."""
+    from chalicelib import economics as econ
+
+    warnings: list[str] = []
+    for lp in policies.loaded:
+        policy, settings = lp.policy, lp.settings
+        name, filters = policy.name, policy.filters
+        region = settings.region or econ.figures.DEFAULT_REGION
+        horizon = settings.horizon_days
+        transition, expire = policy.action(Transition.name), policy.action(Expire.name)
+        smallest = filters.size.min if filters.size is not None and filters.size.min else 0
+        if not expressible(filters):
+            for action in (Noncurrent.name, AbortMultipart.name):
+                if policy.action(action) is not None:
+                    warnings.append(f"policy {name!r}: {action} is not compiled: Lifecycle has no suffix filter "
+                                    "and the sweep does not handle it; drop the suffix filter or the action")
+        elif policy.action(AbortMultipart.name) is not None and (filters.tags or filters.size is not None):
+            warnings.append(f"policy {name!r}: abort_multipart applies to every incomplete upload under the prefix; "
+                            "S3 can't filter incomplete uploads by tags or size")
+        if isinstance(transition, Transition):
+            previous, since = "STANDARD", 0
+            for step in transition.steps:
+                needed = econ.break_even_bytes(previous, step.storage_class, horizon, region)
+                if smallest < needed:
+                    if needed == float("inf"):
+                        what = "for every object size"
+                    else:
+                        what = f"for objects under {needed / 1024:,.0f} KiB"
+                    floor = " (S3 does not transition objects under 128 KiB by default)" if step.storage_class not in ("GLACIER", "DEEP_ARCHIVE") else ""
+                    warnings.append(f"policy {name!r}: transition {previous} → {step.storage_class} at day {step.days} "
+                                    f"loses money {what} over {horizon} days{floor}; set filters.size.min")
+                stay = step.days - since
+                if previous in MINIMUM_DAYS and stay < MINIMUM_DAYS[previous]:
+                    per_gb = econ.penalty_usd(econ.GB, previous, stay, region)
+                    warnings.append(f"policy {name!r}: objects leave {previous} after {stay} days, before its "
+                                    f"{MINIMUM_DAYS[previous]}-day minimum (about ${per_gb:.4f} per GB in penalties)")
+                previous, since = step.storage_class, step.days
+            if isinstance(expire, Expire):
+                last = transition.steps[-1]
+                if expire.days <= last.days:
+                    warnings.append(f"policy {name!r}: expire at day {expire.days} is not after the last transition "
+                                    f"(day {last.days}): S3 refuses this rule")
+                elif expire.days - last.days < MINIMUM_DAYS.get(last.storage_class, 0):
+                    stay = expire.days - last.days
+                    per_gb = econ.penalty_usd(econ.GB, last.storage_class, stay, region)
+                    warnings.append(f"policy {name!r}: objects expire {stay} days after moving to {last.storage_class}, "
+                                    f"before its {MINIMUM_DAYS[last.storage_class]}-day minimum "
+                                    f"(about ${per_gb:.4f} per GB in penalties)")
+    return warnings
+
+
+# --- I/O: the one place this module talks to S3 ------------------------------------------------------
+
+def _current(s3: Any, bucket: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        response = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+            return None
+        raise
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+def apply_lifecycle(s3: Any, bucket: str, policies: "PolicySet") -> str:
+    """Merge the rules of all ``policies`` on ``bucket`` into its Lifecycle configuration; say what changed."""
+    existing = _current(s3, bucket)
+    ours = compile_rules(policies, bucket)
+    merged = merge(existing, ours)
+    before = (existing or {}).get("Rules", [])
+    if merged["Rules"] == before:
+        return f"Lifecycle unchanged ({len(ours)} leanlake rule(s))"
+    if not merged["Rules"]:
+        s3.delete_bucket_lifecycle(Bucket=bucket)
+        return "Lifecycle configuration removed (no rules left)"
+    s3.put_bucket_lifecycle_configuration(**put_arguments(bucket, merged))
+    return f"Lifecycle: {len(ours)} leanlake rule(s) written, {len(merged['Rules']) - len(ours)} other rule(s) kept"
+
+
+def apply_intelligent_tiering(s3: Any, bucket: str, policy: "Policy") -> str:
+    """Write the policy's Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
+    from chalicelib.actions.intelligent_tiering import configurations
+
+    configs = configurations(policy)
+    for config in configs:
+        s3.put_bucket_intelligent_tiering_configuration(Bucket=bucket, Id=config["Id"], IntelligentTieringConfiguration=config)
+    return f"Intelligent-Tiering: {', '.join(c['Id'] for c in configs)} written"
+
+
+def apply_to_bucket(s3: Any, decision: "Decision", policies: "PolicySet") -> str:
+    """Act on a bucket-level decision of ``plan_buckets`` (``lifecycle`` or ``intelligent_tiering``).
+
+    ``policies`` must be every policy (not a selection): leanlake rules of policies missing from
+    it are removed from the bucket.
+    """
+    if decision.action == "lifecycle":
+        return apply_lifecycle(s3, decision.bucket, policies)
+    if decision.action == "intelligent_tiering":
+        return apply_intelligent_tiering(s3, decision.bucket, policies.named(decision.policy).policy)
+    raise ValueError(f"not a bucket-level decision: {decision.action}")
+
+
+def owned_rule_ids(config: dict[str, Any] | None, owned_prefix: str = OWNED_PREFIX) -> list[str]:
+    """IDs of leanlake's rules in a configuration."""
+    return [r["ID"] for r in (config or {}).get("Rules", ()) if str(r.get("ID", "")).startswith(owned_prefix)]
