@@ -1,0 +1,79 @@
+"""``python -m chalicelib.deploy package|iam|find-python``: the deployment steps without the ``leanlake`` CLI.
+
+Example:
+    $ python -m chalicelib.deploy iam --check     # exit 1 when .chalice/policy-*.json are stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.deploy", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    package = commands.add_parser("package", help="build dist/<format>/ for Lambda (python3.12) and check the limits")
+    package.add_argument("--stage", default="dev")
+    package.add_argument("--format", dest="formats", action="append", choices=("terraform", "cloudformation"),
+                         help="repeatable; default: both")
+    package.add_argument("--out", default="dist", help="output directory (default: dist)")
+    package.add_argument("--project", default=".", help="project root (default: .)")
+    package.add_argument("--python", help="a Python 3.12 interpreter (default: found on PATH, pyenv or uv)")
+    package.add_argument("--pyarrow-version", help="default: the version installed here")
+    package.add_argument("--cache-dir", help="build venvs and wheels (default: $LEANLAKE_BUILD_CACHE or ~/.cache/leanlake)")
+    package.add_argument("--keep-build", action="store_true", help="keep the temporary build copy and print where")
+
+    iam = commands.add_parser("iam", help="write .chalice/policy-<stage>.json derived from the policies")
+    iam.add_argument("--policies", action="append", help="policy files or directories (default: policies)")
+    iam.add_argument("--chalice-dir", default=".chalice")
+    iam.add_argument("--stage", dest="stages", action="append", help="repeatable; default: every stage in config.json")
+    iam.add_argument("--check", action="store_true", help="write nothing; exit 1 when a committed file is stale")
+
+    commands.add_parser("find-python", help="print the Python 3.12 the build would use")
+
+    args = parser.parse_args(argv)
+    if args.command == "find-python":
+        from chalicelib.deploy.python import PythonNotFound, find_python
+
+        try:
+            print(find_python())
+        except PythonNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "iam":
+        from chalicelib.deploy.iam import write_policies
+        from chalicelib.policy import PolicyError
+
+        try:
+            changed = write_policies(args.policies or ["policies"], args.chalice_dir, args.stages, check=args.check)
+        except (PolicyError, ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for path in changed:
+            print(f"{'stale' if args.check else 'wrote'} {path}")
+        if args.check and changed:
+            print("error: regenerate with `make iam` (python -m chalicelib.deploy iam) and commit", file=sys.stderr)
+            return 1
+        if not changed:
+            print("IAM policies up to date")
+        return 0
+
+    from chalicelib.deploy.package import PackageError, build
+
+    try:
+        build(args.project, args.out, stage=args.stage, formats=args.formats or ("terraform", "cloudformation"),
+              python=args.python, pyarrow_version=args.pyarrow_version, cache_dir=args.cache_dir,
+              keep_build=args.keep_build, log=lambda line: print(line, file=sys.stderr))
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(Path(args.out) / "package-report.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

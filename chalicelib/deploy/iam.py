@@ -1,0 +1,168 @@
+"""The deployed IAM policy, derived from the policies (DESIGN invariant 7: least privilege).
+
+Each action class declares the IAM actions it needs on objects (``arn:aws:s3:::BUCKET/*``) and on
+the bucket (``arn:aws:s3:::BUCKET``); a bucket gets exactly the union over the actions of the
+policies that name it. Around that: writing the functions' logs, metrics in the ``leanlake``
+namespace only, and the stage's work queue and dead-letter queue. Nothing else, no wildcard
+action, no object action on every bucket.
+
+Example:
+    >>> from chalicelib.policy import PolicySet
+    >>> from chalicelib.deploy.project import ChaliceConfig
+    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "b1", "actions": [{"storage_class": "ONEZONE_IA"}]}])
+    >>> cfg = ChaliceConfig({"app_name": "leanlake", "stages": {"dev": {}}})
+    >>> doc = policy_document(ps, cfg, "dev")
+    >>> doc["Statement"][0]["Resource"], doc["Statement"][0]["Action"][:2]
+    (['arn:aws:s3:::b1/*'], ['s3:GetObject', 's3:GetObjectTagging'])
+    >>> least_privilege_problems(doc)
+    []
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from chalicelib.deploy.project import NAMESPACE_ENV, ChaliceConfig, dead_letter_queue
+from chalicelib.policy import PolicySet, load_policies
+
+#: IAM's limit for an inline role policy (Chalice attaches the file as one), whitespace excluded.
+INLINE_POLICY_LIMIT = 10_240
+#: What the functions do with the work queue: consume it (Lambda event source) and fan out to it (sweeps).
+QUEUE_ACTIONS = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                 "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage")
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+
+
+def _sid(*words: str) -> str:
+    """A statement id (IAM allows only letters and digits): ``("objects", "ml-lake")`` → ``ObjectsMlLake``."""
+    return "".join(part.capitalize() for word in words for part in re.split(r"[^A-Za-z0-9]+", word) if part)
+
+
+def _grouped(perms: dict[str, set[str]], arn: str, sid: str) -> list[dict[str, Any]]:
+    """One statement per distinct action set, listing every bucket that needs exactly that set."""
+    by_actions: dict[tuple[str, ...], list[str]] = {}
+    for bucket, actions in perms.items():
+        if actions:
+            by_actions.setdefault(tuple(sorted(actions)), []).append(bucket)
+    statements = []
+    for actions, buckets in by_actions.items():
+        statements.append({
+            "Sid": _sid(sid, *buckets) if len(buckets) == 1 else _sid(sid, buckets[0], f"and {len(buckets) - 1} more"),
+            "Effect": "Allow",
+            "Action": list(actions),
+            "Resource": [arn.format(bucket=b) for b in buckets],
+        })
+    return statements
+
+
+def policy_document(policy_set: PolicySet, config: ChaliceConfig, stage: str) -> dict[str, Any]:
+    """The IAM policy document for ``stage``: S3 from the policies, then logs, metrics and queues."""
+    objects: dict[str, set[str]] = {}
+    buckets: dict[str, set[str]] = {}
+    for bucket in policy_set.buckets:
+        objects[bucket], buckets[bucket] = set(), set()
+        for loaded in policy_set.for_bucket(bucket):
+            for action in loaded.policy.actions:
+                objects[bucket].update(action.object_permissions)
+                buckets[bucket].update(action.bucket_permissions)
+    statements = _grouped(objects, "arn:aws:s3:::{bucket}/*", "objects in") + _grouped(buckets, "arn:aws:s3:::{bucket}", "bucket")
+
+    log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{config.function_prefix(stage)}*"
+    statements.append({"Sid": "Logs", "Effect": "Allow", "Action": list(LOG_ACTIONS),
+                       "Resource": [log_group, f"{log_group}:log-stream:*"]})
+    namespace = config.env(stage).get(NAMESPACE_ENV, config.app_name)
+    # PutMetricData has no resource-level permissions: "*" is the only Resource it accepts; the
+    # namespace condition keeps it to leanlake's own metrics.
+    statements.append({"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
+                       "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}}})
+    queue = config.queue(stage)
+    if queue:
+        statements.append({"Sid": "WorkQueue", "Effect": "Allow", "Action": list(QUEUE_ACTIONS),
+                           "Resource": [f"arn:aws:sqs:*:*:{queue}"]})
+        # Lambda's asynchronous dead-letter queue is written with the function's own role.
+        statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                           "Resource": [f"arn:aws:sqs:*:*:{dead_letter_queue(queue)}"]})
+    seen: dict[str, int] = {}
+    for statement in statements:  # IAM wants unique Sids; "a.b" and "a-b" would both be "AB"
+        seen[statement["Sid"]] = seen.get(statement["Sid"], 0) + 1
+        if seen[statement["Sid"]] > 1:
+            statement["Sid"] += str(seen[statement["Sid"]])
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _listed(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def least_privilege_problems(document: dict[str, Any]) -> list[str]:
+    """What in ``document`` breaks least privilege (empty when nothing does)."""
+    problems = []
+    for statement in document["Statement"]:
+        sid = statement.get("Sid", "?")
+        actions, resources = _listed(statement.get("Action", [])), _listed(statement.get("Resource", []))
+        if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{sid}: only plain Allow statements are expected")
+        for action in actions:
+            if "*" in action:
+                problems.append(f"{sid}: wildcard action {action}")
+        if "*" in resources:
+            if actions != ["cloudwatch:PutMetricData"]:
+                problems.append(f"{sid}: Resource '*' for {', '.join(actions)}")
+            elif "cloudwatch:namespace" not in json.dumps(statement.get("Condition", {})):
+                problems.append(f"{sid}: PutMetricData on '*' without a cloudwatch:namespace condition")
+        for resource in resources:
+            if resource.startswith("arn:aws:s3:::") and "*" in resource.removeprefix("arn:aws:s3:::").removesuffix("/*"):
+                problems.append(f"{sid}: bucket wildcard in {resource}")
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > INLINE_POLICY_LIMIT:
+        problems.append(f"policy is {size} characters, over IAM's inline limit of {INLINE_POLICY_LIMIT}")
+    return problems
+
+
+def render(document: dict[str, Any]) -> str:
+    """The committed form of a policy document: stable key order, two-space indent, final newline."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def policy_file(config: ChaliceConfig, stage: str) -> str:
+    """The file name Chalice reads the stage's policy from (``iam_policy_file``, default ``policy-STAGE.json``)."""
+    return config.setting(stage, "iam_policy_file") or f"policy-{stage}.json"
+
+
+def generate(policies: Sequence[str | Path] = ("policies",), chalice_dir: str | Path = ".chalice",
+             stages: Sequence[str] | None = None) -> dict[Path, str]:
+    """Path → text of every stage's policy file, derived from ``policies`` and ``.chalice/config.json``.
+
+    Raises PolicyError when the policies do not validate, ValueError when a document would break
+    least privilege (e.g. too many buckets for one inline policy).
+    """
+    config = ChaliceConfig.load(chalice_dir)
+    policy_set = load_policies(list(policies))
+    out: dict[Path, str] = {}
+    for stage in stages or config.stages:
+        document = policy_document(policy_set, config, stage)
+        problems = least_privilege_problems(document)
+        if problems:
+            raise ValueError(f"stage {stage}: " + "; ".join(problems))
+        out[Path(chalice_dir) / policy_file(config, stage)] = render(document)
+    return out
+
+
+def write_policies(policies: Sequence[str | Path] = ("policies",), chalice_dir: str | Path = ".chalice",
+                   stages: Sequence[str] | None = None, check: bool = False) -> list[Path]:
+    """Write ``.chalice/policy-<stage>.json`` for every stage; return the files that changed.
+
+    With ``check=True`` nothing is written: the returned files are those that are stale
+    (CI fails when the committed policy no longer matches the policies).
+    """
+    changed = []
+    for path, text in generate(policies, chalice_dir, stages).items():
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        changed.append(path)
+        if not check:
+            path.write_text(text, encoding="utf-8")
+    return changed
