@@ -1,0 +1,133 @@
+"""Benchmark: planning N listed objects (ListObjectsV2 pages → ObjectRef → plan_objects → Totals).
+
+What: generates N objects as ``list_objects_v2`` pages of 1,000 ``Contents`` dicts (Key, Size,
+ETag, StorageClass, LastModified as an aware datetime, as boto3 returns them), turns each into an
+``ObjectRef`` the way ``chalicelib.sweep.list_refs`` does, plans them against the example
+ml-lake policies plus a storage-class policy, and totals the decisions. Each size runs in a fresh
+subprocess so that its peak RSS (``ru_maxrss``) is its own.
+
+Why: the plan must stream — 1,000,000 objects in at most 20 s on 2 cores, with memory that does
+not grow with the count.
+
+Run:
+    /work/venv/bin/python bench/bench_plan.py            # 100k and 1M
+    /work/venv/bin/python bench/bench_plan.py 50000      # one size
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+BUCKET = "ml-lake"
+NOW = datetime(2026, 11, 27, tzinfo=timezone.utc)
+POLICIES = [
+    {"name": "raw-tables-to-parquet", "bucket": BUCKET,
+     "filters": {"prefix": "raw/", "suffix": [".csv", ".csv.gz", ".tsv", ".jsonl", ".jsonl.gz", ".json"],
+                 "size": {"min": "1 KiB", "max": "20 GiB"}},
+     "actions": [{"convert": {"destination": "curated/{rel_dir}{stem}.parquet", "source": "delete"}}]},
+    {"name": "logs-to-zstd", "bucket": BUCKET, "filters": {"prefix": "logs/", "suffix": [".gz", ".bz2", ".log"]},
+     "actions": [{"recompress": {"codec": "zstd", "level": 19, "source": "delete"}}]},
+    {"name": "recreatable-features", "bucket": BUCKET, "filters": {"prefix": "features/", "tags": {"recreatable": "true"}},
+     "actions": [{"storage_class": "ONEZONE_IA"}]},
+    {"name": "checkpoints", "bucket": BUCKET, "filters": {"prefix": "checkpoints/"},
+     "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}, {"days": 180, "class": "DEEP_ARCHIVE"}]},
+                 {"expire": {"days": 730}}]},
+    {"name": "scratch", "bucket": BUCKET, "filters": {"prefix": "tmp/", "suffix": ".tmp"}, "actions": [{"expire": {"days": 7}}]},
+    {"name": "cold-embeddings", "bucket": BUCKET, "filters": {"prefix": "embeddings/", "suffix": ".npy"},
+     "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}]},
+]
+KEYS = ("raw/2026/{i}/part.csv", "logs/app/{i}.log.gz", "features/v1/{i}.parquet", "checkpoints/run/{i}.pt",
+        "tmp/job/{i}.tmp", "embeddings/{i}.npy", "misc/{i}.bin", "raw/2026/{i}/notes.txt")
+PAGE = 1000
+
+
+def pages(n: int) -> Iterator[dict[str, Any]]:
+    """``list_objects_v2`` pages of generated objects: varied sizes, ages, classes."""
+    classes = ("STANDARD", "STANDARD", "STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE", "STANDARD", "STANDARD")
+    for start in range(0, n, PAGE):
+        contents = []
+        for i in range(start, min(start + PAGE, n)):
+            contents.append({
+                "Key": KEYS[i % len(KEYS)].format(i=i),
+                "LastModified": NOW - timedelta(days=(i * 7919) % 900, seconds=i % 86400),
+                "ETag": f'"{i:032x}"',
+                "Size": 200 + (i * 104729) % (512 * 2**20),
+                "StorageClass": classes[(i // len(KEYS)) % len(classes)],
+            })
+        yield {"Contents": contents, "KeyCount": len(contents), "IsTruncated": start + PAGE < n}
+
+
+def refs(n: int):
+    from chalicelib.refs import ObjectRef
+
+    recreatable = {"recreatable": "true"}
+    for page in pages(n):
+        for item in page.get("Contents", ()):
+            key = item["Key"]
+            yield ObjectRef(bucket=BUCKET, key=key, size=item["Size"], etag=item.get("ETag", "").strip('"'),
+                            storage_class=item.get("StorageClass") or "STANDARD", last_modified=item["LastModified"],
+                            tags=recreatable if key.startswith("features/") else None)
+
+
+def run_one(n: int) -> dict[str, Any]:
+    from chalicelib.plan import Totals, plan_objects
+    from chalicelib.policy import PolicySet
+
+    policies = PolicySet.from_dicts(POLICIES)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    listed = sum(1 for _ in refs(n))
+    listing_s = time.perf_counter() - started
+    started = time.perf_counter()
+    totals = Totals()
+    for _ in totals.watch(plan_objects(refs(n), policies, NOW)):
+        pass
+    total_s = time.perf_counter() - started
+    result = totals.as_dict()["overall"]
+    return {"objects": listed, "seconds_total": round(total_s, 2), "seconds_listing_only": round(listing_s, 2),
+            "seconds_plan": round(total_s - listing_s, 2), "us_per_object": round(total_s / n * 1e6, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "rss_after_imports_mb": round(rss_before / 1024, 1), "decisions": result["decisions"], "actions": result["actions"],
+            "monthly_usd_saved": result["monthly_usd_saved"], "one_off_usd": result["one_off_usd"]}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import pydantic
+    import yaml
+    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(ram_gb, 1), "python": platform.python_version(),
+            "pydantic": pydantic.VERSION, "pyyaml": yaml.__version__, "platform": platform.platform()}
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--child":
+        print(json.dumps(run_one(int(argv[1]))))
+        return
+    sizes = [int(a) for a in argv] or [100_000, 1_000_000]
+    print(json.dumps({"machine": machine()}, indent=None))
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--child", str(n)], check=True, capture_output=True, text=True)
+        print(out.stdout.strip())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
