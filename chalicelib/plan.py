@@ -15,8 +15,9 @@ Why: DESIGN invariant 5 ("worth it"). Per object, in this order, the first that 
 1. ``expire`` run by the sweep (a suffix filter: Lifecycle can't say it) and due → ``expire``
    (``params["versions"]``: ``marker`` or ``all``).
 2. ``convert``/``recompress`` → act with an estimated saving, unless the object is in
-   GLACIER/DEEP_ARCHIVE (it can't be read without a restore), under 1 KiB (the output would not
-   be smaller) or its destination is itself. Output sizes are ASSUMPTIONS stated in the reason
+   GLACIER/DEEP_ARCHIVE (it can't be read without a restore), so small the output can't be smaller
+   (1–511 B for Parquet, whose smallest file is ~500 B; 1–63 B for zstd — an empty object goes on
+   so the executor reports it as bad input) or its destination is itself. Output sizes are ASSUMPTIONS stated in the reason
    (Parquet ~20% of plain CSV/JSON, ~85% of compressed text; zstd-19 ~85% of gzip, …); the
    executor checks the real size. ``params["destination"]`` is the output key.
 3. ``storage_class`` → act only if the net USD saving over ``settings.horizon_days`` (storage,
@@ -78,7 +79,7 @@ _DAY = 86400.0
 
 def _ratios() -> dict[str, tuple[float, str]]:
     node = econ.model()["assumptions"]["output_ratio"]
-    return {k: (v["value"], v["note"]) for k, v in node.items() if k != "min_input_bytes"}
+    return {k: (v["value"], v["note"]) for k, v in node.items() if not k.startswith("min_input_bytes")}
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class _PolicyPlan:
     tiering: bool
     prefixes: tuple[str, ...]
     ratios: dict[str, tuple[float, str]] = field(repr=False)
-    min_input: int = 1024
+    min_input: int = 512
 
     @classmethod
     def of(cls, lp: LoadedPolicy, region: str) -> "_PolicyPlan":
@@ -111,7 +112,8 @@ class _PolicyPlan:
             transition=p.action(Transition.name),  # type: ignore[arg-type]
             expire=p.action(Expire.name),  # type: ignore[arg-type]
             tiering=p.action(IntelligentTiering.name) is not None, prefixes=p.filters.prefix or ("",),
-            ratios=_ratios(), min_input=econ.value("assumptions", "output_ratio", "min_input_bytes"),
+            ratios=_ratios(), min_input=econ.value("assumptions", "output_ratio",
+                                                  "min_input_bytes_parquet" if isinstance(writer, Convert) else "min_input_bytes_zstd"),
         )
 
 
@@ -149,7 +151,7 @@ def _write(ref: ObjectRef, prefix: str, pp: _PolicyPlan, writer: Convert | Recom
     if cls in econ.ARCHIVE_CLASSES:
         return _skip(ref, pp, f"in {cls}: cannot be read without a restore")
     size = ref.size
-    if size is not None and size < pp.min_input:
+    if size is not None and 0 < size < pp.min_input:  # an empty object goes on: the executor reports it as bad input
         return _skip(ref, pp, f"{size} B: under {pp.min_input} B the output would not be smaller")
     parts = KeyParts.of(ref.key, prefix)
     destination = writer.destination_key(parts)

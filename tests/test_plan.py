@@ -105,6 +105,11 @@ def test_tiny_objects_are_not_converted():
     policies = ps({"name": "p", "bucket": BUCKET, "filters": {"prefix": "raw/"}, "actions": [{"convert": {}}]})
     d = one(policies, ref("raw/a.csv", size=500))
     assert d.action == "skip" and "would not be smaller" in d.reason
+    assert one(policies, ref("raw/a.csv", size=600)).action == "convert"  # the executor makes the final size check
+    assert one(policies, ref("raw/a.csv", size=0)).action == "convert"  # empty: the executor reports bad input
+    logs = ps({"name": "l", "bucket": BUCKET, "filters": {"prefix": "logs/"}, "actions": [{"recompress": {}}]})
+    assert one(logs, ref("logs/a.log", size=60)).action == "skip"
+    assert one(logs, ref("logs/a.log", size=100)).action == "recompress"
 
 
 def test_convert_with_source_kept_reports_the_extra_storage():
