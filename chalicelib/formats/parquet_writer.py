@@ -15,7 +15,8 @@
   If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so.
 * **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
   (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
-  a queue of depth one between them bounds memory to about three row groups.
+  the hand-over waits until the writer has taken the previous group, so at most two row groups
+  are alive (one being encoded, one being gathered).
 """
 from __future__ import annotations
 
@@ -260,6 +261,7 @@ def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOpt
     def run() -> None:
         while True:
             item = q.get()
+            q.task_done()  # the producer may start the next row group now
             if item is _END or item is None:
                 break
             if state["error"] is not None:
@@ -291,6 +293,7 @@ def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOpt
             if rows >= options.row_group_rows or nbytes >= options.row_group_bytes:
                 q.put(group)
                 group, rows, nbytes = [], 0, 0
+                q.join()  # at most two row groups alive: one being written, one gathered
                 if state["error"] is not None:
                     break
         if group and state["error"] is None:
