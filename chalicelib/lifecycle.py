@@ -196,7 +196,9 @@ def lifecycle_warnings(policies: "PolicySet") -> list[str]:
         if isinstance(transition, Transition):
             previous, since = "STANDARD", 0
             for step in transition.steps:
-                needed = econ.break_even_bytes(previous, step.storage_class, horizon, region)
+                # Intelligent-Tiering's savings depend on access, which the model doesn't know: no verdict.
+                unknown = step.storage_class == "INTELLIGENT_TIERING"
+                needed = 0.0 if unknown else econ.break_even_bytes(previous, step.storage_class, horizon, region)
                 if smallest < needed:
                     if needed == float("inf"):
                         what = "for every object size"

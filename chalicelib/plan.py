@@ -195,8 +195,10 @@ def _move(ref: ObjectRef, pp: _PolicyPlan, target: str, age: float | None, via: 
     est = econ.class_change(size, cls, target, pp.region, age_days=age, expires_in_days=expires_in)
     net = est.net_usd(pp.horizon)
     if net <= 0:
+        unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
+                      "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
         return _skip(ref, pp, f"{cls} → {target} not worth it: net ${net:.6f} over {pp.horizon} days "
-                              f"(${est.monthly_usd_saved:.6f}/month, one-off ${est.one_off_usd:.6f})")
+                              f"(${est.monthly_usd_saved:.6f}/month, one-off ${est.one_off_usd:.6f}){unmodelled}")
     if pp.co2e and est.monthly_kgco2e_saved <= 0:
         return _skip(ref, pp, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
     co2e = (f"{est.monthly_kgco2e_saved:.6f} kg CO2e a month" if est.monthly_kgco2e_saved > 0

@@ -147,6 +147,12 @@ def test_storage_class_not_worth_it_over_a_short_horizon():
     assert d.monthly_usd_saved == 0
 
 
+def test_intelligent_tiering_savings_are_not_modelled_and_say_so():
+    policies = ps({"name": "p", "bucket": BUCKET, "filters": {"prefix": "d/"}, "actions": [{"storage_class": "INTELLIGENT_TIERING"}]})
+    d = one(policies, ref("d/x", size=GiB))
+    assert d.action == "skip" and "not modelled" in d.reason
+
+
 def test_storage_class_skips_when_the_object_expires_before_the_class_minimum():
     policies = ps({"name": "p", "bucket": BUCKET, "filters": {"prefix": "d/"},
                    "actions": [{"storage_class": "GLACIER_IR"}, {"expire": {"days": 60}}]})
