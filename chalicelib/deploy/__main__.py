@@ -1,4 +1,4 @@
-"""``python -m chalicelib.deploy package|iam|find-python``: the deployment steps without the ``leanlake`` CLI.
+"""``python -m chalicelib.deploy package|iam|eventbridge|find-python``: the deployment steps without the ``leanlake`` CLI.
 
 Example:
     $ python -m chalicelib.deploy iam --check     # exit 1 when .chalice/policy-*.json are stale
@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     iam.add_argument("--stage", dest="stages", action="append", help="repeatable; default: every stage in config.json")
     iam.add_argument("--check", action="store_true", help="write nothing; exit 1 when a committed file is stale")
 
+    events = commands.add_parser("eventbridge", help="turn S3 → EventBridge on for buckets, keeping their other notifications")
+    events.add_argument("buckets", nargs="*", help="default: every bucket the policies name")
+    events.add_argument("--policies", action="append", help="policy files or directories (default: policies)")
+    events.add_argument("--off", action="store_true", help="turn it off instead (tearing down)")
+    events.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+
     commands.add_parser("find-python", help="print the Python 3.12 the build would use")
 
     args = parser.parse_args(argv)
@@ -42,6 +48,24 @@ def main(argv: list[str] | None = None) -> int:
             print(find_python())
         except PythonNotFound as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "eventbridge":
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from chalicelib.deploy.notifications import set_eventbridge
+        from chalicelib.policy import PolicyError, load_policies
+
+        try:
+            buckets = args.buckets or list(load_policies(args.policies or ["policies"]).buckets)
+            s3 = boto3.client("s3")
+            for bucket in buckets:
+                changed = set_eventbridge(s3, bucket, enabled=not args.off, dry_run=args.dry_run)
+                verb = ("would turn" if args.dry_run else "turned") if changed else "already"
+                print(f"s3://{bucket}: EventBridge delivery {verb} {'off' if args.off else 'on'}")
+        except (PolicyError, BotoCoreError, ClientError) as exc:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 1
         return 0
     if args.command == "iam":

@@ -193,6 +193,18 @@ def make_build_copy(project: Path, build_dir: Path) -> None:
     (build_dir / "requirements.txt").write_text(_build_requirements(text), encoding="utf-8")
 
 
+#: What a build writes into ``dist/<format>/``; anything else there (terraform state, .terraform/) is left alone.
+OUTPUT_PATTERNS = ("*.zip", "*.tf.json", "sam.json", "sam.yaml")
+
+
+def clear_output(directory: Path) -> None:
+    """Remove the previous build's files from ``directory``, keeping e.g. ``terraform.tfstate`` beside them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for pattern in OUTPUT_PATTERNS:
+        for path in directory.glob(pattern):
+            path.unlink()
+
+
 def inspect_zip(path: Path) -> Artifact:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
@@ -292,8 +304,7 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
         results = []
         for fmt in formats:
             target = out / fmt
-            shutil.rmtree(target, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            clear_output(target)
             env = {**os.environ, **OFFLINE_ENV, FORMAT_ENV: fmt}
             env.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
             if fmt == "cloudformation":

@@ -1,0 +1,25 @@
+# leanlake: build, IAM and tests. PYTHON is the dev environment's interpreter (with the project installed);
+# the Lambda build finds its own Python 3.12 (PATH, pyenv or uv; or LEANLAKE_BUILD_PYTHON).
+PYTHON ?= python3
+STAGE ?= dev
+
+.PHONY: package iam iam-check test gate
+
+## package: dist/terraform/ and dist/cloudformation/ for STAGE (python3.12, trimmed pyarrow, policies inside)
+package:
+	$(PYTHON) -m chalicelib.deploy package --stage $(STAGE)
+
+## iam: regenerate .chalice/policy-<stage>.json from policies/ (commit the result)
+iam:
+	$(PYTHON) -m chalicelib.deploy iam
+
+iam-check:
+	$(PYTHON) -m chalicelib.deploy iam --check
+
+## test: the test suite
+test:
+	$(PYTHON) -m pytest -q
+
+## gate: what CI runs after the tests: package dev and prod, run the packaged handler on moto
+gate:
+	bash .ci/package-gate
