@@ -58,6 +58,16 @@ def test_exactly_one_decision_per_matched_policy_and_none_for_unmatched(lake):
     assert [(d.key, d.policy) for d in decisions] == [("raw/a.csv", "raw-tables-to-parquet")]
 
 
+def test_matching_is_policyset_match(lake):
+    refs = [ref(k, size=s, tags=t) for k in ("raw/a.csv", "raw/x/b.jsonl", "raw/a.parquet", "logs/a.log", "features/f",
+                                             "checkpoints/c", "ckpt/c", "tmp/a.tmp", "tmp/a.txt", "_leanlake/raw/a.csv", "x")
+            for s in (10, 5000) for t in ({"recreatable": "true"}, {})]
+    refs.append(ObjectRef("another-bucket", "raw/a.csv", size=5000))
+    expected = [(r.key, m.policy.name) for r in refs for m in lake.match(r)]
+    assert [(d.key, d.policy) for d in plan_objects(refs, lake, NOW)] == expected
+    assert len(expected) > 10
+
+
 def test_overlapping_policies_each_get_their_decision():
     policies = ps(
         {"name": "a", "bucket": BUCKET, "filters": {"prefix": "data/"}, "actions": [{"storage_class": "GLACIER_IR"}]},

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -229,6 +230,18 @@ class LambdaRun:
     kgco2e: float
 
 
+@functools.cache
+def _lambda_setup(memory_mb: int | None, arch: str | None, read_mib_per_s: float | None) -> tuple[int, str, float, float]:
+    """Defaults filled in, and ``W × vCPU`` with ``W = min + 50% × (max − min)`` and ``vCPU = memory / 1792``."""
+    memory_mb = memory_mb or value("assumptions", "lambda_memory_mb")
+    arch = arch or value("assumptions", "lambda_arch")
+    read_mib_per_s = read_mib_per_s or value("assumptions", "lambda_read_mib_per_s")
+    watts = model()["lambda"]["watts_per_vcpu"][arch]
+    util = value("lambda", "avg_cpu_utilization_pct") / 100
+    w = watts["min"]["value"] + util * (watts["max"]["value"] - watts["min"]["value"])
+    return memory_mb, arch, read_mib_per_s, w * memory_mb / value("lambda", "mb_per_vcpu_ccf")
+
+
 def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocations: int = 1,
                memory_mb: int | None = None, arch: str | None = None, read_mib_per_s: float | None = None,
                carbon: CarbonMethod = CCF) -> LambdaRun:
@@ -238,17 +251,11 @@ def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocation
     everywhere (ASSUMPTION). ``W = min + 50% × (max − min)`` per vCPU: 2.12 W (x86), 1.08 W (arm64).
     """
     r = rates(region, carbon)
-    memory_mb = memory_mb or value("assumptions", "lambda_memory_mb")
-    arch = arch or value("assumptions", "lambda_arch")
-    read_mib_per_s = read_mib_per_s or value("assumptions", "lambda_read_mib_per_s")
+    memory_mb, arch, read_mib_per_s, watts_x_vcpu = _lambda_setup(memory_mb, arch, read_mib_per_s)
     seconds = size_in_bytes / (read_mib_per_s * 2**20)
     gb_s = seconds * memory_mb / 1024
     usd = gb_s * r.lambda_gb_s[arch] + invocations * r.lambda_request
-    watts = model()["lambda"]["watts_per_vcpu"][arch]
-    util = value("lambda", "avg_cpu_utilization_pct") / 100
-    w = watts["min"]["value"] + util * (watts["max"]["value"] - watts["min"]["value"])
-    vcpu = memory_mb / value("lambda", "mb_per_vcpu_ccf")
-    kwh = w * seconds / 3600 * vcpu * r.pue / 1000
+    kwh = watts_x_vcpu * seconds / 3600 * r.pue / 1000
     return LambdaRun(seconds, gb_s, usd, kwh, kwh * r.ef * 1000)
 
 
