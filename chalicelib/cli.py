@@ -182,7 +182,7 @@ def apply(
             fail("apply", "refusing to act without confirmation: pass --yes (or --dry-run)", 2)
         _print_decisions(decisions, totals(decisions))
         typer.confirm(f"Apply {len(acting)} actions?", abort=True, err=True)
-    ledger = Ledger(metrics_stream=sys.stderr)
+    ledger = Ledger()
     with Progress(console=err, transient=True, disable=as_json and not err.is_terminal) as progress:
         task = progress.add_task("applying", total=len(decisions))
         report = sweep(ctx, ledger, buckets=buckets, decisions=decisions, on_outcome=lambda _: progress.advance(task))
@@ -306,23 +306,30 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="What leanlake did")
-    for column in ("status", "action", "object", "bytes before", "bytes after", "reason"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"What leanlake did in s3://{summary['bucket']} (embedded S3)")
+    for column, justify in (("object", "left"), ("action", "left"), ("before", "right"), ("after", "right"), ("result", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for o in summary["outcomes"]:
-        table.add_row(o["status"], o["action"], o["key"] or "", f"{o['bytes_before']:,}", f"{o['bytes_after']:,}", o["outcome_reason"])
+        result = f"→ {o['output_key']}" if o["status"] == "ok" else f"{o['status']}: {o['outcome_reason']}"
+        after = f"{o['bytes_after']:,}" if o["status"] == "ok" else ""
+        table.add_row(o["key"] or "", o["action"], f"{o['bytes_before']:,}" if o["bytes_before"] else "", after, result)
     console = Console()
     console.print(table)
-    saved = summary["bytes_saved"]
-    before = summary["bytes_before"] or 1
+    saved, before = summary["bytes_saved"], summary["bytes_before"] or 1
+    per_tib = summary["per_tib_month"]
     console.print(f"converted {summary['objects_converted']}, recompressed {summary['objects_recompressed']}, "
-                  f"skipped {summary['objects_skipped']}, errors {summary['errors']}: "
-                  f"{summary['bytes_before']:,} → {summary['bytes_after']:,} bytes, saved {saved:,} ({saved / before:.0%}) "
-                  f"in {summary['seconds']} s")
+                  f"skipped {summary['objects_skipped']}, errors {summary['errors']}; "
+                  f"{summary['bytes_before']:,} → {summary['bytes_after']:,} bytes: [bold]saved {saved:,} ({saved / before:.0%})[/] "
+                  f"in {summary['seconds']} s.")
+    console.print(f"At this ratio, every TiB in S3 Standard (us-east-1) saves ${per_tib['usd']:.2f} and "
+                  f"{per_tib['kgco2e']:.3f} kg CO2e a month (Cloud Carbon Footprint method).")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: results on stdout, logs and EMF metrics on stderr."""
+    from chalicelib import ledger
+
+    ledger.send_metrics_to(sys.stderr)
     app()
 
 

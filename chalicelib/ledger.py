@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections import defaultdict
 from typing import Any, Iterable, TextIO
 
 from chalicelib.decision import Outcome
-from chalicelib.log import logger
+
+#: Where EMF documents go when a Ledger is not told: stdout in Lambda (CloudWatch reads it), stderr in CLI runs.
+_default_stream: TextIO | None = None
+
+
+def send_metrics_to(stream: TextIO | None) -> None:
+    """Route every ledger's EMF output (``None``: stdout). The CLI routes it to stderr."""
+    global _default_stream
+    _default_stream = stream
+
 
 _COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed", "expire": "ObjectsExpired"}
 
@@ -36,6 +44,8 @@ class Ledger:
 
     def record(self, outcome: Outcome) -> Outcome:
         """Log and count one outcome; return it."""
+        from chalicelib.log import logger  # imported on first use: the CLI's local convert loads no AWS library
+
         self.outcomes.append(outcome)
         d = outcome.decision
         log = logger.error if outcome.status == "error" else logger.info
@@ -68,7 +78,8 @@ class Ledger:
         from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
         namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
-        redirect = contextlib.redirect_stdout(self._stream) if self._stream else contextlib.nullcontext()
+        stream = self._stream or _default_stream
+        redirect = contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()
         with redirect:
             for (bucket, policy), values in pending.items():
                 metrics = EphemeralMetrics(namespace=namespace, service="leanlake")
@@ -98,7 +109,3 @@ class Ledger:
             "bytes_saved": sum(o.bytes_saved for o in written),
         }
 
-
-def stderr_ledger() -> Ledger:
-    """The ledger of a CLI run: EMF to stderr."""
-    return Ledger(metrics_stream=sys.stderr)

@@ -86,8 +86,8 @@ def test_convert_missing_input(tmp_path):
 
 def test_convert_local_files_import_no_aws_library(tmp_path):
     write_csv(tmp_path / "a.csv", rows=100)
-    code = ("import sys; from chalicelib.cli import app; sys.argv=['leanlake','convert',sys.argv[1],sys.argv[2]]\n"
-            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    code = ("import sys; from chalicelib.cli import main; sys.argv=['leanlake','convert',sys.argv[1],sys.argv[2]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','aws_lambda_powertools','moto')]\n"
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
@@ -108,3 +108,15 @@ def test_convert_s3_to_s3_with_the_standard_environment(s3, bucket, aws, tmp_pat
     missing = leanlake("convert", f"s3://{bucket}/in/nope.csv", str(tmp_path / "x.parquet"), env={"AWS_ENDPOINT_URL": aws})
     assert missing.returncode == 1 and missing.stderr.startswith(f"leanlake: s3://{bucket}/in/nope.csv: ")
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_demo_json_reports_conversions_and_savings(tmp_path):
+    result = leanlake("demo", "--json", "--rows", "3000", cwd=tmp_path)  # works from any directory
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["objects_converted"] == 3 and summary["objects_recompressed"] == 1 and summary["errors"] == 0
+    assert summary["bytes_saved"] > 0 and summary["bytes_after"] < summary["bytes_before"]
+    assert [o["key"] for o in summary["outcomes"] if o["status"] == "skip"] == ["raw/labels/classes.csv"]
+    # sources are gone, outputs are there: the bucket's own listing says what happened
+    assert sorted(summary["bucket_after"]) == ["curated/events/2026-11-01.parquet", "curated/events/2026-11-02.parquet",
+                                               "curated/users/users.parquet", "logs/app/2026-11-01.log.zst", "raw/labels/classes.csv"]

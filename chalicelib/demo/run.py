@@ -9,10 +9,10 @@ Example:
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote
 
 from chalicelib.local import embedded_aws, patched_environ
 
@@ -72,8 +72,6 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
             uploaded: dict[str, int] = {}
             multipart = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
             for key, body in demo_files(rows=rows):
-                import io
-
                 s3.upload_fileobj(io.BytesIO(body), BUCKET, key, Config=multipart)
                 uploaded[key] = len(body)
                 say(f"uploaded s3://{BUCKET}/{key} ({len(body):,} bytes{', multipart' if len(body) > MULTIPART_THRESHOLD else ''})")
@@ -85,9 +83,13 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
         finally:
             runtime.policies.cache_clear()
 
+    from chalicelib.economics import storage_month
+
     done = [o for o in outcomes if o["status"] == "ok"]
     before = sum(o["bytes_before"] for o in done)
     after = sum(o["bytes_after"] for o in done)
+    saved_share = (before - after) / before if before else 0.0
+    per_tib = storage_month(int(2**40 * saved_share), "STANDARD", "us-east-1")
     return {
         "endpoint": endpoint,
         "bucket": BUCKET,
@@ -100,6 +102,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
         "bytes_before": before,
         "bytes_after": after,
         "bytes_saved": before - after,
+        "per_tib_month": {"usd": round(per_tib.usd, 4), "kgco2e": round(per_tib.kgco2e, 6)},
         "outcomes": outcomes,
         "bucket_after": objects,
         "seconds": round(time.monotonic() - started, 2),

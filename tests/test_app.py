@@ -1,0 +1,133 @@
+"""app.py as Lambda runs it: imports with no environment, and its handlers, invoked through Chalice's
+test client with events that moto really delivered (S3 → SQS, S3 → EventBridge → SQS)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chalicelib import runtime
+from chalicelib.demo.run import deliver
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_app_imports_with_no_environment_and_without_pyarrow():
+    code = "import sys, app; assert 'pyarrow' not in sys.modules; print(app.UPLOAD_BUCKET, app.BUCKETS)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "ml-lake"
+
+
+@pytest.fixture
+def app_for(tmp_path, monkeypatch):
+    """Import app.py with policies for the given bucket (as the deployed package would carry them)."""
+    loaded = []
+
+    def load(bucket: str):
+        (tmp_path / "p.yaml").write_text(textwrap.dedent(f"""\
+            policies:
+              - name: tables
+                bucket: {bucket}
+                filters: {{prefix: raw/, suffix: [.csv, .jsonl]}}
+                actions: [{{convert: {{destination: "curated/{{rel_dir}}{{stem}}.parquet", source: delete}}}}]
+              - name: scratch
+                bucket: {bucket}
+                filters: {{prefix: tmp/, suffix: .tmp}}
+                actions: [{{expire: {{days: 7}}}}]
+                on_alarm: [lake-growth]
+              - name: backfill
+                bucket: {bucket}
+                filters: {{prefix: old/, suffix: .csv}}
+                actions: [{{convert: {{}}}}]
+                on_alarm: [lake-growth]
+            """))
+        monkeypatch.setenv("LEANLAKE_POLICIES", str(tmp_path / "p.yaml"))
+        monkeypatch.setenv("LEANLAKE_QUEUE", "uploads")
+        runtime.policies.cache_clear()
+        import app
+
+        module = importlib.reload(app)
+        loaded.append(module)
+        return module
+
+    yield load
+    runtime.policies.cache_clear()
+
+
+def csv_body(rows: int = 3000) -> bytes:
+    return ("id,country\n" + "".join(f"{i},{['NA', 'DE'][i % 2]}\n" for i in range(rows))).encode()
+
+
+def test_s3_to_sqs_notifications_reach_the_sqs_handler(s3, bucket, aws, app_for):
+    from chalice.test import Client
+
+    import boto3
+
+    module = app_for(bucket)
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"{bucket}-q")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    key = "raw/x y/a+b é.csv"
+    s3.put_object(Bucket=bucket, Key=key, Body=csv_body())
+    with Client(module.app) as client:
+        results = deliver(sqs, url, arn, lambda event: client.lambda_.invoke("on_queued_upload", event).payload)
+    statuses = [o["status"] for r in results for o in r["outcomes"]]
+    assert statuses == ["ok"]  # the output's own event and the deleted source are ignored
+    listing = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert listing == ["curated/x y/a+b é.parquet"]
+
+
+def test_s3_to_eventbridge_reaches_the_object_created_handler(s3, bucket, aws, app_for):
+    from chalice.test import Client
+
+    import boto3
+
+    module = app_for(bucket)
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName=f"{bucket}-eb")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{bucket}-rule", EventPattern=json.dumps(
+        {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}))
+    events.put_targets(Rule=f"{bucket}-rule", Targets=[{"Id": "q", "Arn": arn}])
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    s3.put_object(Bucket=bucket, Key="raw/a b+c.csv", Body=csv_body())
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert messages
+    with Client(module.app) as client:
+        payloads = [client.lambda_.invoke("on_object_created", json.loads(m["Body"])).payload for m in messages]
+    assert [o["status"] for p in payloads for o in p["outcomes"]] == ["ok"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["curated/a b+c.parquet"]
+
+
+def alarm_event(name: str, state: str, previous: str = "OK") -> dict:
+    return {"version": "0", "id": "1", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": "123456789012", "time": "2026-11-27T00:00:00Z", "region": "us-east-1",
+            "resources": [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"],
+            "detail": {"alarmName": name, "state": {"value": state, "reason": "test", "timestamp": "2026-11-27T00:00:00.000+0000"},
+                       "previousState": {"value": previous, "reason": "test", "timestamp": "2026-11-26T00:00:00.000+0000"}}}
+
+
+def test_alarm_runs_the_sweep_of_policies_that_name_it(s3, bucket, aws, app_for):
+    from chalice.test import Client
+
+    module = app_for(bucket)
+    s3.put_object(Bucket=bucket, Key="old/history.csv", Body=csv_body())
+    with Client(module.app) as client:
+        ignored = [client.lambda_.invoke("on_alarm", alarm_event("lake-growth", "OK", "ALARM")).payload,
+                   client.lambda_.invoke("on_alarm", alarm_event("other-alarm", "ALARM")).payload]
+        assert [p["swept"] for p in ignored] == [[], []]
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["old/history.csv"]
+        payload = client.lambda_.invoke("on_alarm", alarm_event("lake-growth", "ALARM")).payload
+    assert sorted(payload["swept"]) == ["backfill", "scratch"]
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["old/history.csv", "old/history.parquet"]
