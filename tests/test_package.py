@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -91,15 +90,23 @@ def test_build_requirements_leave_pyarrow_to_the_vendored_copy():
 
 
 def test_build_copy_puts_policies_beside_app_and_leaves_the_deploy_code_out(tmp_path):
-    before = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    pkg.make_build_copy(ROOT, tmp_path)
-    assert (tmp_path / "vendor" / "policies" / "ml-lake.yaml").is_file()  # lands at the zip root, beside app.py
-    assert (tmp_path / "policies" / "ml-lake.yaml").is_file()             # what app.py reads while Chalice imports it
-    assert (tmp_path / "app.py").is_file() and (tmp_path / "chalicelib" / "policy").is_dir()
-    assert not (tmp_path / "chalicelib" / "deploy").exists()
-    assert "pyarrow" not in (tmp_path / "requirements.txt").read_text(encoding="utf-8")
-    assert not list(tmp_path.rglob("__pycache__"))
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout == before
+    project, build = tmp_path / "project", tmp_path / "build"
+    project.mkdir()
+    build.mkdir()
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / name, project / name)
+    for name in ("chalicelib", "policies", ".chalice"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments", "deployed"))
+    before = {p: p.stat().st_mtime_ns for p in project.rglob("*")}
+    pkg.make_build_copy(project, build)
+    assert {p: p.stat().st_mtime_ns for p in project.rglob("*")} == before  # the project is never touched
+    assert (build / "vendor" / "policies" / "ml-lake.yaml").is_file()  # lands at the zip root, beside app.py
+    assert (build / "policies" / "ml-lake.yaml").is_file()             # what app.py reads while Chalice imports it
+    assert (build / "app.py").is_file() and (build / "chalicelib" / "policy").is_dir()
+    assert not (build / "chalicelib" / "deploy").exists()
+    requirements = pkg._requirement_names((build / "requirements.txt").read_text(encoding="utf-8"))
+    assert requirements and "pyarrow" not in [r.lower() for r in requirements]
+    assert not list(build.rglob("__pycache__"))
 
 
 def test_no_python_312_is_a_clear_error(monkeypatch):
