@@ -15,6 +15,7 @@ from typing import Iterable
 from urllib.parse import unquote_plus
 
 from chalicelib import s3 as s3util
+from chalicelib.actions import Action, StorageClass
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.ledger import Ledger
@@ -44,9 +45,17 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
     return f"{type(exc).__name__}: {exc}", False
 
 
+def action_for(decision: Decision, ctx: RunContext) -> Action | None:
+    """The action a decision carries out: the policy's own, or, for a transition step the sweep runs
+    (Lifecycle can't filter by suffix), a ``storage_class`` move to that step's class."""
+    if decision.action == "storage_class" and decision.params.get("via") == "transition":
+        return StorageClass(storage_class=decision.params["storage_class"])
+    return ctx.policies.named(decision.policy).policy.action(decision.action)
+
+
 def execute(decision: Decision, ctx: RunContext) -> Outcome:
     """Act on one object-level decision; an exception becomes an ``error`` Outcome, never a crash."""
-    action = ctx.policies.named(decision.policy).policy.action(decision.action)
+    action = action_for(decision, ctx)
     started = time.monotonic()
     try:
         if action is None:

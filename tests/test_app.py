@@ -4,6 +4,7 @@ test client with events that moto really delivered (S3 → SQS, S3 → EventBrid
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import subprocess
@@ -80,12 +81,19 @@ def test_s3_to_sqs_notifications_reach_the_sqs_handler(s3, bucket, aws, app_for)
         "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
     key = "raw/x y/a+b é.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=csv_body())
+    # A multipart upload: moto also emits an extra ObjectCreated:Put for it (a duplicate event).
+    big = csv_body(700_000)
+    assert len(big) > 5 * 2**20  # two parts
+    from boto3.s3.transfer import TransferConfig
+
+    s3.upload_fileobj(io.BytesIO(big), bucket, "raw/big.csv", Config=TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20))
     with Client(module.app) as client:
         results = deliver(sqs, url, arn, lambda event: client.lambda_.invoke("on_queued_upload", event).payload)
-    statuses = [o["status"] for r in results for o in r["outcomes"]]
-    assert statuses == ["ok"]  # the output's own event and the deleted source are ignored
-    listing = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert listing == ["curated/x y/a+b é.parquet"]
+    outcomes = sorted((o["key"], o["status"]) for r in results for o in r["outcomes"])
+    # one conversion each; the duplicate, the outputs' own events and the deleted sources do nothing
+    assert outcomes == [("raw/big.csv", "ok"), (key, "ok")]
+    listing = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert listing == ["curated/big.parquet", "curated/x y/a+b é.parquet"]
 
 
 def test_s3_to_eventbridge_reaches_the_object_created_handler(s3, bucket, aws, app_for):

@@ -111,7 +111,7 @@ def test_convert_s3_to_s3_with_the_standard_environment(s3, bucket, aws, tmp_pat
 
 
 def test_demo_json_reports_conversions_and_savings(tmp_path):
-    result = leanlake("demo", "--json", "--rows", "3000", cwd=tmp_path)  # works from any directory
+    result = leanlake("demo", "--json", "--rows", "20000", cwd=tmp_path)  # works from any directory
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["objects_converted"] == 3 and summary["objects_recompressed"] == 1 and summary["errors"] == 0

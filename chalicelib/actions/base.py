@@ -6,8 +6,8 @@ policy is derived from the classes' declared permissions.
 
 Example:
     >>> from chalicelib.actions import REGISTRY
-    >>> sorted(REGISTRY)[:2]
-    ['convert', 'expire']
+    >>> REGISTRY["convert"].scope, "s3:PutObject" in REGISTRY["convert"].object_permissions
+    ('object', True)
 """
 
 from __future__ import annotations

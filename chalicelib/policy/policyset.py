@@ -4,9 +4,9 @@ Matching is pure: it needs the ``ObjectRef`` (with tags when a policy filters on
 
 Example:
     >>> from chalicelib.refs import ObjectRef
-    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "b", "filters": {"prefix": "raw/", "suffix": ".csv"},
+    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "ml-lake", "filters": {"prefix": "raw/", "suffix": ".csv"},
     ...                             "actions": [{"convert": {}}]}])
-    >>> [m.policy.name for m in ps.match(ObjectRef("b", "raw/x.csv", size=10))]
+    >>> [m.policy.name for m in ps.match(ObjectRef("ml-lake", "raw/x.csv", size=10))]
     ['p']
 """
 
