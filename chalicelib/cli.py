@@ -329,7 +329,7 @@ def main() -> None:
     """Console-script entry point: results on stdout, logs and EMF metrics on stderr."""
     from chalicelib import ledger
 
-    ledger.send_metrics_to(sys.stderr)
+    ledger.metrics_to_stderr()
     app()
 
 

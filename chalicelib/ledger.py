@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections import defaultdict
 from typing import Any, Iterable, TextIO
 
 from chalicelib.decision import Outcome
 
-#: Where EMF documents go when a Ledger is not told: stdout in Lambda (CloudWatch reads it), stderr in CLI runs.
-_default_stream: TextIO | None = None
+#: EMF goes to stdout in Lambda (CloudWatch reads it there) and to stderr in CLI runs.
+_emf_to_stderr = False
 
 
-def send_metrics_to(stream: TextIO | None) -> None:
-    """Route every ledger's EMF output (``None``: stdout). The CLI routes it to stderr."""
-    global _default_stream
-    _default_stream = stream
+def metrics_to_stderr(enabled: bool = True) -> None:
+    """Route every ledger's EMF output to stderr (the CLI does, so stdout holds only its result)."""
+    global _emf_to_stderr
+    _emf_to_stderr = enabled
 
 
 _COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed", "expire": "ObjectsExpired"}
@@ -78,7 +79,7 @@ class Ledger:
         from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
         namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
-        stream = self._stream or _default_stream
+        stream = self._stream or (sys.stderr if _emf_to_stderr else None)
         redirect = contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()
         with redirect:
             for (bucket, policy), values in pending.items():

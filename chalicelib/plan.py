@@ -281,20 +281,16 @@ def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> I
         for lp in policies.for_bucket(bucket):
             p = lp.policy
             warnings = lifecycle_warnings(PolicySet((lp,)))
-            if any(p.action(name) is not None for name in LIFECYCLE_ACTIONS):
-                if not expressible(p.filters):
-                    yield Decision(bucket, None, p.name, "skip",
-                                   "Lifecycle has no suffix filter: the sweep applies transition/expire per object",
-                                   params={"warnings": warnings})
+            # Policies Lifecycle can't express (suffix filters) get per-object decisions from the sweep instead.
+            if any(p.action(name) is not None for name in LIFECYCLE_ACTIONS) and expressible(p.filters):
+                try:
+                    rules = policy_rules(p)
+                except LifecycleError as exc:
+                    yield Decision(bucket, None, p.name, "skip", str(exc), params={"warnings": warnings})
                 else:
-                    try:
-                        rules = policy_rules(p)
-                    except LifecycleError as exc:
-                        yield Decision(bucket, None, p.name, "skip", str(exc), params={"warnings": warnings})
-                    else:
-                        ids = [r["ID"] for r in rules]
-                        yield Decision(bucket, None, p.name, "lifecycle", f"Lifecycle rule(s) {', '.join(ids)}",
-                                       params={"rules": rules, "rule_ids": ids, "warnings": warnings})
+                    ids = [r["ID"] for r in rules]
+                    yield Decision(bucket, None, p.name, "lifecycle", f"Lifecycle rule(s) {', '.join(ids)}",
+                                   params={"rules": rules, "rule_ids": ids, "warnings": warnings})
             if p.action(IntelligentTiering.name) is not None:
                 try:
                     configs = configurations(p)

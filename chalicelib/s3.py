@@ -66,11 +66,14 @@ class Head:
         """What leanlake wrote this object as, or None for objects leanlake did not write."""
         return self.metadata.get(MARKER)
 
-    def lock_reason(self, now: datetime | None = None) -> str | None:
-        """Why this object must not be deleted or replaced, or None (DESIGN invariant 1)."""
+    def lock_reason(self) -> str | None:
+        """Why this object must not be deleted or replaced, or None (DESIGN invariant 1).
+
+        Always against the real clock: ``apply --as-of`` may pretend objects are older, never that
+        a retention period is over."""
         if self.legal_hold:
             return "under legal hold"
-        now = now or datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc)
         if self.lock_mode and self.lock_until and self.lock_until > now:
             return f"Object Lock {self.lock_mode.lower()} retention until {self.lock_until:%Y-%m-%d}"
         return None

@@ -104,21 +104,19 @@ class Deleter:
         if self.on_outcome:
             self.on_outcome(outcome)
 
-    def _versions_to_delete(self, decision: Decision) -> list[dict[str, Any]]:
-        """Each entry is a DeleteObjects ``Objects`` item; with ``versions: all`` one per version."""
+    def _versions_to_delete(self, decision: Decision) -> list[tuple[dict[str, Any], bool]]:
+        """(DeleteObjects ``Objects`` item, is a delete marker); with ``versions: all`` one per version."""
         key = decision.key or ""
         if decision.params.get("versions") != "all":
-            return [{"Key": key}]
-        versions: list[dict[str, Any]] = []
-        paginator = self.ctx.s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
-            for item in [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]:
-                if item["Key"] == key:
-                    versions.append({"Key": key, "VersionId": item["VersionId"]})
-        return versions or [{"Key": key}]
+            return [({"Key": key}, False)]
+        versions: list[tuple[dict[str, Any], bool]] = []
+        for page in self.ctx.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+            for kind, is_marker in (("Versions", False), ("DeleteMarkers", True)):
+                versions.extend(({"Key": key, "VersionId": v["VersionId"]}, is_marker) for v in page.get(kind, ()) if v["Key"] == key)
+        return versions or [({"Key": key}, False)]
 
     def add(self, decision: Decision) -> None:
-        """Queue one expire decision (checks locks now); deletes a full batch."""
+        """Queue one expire decision (locks are read now, against the real clock); deletes a full batch."""
         if self.deleted + len(self._batch) >= self.max_deletions:
             if not self.capped:
                 logger.warning(f"s3://{self.bucket}: deletion cap of {self.max_deletions} reached; run again to continue")
@@ -127,10 +125,10 @@ class Deleter:
             return
         if self._locks is None:
             self._locks = _lock_enabled(self.ctx.s3, self.bucket)
-        for item in self._versions_to_delete(decision):
-            if self._locks and "DeleteMarker" not in item:
+        for item, is_marker in self._versions_to_delete(decision):
+            if self._locks and not is_marker:
                 head = s3util.head(self.ctx.s3, self.bucket, item["Key"], version_id=item.get("VersionId"))
-                locked = head.lock_reason(self.ctx.now) if head else None
+                locked = head.lock_reason() if head else None
                 if locked:
                     self._record(Outcome(decision, "skip", f"{locked}: not deleted", bytes_before=head.size if head else 0,
                                          detail={"version_id": item.get("VersionId")}))

@@ -108,7 +108,7 @@ def handle_source(ctx: RunContext, source: s3util.Head, disposition: str) -> str
         return "already gone"
     if current.etag != source.etag:
         return "kept (it changed while being converted)"
-    locked = current.lock_reason(ctx.now)
+    locked = current.lock_reason()
     if locked:
         return f"kept ({locked})"
     if disposition == "delete":
