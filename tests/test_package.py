@@ -109,6 +109,14 @@ def test_build_copy_puts_policies_beside_app_and_leaves_the_deploy_code_out(tmp_
     assert not list(build.rglob("__pycache__"))
 
 
+def test_a_policy_that_does_not_validate_fails_the_build_first_with_its_file_and_line(tmp_path):
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "bad.yaml").write_text("policies:\n  - name: x\n    bucket: ml-lake\n    actions: [{shrink: {}}]\n")
+    with pytest.raises(pkg.PackageError, match=r"^policies: .*bad.yaml:4: ") as raised:
+        pkg.build(tmp_path, tmp_path / "dist", python="/nonexistent/python3.12", log=lambda line: None)
+    assert "\n" not in str(raised.value) and not (tmp_path / "dist").exists()
+
+
 def test_no_python_312_is_a_clear_error(monkeypatch):
     monkeypatch.setattr("chalicelib.deploy.python._candidates", lambda version: [("python3.12 on PATH", "/nonexistent/python3.12")])
     with pytest.raises(PythonNotFound, match=r"no Python 3.12 found .*pyenv install 3.12"):

@@ -133,14 +133,15 @@ def policy_file(config: ChaliceConfig, stage: str) -> str:
 
 
 def generate(policies: Sequence[str | Path] = ("policies",), chalice_dir: str | Path = ".chalice",
-             stages: Sequence[str] | None = None) -> dict[Path, str]:
-    """Path → text of every stage's policy file, derived from ``policies`` and ``.chalice/config.json``.
+             stages: Sequence[str] | None = None, *, policy_set: PolicySet | None = None) -> dict[Path, str]:
+    """Path → text of every stage's policy file, derived from ``policies`` (or an already loaded
+    ``policy_set``) and ``.chalice/config.json``.
 
     Raises PolicyError when the policies do not validate, ValueError when a document would break
     least privilege (e.g. too many buckets for one inline policy).
     """
     config = ChaliceConfig.load(chalice_dir)
-    policy_set = load_policies(list(policies))
+    policy_set = policy_set or load_policies(list(policies))
     out: dict[Path, str] = {}
     for stage in stages or config.stages:
         document = policy_document(policy_set, config, stage)
@@ -152,14 +153,15 @@ def generate(policies: Sequence[str | Path] = ("policies",), chalice_dir: str | 
 
 
 def write_policies(policies: Sequence[str | Path] = ("policies",), chalice_dir: str | Path = ".chalice",
-                   stages: Sequence[str] | None = None, check: bool = False) -> list[Path]:
+                   stages: Sequence[str] | None = None, check: bool = False, *,
+                   policy_set: PolicySet | None = None) -> list[Path]:
     """Write ``.chalice/policy-<stage>.json`` for every stage; return the files that changed.
 
     With ``check=True`` nothing is written: the returned files are those that are stale
     (CI fails when the committed policy no longer matches the policies).
     """
     changed = []
-    for path, text in generate(policies, chalice_dir, stages).items():
+    for path, text in generate(policies, chalice_dir, stages, policy_set=policy_set).items():
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         changed.append(path)

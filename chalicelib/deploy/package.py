@@ -261,14 +261,18 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
     ``pyarrow_version``: default the version installed here, else the newest.
     Raises PackageError (one line) when packaging fails or a limit is passed.
     """
-    from chalicelib.deploy import extras, iam  # these load the policies: pydantic and PyYAML
-    from chalicelib.policy import load_policies
+    from chalicelib.deploy import extras, iam  # these need the policy models: pydantic and PyYAML
+    from chalicelib.policy import PolicyError, load_policies
 
     started = time.monotonic()
     project, out = Path(project_dir).resolve(), Path(out_dir).resolve()
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PackageError(f"unknown format {', '.join(unknown)} (formats: {', '.join(FORMATS)})")
+    try:  # first, as it is quick: a policy that does not validate fails here, before anything is built
+        policy_set = load_policies([project / "policies"])
+    except PolicyError as exc:
+        raise PackageError(f"policies: {str(exc).splitlines()[0]}") from None
     try:
         py = Path(python) if python else find_python()
     except RuntimeError as exc:
@@ -284,11 +288,11 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
     try:
         make_build_copy(project, build_dir)
         try:
-            iam.write_policies([project / "policies"], build_dir / ".chalice", [stage])
-            if iam.write_policies([project / "policies"], project / ".chalice", check=True):
+            iam.write_policies(chalice_dir=build_dir / ".chalice", stages=[stage], policy_set=policy_set)
+            if iam.write_policies(chalice_dir=project / ".chalice", check=True, policy_set=policy_set):
                 log("warning: the committed .chalice/policy-*.json are stale; the package uses fresh ones (run `make iam`)")
-        except Exception as exc:  # PolicyError lists file:line problems; ValueError a least-privilege breach
-            raise PackageError(f"policies: {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:  # a least-privilege breach (e.g. over the inline policy size)
+            raise PackageError(f"IAM: {exc}") from None
         try:
             wheel = download_wheel(chalice.parent / "python", pyarrow_version, cache / "wheels", log)
         except RuntimeError as exc:
@@ -300,7 +304,7 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
         config_path = build_dir / ".chalice" / "config.json"
         config_json = json.loads(config_path.read_text(encoding="utf-8"))
         config = ChaliceConfig(config_json)
-        buckets = load_policies([project / "policies"]).buckets
+        buckets = policy_set.buckets
         results = []
         for fmt in formats:
             target = out / fmt
