@@ -224,7 +224,8 @@ def write_results(header: List[str], rows: List[List[str]], args) -> None:
         text = text.rstrip("\n") + "\n\n" + "\n".join(body)
     else:
         nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(body) + (text[nxt:] if nxt >= 0 else "")
+        before = text[:start].rstrip("\n") + "\n\n" if text[:start].strip() else ""
+        text = before + "\n".join(body) + (text[nxt:] if nxt >= 0 else "")
     RESULTS.write_text(text.rstrip("\n") + "\n")
     print(f"wrote {RESULTS}")
 
