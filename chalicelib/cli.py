@@ -30,6 +30,7 @@ app = typer.Typer(
 
 PoliciesOption = typer.Option(None, "--policies", "-p", help="Policy files or directories [default: $LEANLAKE_POLICIES or ./policies].")
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (logs go to stderr).")
+InventoryOption = typer.Option(None, "--inventory", help="Read objects from an S3 Inventory manifest (s3://…/manifest.json, CSV or Parquet) instead of listing the bucket.")
 
 
 def fail(subject: str, reason: str, code: int = 1) -> NoReturn:
@@ -97,20 +98,31 @@ def _buckets(ctx: Any, bucket: Optional[list[str]]) -> list[str]:
     return bucket
 
 
-def _collect_decisions(ctx: Any, buckets: list[str]) -> list[Any]:
+def _collect_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> list[Any]:
+    """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from chalicelib.inventory import InventoryError, read_manifest, refs_from_inventory
+    from chalicelib.pipeline import describe_error
     from chalicelib.sweep import bucket_decisions
 
-    decisions = []
-    for bucket in buckets:
-        try:
+    subject = inventory or ""
+    try:
+        if inventory:
+            manifest = read_manifest(ctx.s3, inventory)
+            bucket = manifest["sourceBucket"]
+            if bucket not in ctx.policies.buckets:
+                fail(inventory, f"inventory of bucket {bucket}, which no policy names")
+            return list(bucket_decisions(ctx, bucket, ctx.policies, refs=refs_from_inventory(ctx.s3, inventory, manifest)))
+        decisions = []
+        for bucket in buckets:
+            subject = f"s3://{bucket}"
             decisions.extend(bucket_decisions(ctx, bucket, ctx.policies))
-        except (ClientError, BotoCoreError) as exc:
-            from chalicelib.pipeline import describe_error
-
-            fail(f"s3://{bucket}", describe_error(exc)[0])
-    return decisions
+        return decisions
+    except InventoryError as exc:
+        fail(inventory or "inventory", str(exc).removeprefix(f"{inventory}: "))
+    except (ClientError, BotoCoreError) as exc:
+        fail(subject, describe_error(exc)[0])
 
 
 def _print_decisions(decisions: list[Any], totals: dict[str, Any]) -> None:
@@ -135,13 +147,14 @@ def plan(
     policies: Optional[list[Path]] = PoliciesOption,
     bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate ages as of this date (YYYY-MM-DD)."),
+    inventory: Optional[str] = InventoryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show, read-only, every decision the policies make for the buckets, and what each saves."""
     from chalicelib.plan import totals
 
     ctx = _context(policies, as_of)
-    decisions = _collect_decisions(ctx, _buckets(ctx, bucket))
+    decisions = _collect_decisions(ctx, _buckets(ctx, bucket), inventory)
     summary = totals(decisions)
     if as_json:
         emit_json({"decisions": [d.as_dict() for d in decisions], "totals": summary})
@@ -156,6 +169,7 @@ def apply(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Act as if today were this date (tries retention ahead of time)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Go through every step up to acting, change nothing."),
+    inventory: Optional[str] = InventoryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Execute the plan: convert, recompress, re-class, expire (audited, lock-aware) and merge Lifecycle rules.
@@ -173,7 +187,7 @@ def apply(
         err.print(f"[yellow]warning:[/] --as-of {as_of}: ages are computed as of that date; expirations due then happen now")
     ctx = _context(policies, as_of, dry_run=dry_run)
     buckets = _buckets(ctx, bucket)
-    decisions = _collect_decisions(ctx, buckets)
+    decisions = _collect_decisions(ctx, buckets, inventory)
     acting = [d for d in decisions if d.action != "skip"]
     if not acting:
         err.print("nothing to do")

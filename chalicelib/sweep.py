@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
@@ -36,36 +36,38 @@ DELETE_BATCH = 1000
 OnOutcome = Callable[[Outcome], None]
 
 
-def list_refs(s3: Any, bucket: str, policies: PolicySet, *, prefixes: Iterable[str] | None = None) -> Iterator[ObjectRef]:
-    """ObjectRefs of a bucket's current objects under the policies' prefixes; tags read only where a
-    policy with a tag filter could match the key."""
-    tag_policies = [lp.policy for lp in policies.for_bucket(bucket) if lp.policy.filters.tags]
-    if prefixes is None:
-        wanted = [lp.policy.filters.prefix for lp in policies.for_bucket(bucket)]
-        prefixes = [""] if any(not p for p in wanted) else sorted({p for ps in wanted for p in ps})
-        # a prefix inside another is listed once
-        prefixes = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+def list_refs(s3: Any, bucket: str, policies: PolicySet) -> Iterator[ObjectRef]:
+    """ObjectRefs of a bucket's current objects under the policies' prefixes (each prefix listed once)."""
+    wanted = [lp.policy.filters.prefix for lp in policies.for_bucket(bucket)]
+    prefixes = [""] if any(not p for p in wanted) else sorted({p for ps in wanted for p in ps})
+    prefixes = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
     paginator = s3.get_paginator("list_objects_v2")
     for prefix in prefixes:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", ()):
-                key = item["Key"]
-                if key.startswith(RESERVED_PREFIX):
-                    continue
-                tags = None
-                if any(matched_prefix(p.filters, key) is not None for p in tag_policies):
-                    tags = s3util.read_tags(s3, bucket, key)
-                yield ObjectRef(bucket=bucket, key=key, size=item["Size"], etag=item.get("ETag", "").strip('"'),
-                                storage_class=item.get("StorageClass") or "STANDARD",
-                                last_modified=item["LastModified"], tags=tags)
+                if not item["Key"].startswith(RESERVED_PREFIX):
+                    yield ObjectRef(bucket=bucket, key=item["Key"], size=item["Size"], etag=item.get("ETag", "").strip('"'),
+                                    storage_class=item.get("StorageClass") or "STANDARD", last_modified=item["LastModified"])
+
+
+def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterator[ObjectRef]:
+    """The refs, with tags read (one GetObjectTagging each) only where a tag-filtered policy could match."""
+    by_bucket: dict[str, list[Any]] = {}
+    for ref in refs:
+        if ref.bucket not in by_bucket:
+            by_bucket[ref.bucket] = [lp.policy.filters for lp in policies.for_bucket(ref.bucket) if lp.policy.filters.tags]
+        if ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in by_bucket[ref.bucket]):
+            ref = replace(ref, tags=s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
+        yield ref
 
 
 def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: Iterable[ObjectRef] | None = None) -> Iterator[Decision]:
-    """Every decision for one bucket: bucket-level (Lifecycle, Intelligent-Tiering) first, then per object."""
+    """Every decision for one bucket, from a listing or given refs (an inventory): bucket-level first, then per object."""
     from chalicelib.plan import plan_buckets, plan_objects
 
     yield from plan_buckets(policies, [bucket])
-    yield from plan_objects(list_refs(ctx.s3, bucket, policies) if refs is None else refs, policies, ctx.now)
+    listed = list_refs(ctx.s3, bucket, policies) if refs is None else refs
+    yield from plan_objects(with_tags(ctx.s3, listed, policies), policies, ctx.now)
 
 
 def _lock_enabled(s3: Any, bucket: str) -> bool:

@@ -307,3 +307,13 @@ def test_round_trip_hypothesis(tmp_path, ints, floats, strs):
     else:
         assert [str(g) if not isinstance(g, str) else g for g in got_s] == strs or \
             [g for g in got_s] == [type(g)(s) if g is not None else None for g, s in zip(got_s, strs)]
+
+
+def test_a_column_of_only_na_tokens_stays_text_and_an_empty_one_stays_null(tmp_path):
+    body = ("id,country,empty,late\n" + "".join(f"{i},NA,,{'' if i < 200_000 else i}\n" for i in range(300_000))).encode()
+    out = tmp_path / "o.parquet"
+    convert_to_parquet(opener(body), out)
+    table = pq.read_table(out)
+    assert table.column("country").to_pylist() == ["NA"] * 300_000  # Namibia, every row
+    assert table.column("empty").null_count == 300_000
+    assert table.column("late").to_pylist()[-1] == 299_999 and table.schema.field("late").type == "int64"

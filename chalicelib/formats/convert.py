@@ -46,6 +46,7 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
 
     plan = CsvPlan(delimiter, options.block_size)
     src = first
+    head = first.head
     while True:
         if src is None:
             src = open_decoded(open_source)
@@ -53,6 +54,9 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
             batches = CsvBatches(src, plan)
             schema = batches.open()
             rows = write_batches(batches, schema, path, options)
+            if _pin_literal_null_columns(schema, head, plan):
+                _remove(path)
+                continue
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
@@ -67,6 +71,32 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
             if src is not None:
                 _close(src)
                 src = None
+
+
+def _pin_literal_null_columns(schema, head: bytes, plan) -> bool:
+    """A column read as all-null whose values were literal tokens (``NA``, ``null``…) in the head is
+    text, not missing data (``NA`` is Namibia): pin it to string for another pass. Columns that were
+    only empty stay null. True when a column was pinned."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    nulls = [i for i, field in enumerate(schema) if pa.types.is_null(field.type) and field.name not in plan.column_types]
+    if not nulls:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    rows = csv.reader(io.StringIO(text[: text.rfind("\n") + 1] or text, newline=""), delimiter=plan.delimiter)
+    next(rows, None)
+    literal = set()
+    try:
+        for row in rows:
+            literal.update(i for i in nulls if i < len(row) and row[i] != "")
+    except csv.Error:
+        pass
+    for i in literal:
+        plan.column_types[schema.field(i).name] = pa.string()
+    return bool(literal)
 
 
 def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
