@@ -9,11 +9,11 @@ action, no object action on every bucket.
 Example:
     >>> from chalicelib.policy import PolicySet
     >>> from chalicelib.deploy.project import ChaliceConfig
-    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "b1", "actions": [{"storage_class": "ONEZONE_IA"}]}])
+    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "lake-one", "actions": [{"storage_class": "ONEZONE_IA"}]}])
     >>> cfg = ChaliceConfig({"app_name": "leanlake", "stages": {"dev": {}}})
     >>> doc = policy_document(ps, cfg, "dev")
     >>> doc["Statement"][0]["Resource"], doc["Statement"][0]["Action"][:2]
-    (['arn:aws:s3:::b1/*'], ['s3:GetObject', 's3:GetObjectTagging'])
+    (['arn:aws:s3:::lake-one/*'], ['s3:GetObject', 's3:GetObjectTagging'])
     >>> least_privilege_problems(doc)
     []
 """
