@@ -1,6 +1,6 @@
-# leanlake: build, IAM and tests. PYTHON is the dev environment's interpreter (with the project installed);
+# leanlake: build, IAM and tests. PYTHON is the dev environment's interpreter (default .venv/bin/python, else python3);
 # the Lambda build finds its own Python 3.12 (PATH, pyenv or uv; or LEANLAKE_BUILD_PYTHON).
-PYTHON ?= python3
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 STAGE ?= dev
 
 .PHONY: package iam iam-check test gate
