@@ -297,6 +297,41 @@ def _one_line(exc: BaseException) -> str:
 
 
 @app.command()
+def report(
+    days: int = typer.Option(30, "--days", min=1, max=455, help="Sum the metrics of this many days (CloudWatch keeps 15 months)."),
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    region: str = typer.Option("us-east-1", "--region", help="Region whose prices and grid price the bytes saved."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show what leanlake saved: its CloudWatch metrics (bytes, objects, errors) per bucket and policy, priced."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.pipeline import describe_error
+    from chalicelib.report import savings
+
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
+    try:
+        rows = savings(boto3.client("cloudwatch"), days=days, namespace=namespace, region=region, buckets=set(bucket or ()))
+    except (ClientError, BotoCoreError) as exc:
+        fail(f"cloudwatch namespace {namespace}", describe_error(exc)[0])
+    if as_json:
+        emit_json({"days": days, "namespace": namespace, "rows": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"leanlake savings, last {days} days (namespace {namespace})")
+    for column in ("bucket", "policy", "objects", "bytes in", "bytes out", "saved", "errors", "$/month", "kg CO2e/month"):
+        table.add_column(column, justify="left" if column in ("bucket", "policy") else "right")
+    for r in rows:
+        objects = r["objects_converted"] + r["objects_recompressed"] + r["objects_reclassed"] + r["objects_expired"]
+        table.add_row(r["bucket"], r["policy"], f"{objects:,}", f"{r['bytes_in']:,}", f"{r['bytes_out']:,}", f"{r['bytes_saved']:,}",
+                      f"{r['conversion_errors']:,}", f"{r['monthly_usd_saved']:.2f}", f"{r['monthly_kgco2e_saved']:.4f}")
+    Console().print(table if rows else "no leanlake metrics in this window")
+
+
+@app.command()
 def demo(
     as_json: bool = JsonOption,
     rows: int = typer.Option(60_000, "--rows", min=10, help="Rows in each generated events table."),
