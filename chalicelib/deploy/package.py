@@ -92,6 +92,8 @@ class FormatResult:
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What ``build`` made: one result per format, and what it was built with."""
+
     stage: str
     python: Path
     pyarrow_version: str
