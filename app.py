@@ -14,7 +14,8 @@ app = Chalice(app_name="leanlake")
 
 #: All buckets the policies name: the EventBridge rule only forwards their events.
 BUCKETS = list(runtime.policies().buckets) if runtime.policies_path().exists() else []
-UPLOAD_BUCKET = runtime.upload_bucket()
+# CloudFormation packaging cannot express on_s3_event; there the EventBridge rule covers every bucket.
+UPLOAD_BUCKET = runtime.upload_bucket() if os.environ.get("LEANLAKE_PACKAGE_FORMAT") != "cloudformation" else None
 UPLOAD_QUEUE = os.environ.get("LEANLAKE_QUEUE")
 
 if UPLOAD_BUCKET:

@@ -47,11 +47,7 @@ def upload_bucket() -> str | None:
     configured = os.environ.get("LEANLAKE_UPLOAD_BUCKET")
     if configured is not None:
         return configured or None
-    try:
-        loaded = policies().loaded
-    except Exception:  # a broken policy file must not break importing app.py; handlers will report it
-        return None
-    return next((b for lp in loaded if any(a.scope == "object" for a in lp.policy.actions) for b in lp.policy.buckets), None)
+    return next((b for lp in policies().loaded if any(a.scope == "object" for a in lp.policy.actions) for b in lp.policy.buckets), None)
 
 
 def context() -> RunContext:
