@@ -1,0 +1,68 @@
+"""What ``convert`` and ``recompress`` share: they write a new object from a source, then handle the source.
+
+The source disposition is ``keep``, ``delete`` or ``storage_class:CLASS`` (copy in place into
+CLASS); the I/O steps live in ``chalicelib.actions.output``.
+
+Example:
+    >>> check_source_disposition("storage_class:glacier_ir")
+    'storage_class:GLACIER_IR'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from pydantic import field_validator
+
+from chalicelib.actions.base import Action
+from chalicelib.policy.templates import KeyParts
+from chalicelib.policy.units import check_storage_class
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
+    from chalicelib.decision import Decision, Outcome
+
+
+def check_source_disposition(value: str) -> str:
+    """The normalised disposition, or ValueError naming the valid forms."""
+    text = str(value).strip()
+    if text in ("keep", "delete"):
+        return text
+    head, _, cls = text.partition(":")
+    if head == "storage_class" and cls:
+        return f"storage_class:{check_storage_class(cls)}"
+    raise ValueError(f"source must be keep, delete or storage_class:CLASS, not {value!r}")
+
+
+class WriterAction(Action):
+    """Base of actions that write an output object (at most one applies to an object)."""
+
+    scope: ClassVar[str] = "object"
+    object_permissions: ClassVar[tuple[str, ...]] = (
+        "s3:GetObject", "s3:GetObjectTagging", "s3:PutObject", "s3:PutObjectTagging",
+        "s3:DeleteObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold",  # handling the source
+    )
+    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:ListBucket",)
+    #: Content type of the outputs.
+    content_type: ClassVar[str]
+
+    source: str = "keep"
+
+    _check_source = field_validator("source")(classmethod(lambda cls, v: check_source_disposition(v)))
+
+    @property
+    def writes_output(self) -> bool:
+        return True
+
+    def destination_key(self, parts: KeyParts) -> str:
+        raise NotImplementedError
+
+    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
+        """Write the verified output to ``path``; return its size and details for the Outcome."""
+        raise NotImplementedError
+
+    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
+        from chalicelib.actions.output import write_output
+
+        return write_output(decision, ctx, destination=decision.params["destination"], source_disposition=self.source,
+                            produce=self.produce, content_type=self.content_type)
