@@ -1,0 +1,432 @@
+"""``chalice deploy`` done right: the build copy (trimmed pyarrow, policies), the work queues, then Chalice.
+
+Run from the repository, ``chalice deploy`` would package under your Python (3.11 drops pyarrow),
+without ``policies/`` and with the untrimmed 59 MB pyarrow (over the 50 MiB it uploads), and it
+creates no SQS queue for ``on_queued_upload``. ``deploy`` instead:
+
+1. makes the same build copy as ``package`` (``make_build_copy``: app.py, chalicelib/ without this
+   package, .chalice/, policies/ into vendor/), regenerates the stage's IAM policy, vendors the
+   trimmed pyarrow, and brings along the project's ``.chalice/deployed/<stage>.json`` so Chalice
+   updates what it deployed before instead of creating it again;
+2. packages it offline once (``chalice package --pkg-format terraform``) and checks the zip like
+   ``package`` does (pyarrow for python3.12 and the policies inside, ≤ 50 MiB, ≤ 250 MB unzipped):
+   this is also the ``--dry-run`` plan, which never calls AWS;
+3. ensures the stage's work queue (``$LEANLAKE_QUEUE`` of the stage) and its ``-dlq`` exist with the
+   same settings as the Terraform/SAM output (redrive after 5 receives, visibility 6 × the function
+   timeout, a queue policy for S3 notifications from the policies' buckets) — created, or updated
+   in place when they exist;
+4. runs ``chalice deploy --stage STAGE`` in the build copy under the Python 3.12 build venv;
+5. copies ``.chalice/deployed/<stage>.json`` back into the project (gitignored), so ``chalice delete``,
+   ``destroy`` and the next deploy know what exists — also after a failed deploy;
+6. gives every asynchronously invoked function (S3, EventBridge, schedule) an event-invoke config:
+   2 retries, then the event goes to the dead-letter queue (as the packaged formats do).
+
+``destroy`` runs ``chalice delete --stage STAGE`` from a build copy carrying that state, then deletes
+both queues (messages in the dead-letter queue go with it).
+
+Example:
+    >>> plan = deploy(".", "prod", dry_run=True)                      # doctest: +SKIP
+    >>> plan.functions, plan.queues                                   # doctest: +SKIP
+    (('leanlake-prod-on_upload', ...), ('leanlake-prod-work-dlq', 'leanlake-prod-work'))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from chalicelib.deploy import package as pkg
+from chalicelib.deploy.extras import (ASYNC_RETRIES, DEAD_LETTER_RETENTION_SECONDS, MAX_RECEIVES, WORK_RETENTION_SECONDS,
+                                      _queue_policy, _visibility, terraform_config)
+from chalicelib.deploy.package import PackageError
+from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
+from chalicelib.deploy.python import RUNTIME_VERSION, find_python, version_of
+from chalicelib.deploy.vendor import download_wheel, vendor_pyarrow
+
+_RUNTIME = "python{}.{}".format(*RUNTIME_VERSION)
+NO_CREDENTIALS = ("no AWS credentials found: configure them (aws configure / aws sso login, AWS_PROFILE, or "
+                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and retry")
+
+
+class DeployError(PackageError):
+    """Deploying or destroying failed; the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One SQS queue ``deploy`` manages, with the attributes it sets (SQS wants strings)."""
+
+    name: str
+    attributes: dict[str, str]
+
+
+@dataclass
+class Plan:
+    """What ``deploy`` creates or updates for a stage (``--dry-run`` prints it and stops)."""
+
+    stage: str
+    region: str | None
+    functions: tuple[str, ...]
+    rules: tuple[str, ...]
+    s3_notifications: tuple[str, ...]
+    sqs_sources: tuple[str, ...]
+    queues: tuple[str, ...]
+    zip_bytes: int
+    unzipped_bytes: int
+    pyarrow_version: str
+    update: bool
+    async_functions: tuple[str, ...] = ()
+    actions: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        verb = "update" if self.update else "create"
+        out = [f"stage {self.stage} ({_RUNTIME}, region {self.region or '(not set)'}): chalice deploy would {verb}"
+               f" ({'from .chalice/deployed/' + self.stage + '.json' if self.update else 'nothing deployed from here yet'})"]
+        out += [f"  lambda function  {name}" for name in self.functions]
+        out += [f"  eventbridge rule {name}" for name in self.rules]
+        out += [f"  s3 notification  s3://{name} → Lambda (merged into the bucket's notifications)" for name in self.s3_notifications]
+        out += [f"  sqs event source {name}" for name in self.sqs_sources]
+        out += [f"  sqs queue        {name} (created/updated before chalice deploy)" for name in self.queues]
+        out += [f"  event-invoke     {name}: {ASYNC_RETRIES} retries, then the dead-letter queue" for name in self.async_functions]
+        out.append(f"  package          {self.zip_bytes / 2**20:.1f} MiB zip, {self.unzipped_bytes / 1e6:.1f} MB unzipped, "
+                   f"pyarrow {self.pyarrow_version} (limits {pkg.MAX_ZIP_BYTES / 2**20:.0f} MiB, "
+                   f"{pkg.MAX_UNZIPPED_BYTES / 1e6:.1f} MB)")
+        return out
+
+
+@dataclass(frozen=True)
+class _Build:
+    directory: Path
+    chalice: Path
+    config: ChaliceConfig
+    buckets: tuple[str, ...]
+    pyarrow_version: str | None
+
+
+def stage_queues(config: ChaliceConfig, stage: str, queue_arn: str | None = None, dlq_arn: str | None = None,
+                 buckets: tuple[str, ...] = (), account: str | None = None) -> tuple[Queue, ...]:
+    """The stage's dead-letter queue and work queue (in creation order), as the Terraform/SAM output has them."""
+    name = config.queue(stage)
+    if not name:
+        return ()
+    dlq = Queue(dead_letter_queue(name), {"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS),
+                                          "SqsManagedSseEnabled": "true"})
+    work = {"VisibilityTimeout": str(_visibility(config, stage)), "MessageRetentionPeriod": str(WORK_RETENTION_SECONDS),
+            "SqsManagedSseEnabled": "true"}
+    if dlq_arn:
+        work["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
+    if queue_arn and buckets and account:
+        work["Policy"] = json.dumps(_queue_policy(queue_arn, list(buckets), account))
+    return dlq, Queue(name, work)
+
+
+def _error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def _queue_url(sqs, name: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if _error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            return None
+        raise
+
+
+def _ensure_queue(sqs, name: str, attributes: dict[str, str], log: Callable[[str], None]) -> tuple[str, str]:
+    """Create ``name`` with ``attributes``, or set them on the existing queue; returns (URL, ARN)."""
+    url = _queue_url(sqs, name)
+    if url is None:
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        log(f"created SQS queue {name}")
+    else:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        log(f"SQS queue {name} exists (attributes brought up to date)")
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def ensure_queues(sqs, config: ChaliceConfig, stage: str, buckets: tuple[str, ...] = (), account: str | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, str]:
+    """Create the stage's dead-letter and work queues, or bring existing ones to the wanted attributes; name → ARN.
+
+    Idempotent: running it again changes nothing. ``buckets`` and ``account``: the queue policy letting
+    S3 notifications of the policies' buckets (in this account) send to the work queue.
+    """
+    queues = stage_queues(config, stage)
+    if not queues:
+        return {}
+    dlq, work = queues
+    _, dlq_arn = _ensure_queue(sqs, dlq.name, dlq.attributes, log)
+    url, arn = _ensure_queue(sqs, work.name, stage_queues(config, stage, dlq_arn=dlq_arn)[1].attributes, log)
+    if buckets and account:
+        policy = stage_queues(config, stage, queue_arn=arn, dlq_arn=dlq_arn, buckets=buckets, account=account)[1]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy.attributes["Policy"]})
+    return {dlq.name: dlq_arn, work.name: arn}
+
+
+def delete_queues(sqs, config: ChaliceConfig, stage: str, log: Callable[[str], None] = print) -> list[str]:
+    """Delete the stage's work queue and its dead-letter queue (those that exist); returns the names deleted."""
+    deleted = []
+    for queue in reversed(stage_queues(config, stage)):
+        url = _queue_url(sqs, queue.name)
+        if url is None:
+            log(f"SQS queue {queue.name}: not there")
+            continue
+        sqs.delete_queue(QueueUrl=url)
+        log(f"deleted SQS queue {queue.name}")
+        deleted.append(queue.name)
+    return deleted
+
+
+def _aws(log: Callable[[str], None]) -> tuple[Any, str, str]:
+    """A boto3 session with credentials and a region, and the account ID; DeployError (one line) otherwise."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        raise DeployError(NO_CREDENTIALS)
+    if not session.region_name:
+        raise DeployError("no AWS region: set AWS_DEFAULT_REGION (or a region in your AWS profile) and retry")
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except NoCredentialsError:
+        raise DeployError(NO_CREDENTIALS) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(f"AWS credentials do not work: {str(exc).splitlines()[0]}") from None
+    log(f"AWS: {identity['Arn']} in {session.region_name}")
+    return session, session.region_name, identity["Account"]
+
+
+@contextmanager
+def _build_copy(project: Path, stage: str, *, python: str | Path | None, cache_dir: str | Path | None,
+                pyarrow_version: str | None, vendor: bool, log: Callable[[str], None]) -> Iterator[_Build]:
+    """The build copy ``package`` makes, in a temporary directory, with the project's deployed state for ``stage``."""
+    from chalicelib.deploy import iam  # these need the policy models: pydantic and PyYAML
+    from chalicelib.policy import PolicyError, load_policies
+
+    try:
+        config = ChaliceConfig.load(project / ".chalice")
+        config.stage(stage)
+    except (FileNotFoundError, KeyError) as exc:
+        raise DeployError(str(exc).strip("'\"")) from None
+    try:
+        policy_set = load_policies([project / "policies"])
+    except PolicyError as exc:
+        raise DeployError(f"policies: {str(exc).splitlines()[0]}") from None
+    try:
+        py = Path(python) if python else find_python()
+    except RuntimeError as exc:
+        raise DeployError(str(exc)) from None
+    if version_of(py) != RUNTIME_VERSION:
+        raise DeployError(f"{py} is not Python {'.'.join(map(str, RUNTIME_VERSION))}, the Lambda runtime leanlake targets")
+    cache = Path(cache_dir) if cache_dir else pkg.default_cache_dir()
+    requirements = pkg._build_requirements((project / "requirements.txt").read_text(encoding="utf-8"))
+    chalice = pkg.build_venv(py, requirements, cache, log)
+    root = Path(tempfile.mkdtemp(prefix="leanlake-deploy-"))
+    directory = root / "app"
+    directory.mkdir()
+    try:
+        pkg.make_build_copy(project, directory)
+        try:
+            iam.write_policies(chalice_dir=directory / ".chalice", stages=[stage], policy_set=policy_set)
+        except ValueError as exc:
+            raise DeployError(f"IAM: {exc}") from None
+        if vendor:
+            pyarrow_version = pyarrow_version or pkg._installed("pyarrow")
+            try:
+                wheel = download_wheel(chalice.parent / "python", pyarrow_version, cache / "wheels", log)
+            except RuntimeError as exc:
+                raise DeployError(str(exc)) from None
+            pyarrow_version = wheel.name.split("-")[1]
+            vendor_pyarrow(wheel, directory / "vendor", log=log)
+        state = project / ".chalice" / "deployed" / f"{stage}.json"
+        if state.is_file():
+            (directory / ".chalice" / "deployed").mkdir(exist_ok=True)
+            shutil.copy2(state, directory / ".chalice" / "deployed" / state.name)
+        yield _Build(directory, chalice, config, tuple(policy_set.buckets), pyarrow_version)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _copy_state_back(build: _Build, project: Path, stage: str, log: Callable[[str], None]) -> Path | None:
+    source = build.directory / ".chalice" / "deployed" / f"{stage}.json"
+    if not source.is_file():
+        return None
+    target = project / ".chalice" / "deployed" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    log(f"deployed state → {target}")
+    return target
+
+
+def _chalice(build: _Build, args: list[str], env: dict[str, str], what: str, log: Callable[[str], None]) -> None:
+    """Run the build venv's chalice in the build copy, its output going to ``log``; DeployError with the reason."""
+    proc = subprocess.Popen([str(build.chalice), *args], cwd=build.directory, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    tail: deque[str] = deque(maxlen=40)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line.strip():
+            tail.append(line.strip())
+            log(f"  {line}")
+    if proc.wait() != 0:
+        text = "\n".join(tail)
+        if "Unable to locate credentials" in text or "NoCredentialsError" in text:
+            raise DeployError(NO_CREDENTIALS)
+        reason = next((l for l in reversed(tail) if not l.startswith(("Traceback", "File ", "^"))), f"exit {proc.returncode}")
+        raise DeployError(f"{what} failed: {reason}")
+
+
+def _plan(build: _Build, stage: str, region: str | None, log: Callable[[str], None]) -> Plan:
+    """Package the build copy offline (terraform format, whose template lists everything) and check it like ``package``."""
+    config_path = build.directory / ".chalice" / "config.json"
+    original = config_path.read_text(encoding="utf-8")
+    out = build.directory.parent / "plan"
+    env = {**os.environ, **pkg.OFFLINE_ENV}
+    env.pop(pkg.FORMAT_ENV, None)  # chalice deploy reads app.py without it
+    env["AWS_DEFAULT_REGION"] = region or "us-east-1"
+    try:
+        config_path.write_text(json.dumps(terraform_config(json.loads(original)), indent=2), encoding="utf-8")
+        _chalice(build, ["package", "--stage", stage, "--pkg-format", "terraform", str(out)], env,
+                 "chalice package (the offline check before deploying)", log)
+    finally:
+        config_path.write_text(original, encoding="utf-8")
+    requirements = pkg._requirement_names((build.directory / "requirements.txt").read_text(encoding="utf-8"))
+    checked = pkg.check_format("terraform", out, requirements)
+    resources = json.loads((out / "chalice.tf.json").read_text(encoding="utf-8")).get("resource", {})
+    functions = resources.get("aws_lambda_function", {})
+    consumers = {str(m.get("function_name", "")).split(".")[1] for m in resources.get("aws_lambda_event_source_mapping", {}).values()
+                 if str(m.get("function_name", "")).startswith("${aws_lambda_function.")}
+    prefix = build.config.function_prefix(stage)
+    queue = build.config.queue(stage)
+    return Plan(
+        stage=stage, region=region,
+        functions=tuple(sorted(f["function_name"] for f in functions.values())),
+        rules=tuple(sorted(f"{prefix}{name}" for name in resources.get("aws_cloudwatch_event_rule", {}))),
+        s3_notifications=tuple(sorted(n.get("bucket", "?") for n in resources.get("aws_s3_bucket_notification", {}).values())),
+        sqs_sources=tuple(sorted(f"{functions[c]['function_name']} ← {queue}" for c in consumers if c in functions)),
+        queues=tuple(q.name for q in stage_queues(build.config, stage)),
+        zip_bytes=checked.zip_bytes, unzipped_bytes=checked.unzipped_bytes, pyarrow_version=build.pyarrow_version or "?",
+        update=(build.directory / ".chalice" / "deployed" / f"{stage}.json").is_file(),
+        async_functions=tuple(sorted(f["function_name"] for key, f in functions.items() if key not in consumers)) if queue else (),
+    )
+
+
+def _deployed(state: Path) -> list[dict[str, Any]]:
+    try:
+        return json.loads(state.read_text(encoding="utf-8")).get("resources", [])
+    except (OSError, ValueError):
+        return []
+
+
+def _failure_destinations(session, state: Path, dlq_arn: str, log: Callable[[str], None]) -> list[str]:
+    """Event-invoke configs for the asynchronously invoked functions: 2 retries, then the dead-letter queue."""
+    from botocore.exceptions import ClientError
+
+    resources = _deployed(state)
+    consumers = {r.get("lambda_arn") for r in resources if r.get("resource_type") == "sqs_event"}
+    client = session.client("lambda")
+    done = []
+    for resource in resources:
+        arn = resource.get("lambda_arn")
+        if resource.get("resource_type") != "lambda_function" or not arn or arn in consumers:
+            continue
+        for attempt in range(6):  # Lambda checks the role may send to the queue: IAM takes a moment to propagate
+            try:
+                client.put_function_event_invoke_config(FunctionName=arn, MaximumRetryAttempts=ASYNC_RETRIES,
+                                                        DestinationConfig={"OnFailure": {"Destination": dlq_arn}})
+                break
+            except ClientError as exc:
+                if _error_code(exc) != "InvalidParameterValueException" or attempt == 5:
+                    raise
+                time.sleep(5)
+        done.append(arn.rsplit(":", 1)[-1])
+    if done:
+        log(f"failures of {', '.join(done)} go to the dead-letter queue after {ASYNC_RETRIES} retries")
+    return done
+
+
+def deploy(project_dir: str | Path = ".", stage: str = "dev", *, dry_run: bool = False, python: str | Path | None = None,
+           pyarrow_version: str | None = None, cache_dir: str | Path | None = None,
+           log: Callable[[str], None] = print) -> Plan:
+    """Deploy ``stage`` with ``chalice deploy`` from a proper build copy (see the module docstring); return the plan.
+
+    ``dry_run``: build and check the package, and return the plan, without calling AWS.
+    Raises DeployError (one line) when anything fails.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    started = time.monotonic()
+    project = Path(project_dir).resolve()
+    session = account = None
+    if not dry_run:  # before the slow build: missing credentials fail at once
+        session, region, account = _aws(log)
+    else:
+        import boto3
+
+        region = boto3.Session().region_name
+    with _build_copy(project, stage, python=python, cache_dir=cache_dir, pyarrow_version=pyarrow_version,
+                     vendor=True, log=log) as build:
+        plan = _plan(build, stage, region, log)
+        if dry_run:
+            log(f"dry run: nothing deployed ({time.monotonic() - started:.0f} s)")
+            return plan
+        try:
+            arns = ensure_queues(session.client("sqs"), build.config, stage, build.buckets, account, log)
+        except (BotoCoreError, ClientError) as exc:
+            raise DeployError(f"SQS queues: {str(exc).splitlines()[0]}") from None
+        env = {**os.environ, "AWS_DEFAULT_REGION": region}
+        env.pop(pkg.FORMAT_ENV, None)
+        log(f"chalice deploy --stage {stage} ({_RUNTIME}, {plan.zip_bytes / 2**20:.1f} MiB package)")
+        try:
+            _chalice(build, ["deploy", "--stage", stage], env, f"chalice deploy --stage {stage}", log)
+        finally:
+            state = _copy_state_back(build, project, stage, log)
+        queue = build.config.queue(stage)
+        if queue and state:
+            try:
+                plan.actions = _failure_destinations(session, state, arns[dead_letter_queue(queue)], log)
+            except (BotoCoreError, ClientError) as exc:
+                raise DeployError(f"failure destinations: {str(exc).splitlines()[0]}") from None
+    log(f"deployed stage {stage} in {time.monotonic() - started:.0f} s")
+    return plan
+
+
+def destroy(project_dir: str | Path = ".", stage: str = "dev", *, python: str | Path | None = None,
+            cache_dir: str | Path | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """``chalice delete --stage`` from a build copy carrying the deployed state, then delete the stage's queues.
+
+    Returns the queues deleted. Nothing here asks: the caller confirms first.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    project = Path(project_dir).resolve()
+    session, region, _ = _aws(log)
+    state = project / ".chalice" / "deployed" / f"{stage}.json"
+    with _build_copy(project, stage, python=python, cache_dir=cache_dir, pyarrow_version=None, vendor=False, log=log) as build:
+        if _deployed(state):
+            env = {**os.environ, "AWS_DEFAULT_REGION": region}
+            env.pop(pkg.FORMAT_ENV, None)
+            try:
+                _chalice(build, ["delete", "--stage", stage], env, f"chalice delete --stage {stage}", log)
+            finally:
+                _copy_state_back(build, project, stage, log)
+        else:
+            log(f"no Chalice resources recorded in {state}: nothing for chalice delete")
+        try:
+            return delete_queues(session.client("sqs"), build.config, stage, log)
+        except (BotoCoreError, ClientError) as exc:
+            raise DeployError(f"SQS queues: {str(exc).splitlines()[0]}") from None
