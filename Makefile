@@ -3,11 +3,20 @@
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 STAGE ?= dev
 
-.PHONY: package iam iam-check test gate
+.PHONY: package deploy destroy iam iam-check test gate
 
 ## package: dist/terraform/ and dist/cloudformation/ for STAGE (python3.12, trimmed pyarrow, policies inside)
 package:
 	$(PYTHON) -m chalicelib.deploy package --stage $(STAGE)
+
+## deploy: chalice deploy --stage STAGE from the build copy (python3.12, trimmed pyarrow, policies/), after creating
+## the stage's SQS work queue and its -dlq; .chalice/deployed/STAGE.json comes back. DRY_RUN=1: the plan, no AWS calls
+deploy:
+	$(PYTHON) -m chalicelib.deploy deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run)
+
+## destroy: chalice delete --stage STAGE (from .chalice/deployed/STAGE.json), then delete its queues; asks, or YES=1
+destroy:
+	$(PYTHON) -m chalicelib.deploy destroy --stage $(STAGE) $(if $(YES),--yes)
 
 ## iam: regenerate .chalice/policy-<stage>.json from policies/ (commit the result)
 iam:
