@@ -126,11 +126,16 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
     """moto does IAM, Lambda create/update (invoking would need Docker), EventBridge rules and targets, S3 notifications,
     SQS event sources, log groups, concurrency and event-invoke configs: the whole of ``chalice deploy`` and ``delete``."""
     project = _project(tmp_path)
-    boto3.client("s3").create_bucket(Bucket="ml-lake")  # on_upload's bucket (S3 → Lambda needs it to exist)
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket="ml-lake")  # on_upload's bucket (S3 → Lambda needs it to exist)
+    theirs_arn = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="theirs")["QueueUrl"],
+                                          AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    theirs = [{"Id": "theirs", "QueueArn": theirs_arn, "Events": ["s3:ObjectRemoved:*"]}]
+    s3.put_bucket_notification_configuration(Bucket="ml-lake", NotificationConfiguration={"QueueConfigurations": theirs})
     logged: list[str] = []
     plan = deploy(project, "dev", log=logged.append)
 
-    lam, sqs, events = boto3.client("lambda"), boto3.client("sqs"), boto3.client("events")
+    lam, events = boto3.client("lambda"), boto3.client("events")
     functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     assert set(functions) == FUNCTIONS == set(plan.functions)
     assert {f["Runtime"] for f in functions.values()} == {"python3.12"}
@@ -139,8 +144,9 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
     assert {r["Name"] for r in events.list_rules()["Rules"]} == set(plan.rules)
     targets = events.list_targets_by_rule(Rule="leanlake-dev-on_object_created-event")["Targets"]
     assert [t["Arn"].rsplit(":", 1)[-1] for t in targets] == ["leanlake-dev-on_object_created"]
-    notifications = boto3.client("s3").get_bucket_notification_configuration(Bucket="ml-lake")
+    notifications = s3.get_bucket_notification_configuration(Bucket="ml-lake")
     assert [c["LambdaFunctionArn"].rsplit(":", 1)[-1] for c in notifications["LambdaFunctionConfigurations"]] == ["leanlake-dev-on_upload"]
+    assert notifications["QueueConfigurations"] == theirs  # Chalice merges; the bucket's other notifications stay
     work = _attributes(sqs, "leanlake-dev-work")
     assert json.loads(work["RedrivePolicy"])["deadLetterTargetArn"].endswith(":leanlake-dev-work-dlq")
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]  # moto ignores a FunctionName filter by name
@@ -162,5 +168,7 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
 
     assert main(["destroy", "--stage", "dev", "--yes", "--project", str(project)]) == 0
     assert lam.list_functions()["Functions"] == [] and events.list_rules()["Rules"] == []
-    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])] == ["theirs"]
+    after = s3.get_bucket_notification_configuration(Bucket="ml-lake")
+    assert after["QueueConfigurations"] == theirs and not after.get("LambdaFunctionConfigurations")
     assert json.loads(state.read_text())["resources"] == []
