@@ -271,6 +271,9 @@ def convert(
             bucket, key = _split_s3(dst)
             client().upload_file(tmp, bucket, key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
         else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the output gets the usual permissions
             os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):

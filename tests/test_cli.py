@@ -120,3 +120,12 @@ def test_demo_json_reports_conversions_and_savings(tmp_path):
     # sources are gone, outputs are there: the bucket's own listing says what happened
     assert sorted(summary["bucket_after"]) == ["curated/events/2026-11-01.parquet", "curated/events/2026-11-02.parquet",
                                                "curated/users/users.parquet", "logs/app/2026-11-01.log.zst", "raw/labels/classes.csv"]
+
+
+def test_convert_output_gets_the_usual_permissions(tmp_path):
+    write_csv(tmp_path / "a.csv", rows=10)
+    result = leanlake("convert", str(tmp_path / "a.csv"), str(tmp_path / "a.parquet"))
+    assert result.returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.parquet").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -317,3 +317,19 @@ def test_a_column_of_only_na_tokens_stays_text_and_an_empty_one_stays_null(tmp_p
     assert table.column("country").to_pylist() == ["NA"] * 300_000  # Namibia, every row
     assert table.column("empty").null_count == 300_000
     assert table.column("late").to_pylist()[-1] == 299_999 and table.schema.field("late").type == "int64"
+
+
+def test_pieces_cut_only_at_record_boundaries_and_stray_quotes_fall_back(tmp_path):
+    from chalicelib.formats import csv_reader
+
+    rows = [f'{i},"line one\nline two, with ""quotes""",{i * 2}' for i in range(200_000)]
+    body = ("id,text,double\n" + "\n".join(rows) + "\n").encode()
+    pieces = list(csv_reader.record_chunks(io.BytesIO(body), 1 << 16, 1 << 22))
+    assert b"".join(pieces) == body and all(p.count(b'"') % 2 == 0 for p in pieces)
+    out = tmp_path / "q.parquet"
+    assert convert_to_parquet(opener(body), out).rows == 200_000
+    assert pq.read_table(out).column("text")[199_999].as_py() == 'line one\nline two, with "quotes"'
+    # A stray quote in an unquoted field breaks the parity rule; the streaming reader takes over.
+    stray = ("size,label\n" + "".join(f'{i}",pipe {i}\n' for i in range(100_000))).encode()
+    assert convert_to_parquet(opener(stray), out).rows == 100_000
+    assert pq.read_table(out).column("size")[5].as_py() == '5"'
