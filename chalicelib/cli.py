@@ -214,6 +214,13 @@ def apply(
         raise typer.Exit(1)
 
 
+def _s3() -> Any:
+    """The S3 client, imported only when an s3:// URI needs it (local converts load no AWS library)."""
+    from chalicelib.s3 import client
+
+    return client()
+
+
 def _is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
@@ -244,10 +251,8 @@ def convert(
     options = ConvertOptions(sort=sort) if level is None else ConvertOptions(level=level, sort=sort)  # type: ignore[arg-type]
     started = time.monotonic()
     if _is_s3(src):
-        from chalicelib.s3 import client
-
-        bucket, key = _split_s3(src)
-        open_source = lambda: client().get_object(Bucket=bucket, Key=key)["Body"]  # noqa: E731
+        src_bucket, src_key = _split_s3(src)
+        open_source = lambda: _s3().get_object(Bucket=src_bucket, Key=src_key)["Body"]  # noqa: E731
     else:
         if not os.path.isfile(src):
             fail(src, "no such file")
@@ -266,10 +271,8 @@ def convert(
         except Exception as exc:  # S3 errors and the like: still one line
             fail(src, _one_line(exc))
         if _is_s3(dst):
-            from chalicelib.s3 import client
-
-            bucket, key = _split_s3(dst)
-            client().upload_file(tmp, bucket, key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+            dst_bucket, dst_key = _split_s3(dst)
+            _s3().upload_file(tmp, dst_bucket, dst_key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
         else:
             umask = os.umask(0)
             os.umask(umask)

@@ -3,7 +3,6 @@ the deletion cap, versions, and convergence when S3 fails transiently."""
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from datetime import datetime, timedelta, timezone

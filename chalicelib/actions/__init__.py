@@ -13,4 +13,5 @@ from chalicelib.actions.lifecycle import Expire, Transition, TransitionStep
 from chalicelib.actions.recompress import Recompress
 from chalicelib.actions.storage_class import StorageClass
 
-__all__ = ["REGISTRY", "Action", "register", "Convert", "Recompress", "StorageClass", "Transition", "TransitionStep", "Expire"]
+__all__ = ["REGISTRY", "Action", "register", "Convert", "Recompress", "StorageClass", "Transition", "TransitionStep", "Expire",
+           "IntelligentTiering"]

@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -49,8 +48,7 @@ from chalicelib.deploy.extras import (ASYNC_RETRIES, DEAD_LETTER_RETENTION_SECON
                                       _queue_policy, _visibility, terraform_config)
 from chalicelib.deploy.package import PackageError
 from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
-from chalicelib.deploy.python import RUNTIME_VERSION, find_python, version_of
-from chalicelib.deploy.vendor import download_wheel, vendor_pyarrow
+from chalicelib.deploy.python import RUNTIME_VERSION
 
 _RUNTIME = "python{}.{}".format(*RUNTIME_VERSION)
 NO_CREDENTIALS = ("no AWS credentials found: configure them (aws configure / aws sso login, AWS_PROFILE, or "
@@ -101,15 +99,6 @@ class Plan:
                    f"pyarrow {self.pyarrow_version} (limits {pkg.MAX_ZIP_BYTES / 2**20:.0f} MiB, "
                    f"{pkg.MAX_UNZIPPED_BYTES / 1e6:.1f} MB)")
         return out
-
-
-@dataclass(frozen=True)
-class _Build:
-    directory: Path
-    chalice: Path
-    config: ChaliceConfig
-    buckets: tuple[str, ...]
-    pyarrow_version: str | None
 
 
 def stage_queues(config: ChaliceConfig, stage: str, queue_arn: str | None = None, dlq_arn: str | None = None,
@@ -211,56 +200,23 @@ def _aws(log: Callable[[str], None]) -> tuple[Any, str, str]:
 
 @contextmanager
 def _build_copy(project: Path, stage: str, *, python: str | Path | None, cache_dir: str | Path | None,
-                pyarrow_version: str | None, vendor: bool, log: Callable[[str], None]) -> Iterator[_Build]:
-    """The build copy ``package`` makes, in a temporary directory, with the project's deployed state for ``stage``."""
-    from chalicelib.deploy import iam  # these need the policy models: pydantic and PyYAML
-    from chalicelib.policy import PolicyError, load_policies
-
+                pyarrow_version: str | None, vendor: bool, log: Callable[[str], None]) -> Iterator[pkg.BuildCopy]:
+    """``package``'s build copy, plus the project's deployed state for ``stage`` so Chalice updates what exists."""
     try:
-        config = ChaliceConfig.load(project / ".chalice")
-        config.stage(stage)
-    except (FileNotFoundError, KeyError) as exc:
-        raise DeployError(str(exc).strip("'\"")) from None
-    try:
-        policy_set = load_policies([project / "policies"])
-    except PolicyError as exc:
-        raise DeployError(f"policies: {str(exc).splitlines()[0]}") from None
-    try:
-        py = Path(python) if python else find_python()
-    except RuntimeError as exc:
+        with pkg.build_copy(project, stage, python=python, cache_dir=cache_dir, pyarrow_version=pyarrow_version,
+                            vendor=vendor, log=log) as build:
+            state = project / ".chalice" / "deployed" / f"{stage}.json"
+            if state.is_file():
+                (build.directory / ".chalice" / "deployed").mkdir(exist_ok=True)
+                shutil.copy2(state, build.directory / ".chalice" / "deployed" / state.name)
+            yield build
+    except DeployError:
+        raise
+    except PackageError as exc:
         raise DeployError(str(exc)) from None
-    if version_of(py) != RUNTIME_VERSION:
-        raise DeployError(f"{py} is not Python {'.'.join(map(str, RUNTIME_VERSION))}, the Lambda runtime leanlake targets")
-    cache = Path(cache_dir) if cache_dir else pkg.default_cache_dir()
-    requirements = pkg._build_requirements((project / "requirements.txt").read_text(encoding="utf-8"))
-    chalice = pkg.build_venv(py, requirements, cache, log)
-    root = Path(tempfile.mkdtemp(prefix="leanlake-deploy-"))
-    directory = root / "app"
-    directory.mkdir()
-    try:
-        pkg.make_build_copy(project, directory)
-        try:
-            iam.write_policies(chalice_dir=directory / ".chalice", stages=[stage], policy_set=policy_set)
-        except ValueError as exc:
-            raise DeployError(f"IAM: {exc}") from None
-        if vendor:
-            pyarrow_version = pyarrow_version or pkg._installed("pyarrow")
-            try:
-                wheel = download_wheel(chalice.parent / "python", pyarrow_version, cache / "wheels", log)
-            except RuntimeError as exc:
-                raise DeployError(str(exc)) from None
-            pyarrow_version = wheel.name.split("-")[1]
-            vendor_pyarrow(wheel, directory / "vendor", log=log)
-        state = project / ".chalice" / "deployed" / f"{stage}.json"
-        if state.is_file():
-            (directory / ".chalice" / "deployed").mkdir(exist_ok=True)
-            shutil.copy2(state, directory / ".chalice" / "deployed" / state.name)
-        yield _Build(directory, chalice, config, tuple(policy_set.buckets), pyarrow_version)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
-def _copy_state_back(build: _Build, project: Path, stage: str, log: Callable[[str], None]) -> Path | None:
+def _copy_state_back(build: pkg.BuildCopy, project: Path, stage: str, log: Callable[[str], None]) -> Path | None:
     source = build.directory / ".chalice" / "deployed" / f"{stage}.json"
     if not source.is_file():
         return None
@@ -271,7 +227,7 @@ def _copy_state_back(build: _Build, project: Path, stage: str, log: Callable[[st
     return target
 
 
-def _chalice(build: _Build, args: list[str], env: dict[str, str], what: str, log: Callable[[str], None]) -> None:
+def _chalice(build: pkg.BuildCopy, args: list[str], env: dict[str, str], what: str, log: Callable[[str], None]) -> None:
     """Run the build venv's chalice in the build copy, its output going to ``log``; DeployError with the reason."""
     proc = subprocess.Popen([str(build.chalice), *args], cwd=build.directory, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -290,7 +246,7 @@ def _chalice(build: _Build, args: list[str], env: dict[str, str], what: str, log
         raise DeployError(f"{what} failed: {reason}")
 
 
-def _plan(build: _Build, stage: str, region: str | None, log: Callable[[str], None]) -> Plan:
+def _plan(build: pkg.BuildCopy, stage: str, region: str | None, log: Callable[[str], None]) -> Plan:
     """Package the build copy offline (terraform format, whose template lists everything) and check it like ``package``."""
     config_path = build.directory / ".chalice" / "config.json"
     original = config_path.read_text(encoding="utf-8")

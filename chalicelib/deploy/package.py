@@ -34,7 +34,8 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from chalicelib.deploy.project import ChaliceConfig
 from chalicelib.deploy.python import RUNTIME_VERSION, find_python, version_of
@@ -253,6 +254,68 @@ def check_format(fmt: str, directory: Path, requirements: Sequence[str]) -> Form
     return result
 
 
+@dataclass(frozen=True)
+class BuildCopy:
+    """A prepared build directory: what Chalice packages or deploys, and the venv that runs it."""
+
+    directory: Path
+    chalice: Path
+    python: Path
+    config: ChaliceConfig
+    buckets: tuple[str, ...]
+    pyarrow_version: str | None
+
+
+@contextmanager
+def build_copy(project: Path, stage: str, *, python: str | Path | None = None, cache_dir: str | Path | None = None,
+               pyarrow_version: str | None = None, vendor: bool = True,
+               log: Callable[[str], None] = print) -> Iterator[BuildCopy]:
+    """Validate the policies, find Python 3.12 and its build venv, and lay out the build copy in a temporary
+    directory (app.py, chalicelib/, policies beside app.py, fresh ``policy-<stage>.json``, and with ``vendor``
+    the trimmed pyarrow); removed on exit. Raises PackageError (one line)."""
+    from chalicelib.deploy import iam  # these need the policy models: pydantic and PyYAML
+    from chalicelib.policy import PolicyError, load_policies
+
+    try:  # first, as it is quick: a policy that does not validate fails here, before anything is built
+        policy_set = load_policies([project / "policies"])
+    except PolicyError as exc:
+        raise PackageError(f"policies: {str(exc).splitlines()[0]}") from None
+    try:
+        config = ChaliceConfig.load(project / ".chalice")
+        config.stage(stage)
+    except (FileNotFoundError, KeyError) as exc:
+        raise PackageError(str(exc).strip("'\"")) from None
+    try:
+        py = Path(python) if python else find_python()
+    except RuntimeError as exc:
+        raise PackageError(str(exc)) from None
+    if version_of(py) != RUNTIME_VERSION:
+        raise PackageError(f"{py} is not Python {'.'.join(map(str, RUNTIME_VERSION))}, the Lambda runtime leanlake targets")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    chalice = build_venv(py, _build_requirements((project / "requirements.txt").read_text(encoding="utf-8")), cache, log)
+    root = Path(tempfile.mkdtemp(prefix="leanlake-build-"))
+    directory = root / "app"
+    directory.mkdir()
+    try:
+        make_build_copy(project, directory)
+        try:
+            iam.write_policies(chalice_dir=directory / ".chalice", stages=[stage], policy_set=policy_set)
+            if iam.write_policies(chalice_dir=project / ".chalice", check=True, policy_set=policy_set):
+                log("warning: the committed .chalice/policy-*.json are stale; the package uses fresh ones (run `make iam`)")
+        except ValueError as exc:  # a least-privilege breach (e.g. over the inline policy size)
+            raise PackageError(f"IAM: {exc}") from None
+        if vendor:
+            try:
+                wheel = download_wheel(chalice.parent / "python", pyarrow_version or _installed("pyarrow"), cache / "wheels", log)
+            except RuntimeError as exc:
+                raise PackageError(str(exc)) from None
+            pyarrow_version = wheel.name.split("-")[1]
+            vendor_pyarrow(wheel, directory / "vendor", log=log)
+        yield BuildCopy(directory, chalice, py, config, tuple(policy_set.buckets), pyarrow_version)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage: str = "dev",
           formats: Sequence[str] = FORMATS, python: str | Path | None = None, pyarrow_version: str | None = None,
           cache_dir: str | Path | None = None, keep_build: bool = False,
@@ -263,50 +326,18 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
     ``pyarrow_version``: default the version installed here, else the newest.
     Raises PackageError (one line) when packaging fails or a limit is passed.
     """
-    from chalicelib.deploy import extras, iam  # these need the policy models: pydantic and PyYAML
-    from chalicelib.policy import PolicyError, load_policies
+    from chalicelib.deploy import extras
 
     started = time.monotonic()
     project, out = Path(project_dir).resolve(), Path(out_dir).resolve()
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PackageError(f"unknown format {', '.join(unknown)} (formats: {', '.join(FORMATS)})")
-    try:  # first, as it is quick: a policy that does not validate fails here, before anything is built
-        policy_set = load_policies([project / "policies"])
-    except PolicyError as exc:
-        raise PackageError(f"policies: {str(exc).splitlines()[0]}") from None
-    try:
-        py = Path(python) if python else find_python()
-    except RuntimeError as exc:
-        raise PackageError(str(exc)) from None
-    if version_of(py) != RUNTIME_VERSION:
-        raise PackageError(f"{py} is not Python {'.'.join(map(str, RUNTIME_VERSION))}, the Lambda runtime leanlake targets")
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    requirements_text = _build_requirements((project / "requirements.txt").read_text(encoding="utf-8"))
-    chalice = build_venv(py, requirements_text, cache, log)
-    pyarrow_version = pyarrow_version or _installed("pyarrow")
-
-    build_dir = Path(tempfile.mkdtemp(prefix="leanlake-build-"))
-    try:
-        make_build_copy(project, build_dir)
-        try:
-            iam.write_policies(chalice_dir=build_dir / ".chalice", stages=[stage], policy_set=policy_set)
-            if iam.write_policies(chalice_dir=project / ".chalice", check=True, policy_set=policy_set):
-                log("warning: the committed .chalice/policy-*.json are stale; the package uses fresh ones (run `make iam`)")
-        except ValueError as exc:  # a least-privilege breach (e.g. over the inline policy size)
-            raise PackageError(f"IAM: {exc}") from None
-        try:
-            wheel = download_wheel(chalice.parent / "python", pyarrow_version, cache / "wheels", log)
-        except RuntimeError as exc:
-            raise PackageError(str(exc)) from None
-        pyarrow_version = wheel.name.split("-")[1]
-        vendor_pyarrow(wheel, build_dir / "vendor", log=log)
+    with build_copy(project, stage, python=python, cache_dir=cache_dir, pyarrow_version=pyarrow_version, log=log) as copy:
+        build_dir, py, pyarrow_version = copy.directory, copy.python, copy.pyarrow_version
         requirements = _requirement_names((build_dir / "requirements.txt").read_text(encoding="utf-8"))
-
         config_path = build_dir / ".chalice" / "config.json"
         config_json = json.loads(config_path.read_text(encoding="utf-8"))
-        config = ChaliceConfig(config_json)
-        buckets = policy_set.buckets
         results = []
         for fmt in formats:
             target = out / fmt
@@ -317,7 +348,7 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
                 env[UPLOAD_BUCKET_ENV] = ""  # CloudFormation cannot configure an existing bucket's notifications
             fmt_config = extras.terraform_config(config_json) if fmt == "terraform" else config_json
             config_path.write_text(json.dumps(fmt_config, indent=2), encoding="utf-8")
-            cmd = [chalice, "package", "--stage", stage, *(["--pkg-format", "terraform"] if fmt == "terraform" else []), target]
+            cmd = [copy.chalice, "package", "--stage", stage, *(["--pkg-format", "terraform"] if fmt == "terraform" else []), target]
             log(f"chalice package ({fmt}, stage {stage}) → {target}")
             done = _run(cmd, f"chalice package ({fmt})", cwd=build_dir, env=env)
             if "Could not install" in done.stdout + done.stderr:  # Chalice warns, exits 0 and leaves them out
@@ -326,17 +357,16 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
             template_path = target / TEMPLATES[fmt][0]
             template = json.loads(template_path.read_text(encoding="utf-8"))
             if fmt == "terraform":
-                for name, content in extras.terraform_files(template, config, stage, buckets).items():
+                for name, content in extras.terraform_files(template, copy.config, stage, copy.buckets).items():
                     (target / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
             else:
-                completed = extras.complete_sam(template, config, stage, buckets)
+                completed = extras.complete_sam(template, copy.config, stage, copy.buckets)
                 template_path.write_text(json.dumps(completed, indent=2) + "\n", encoding="utf-8")
             results.append(check_format(fmt, target, requirements))
-    finally:
         if keep_build:
-            log(f"build copy kept in {build_dir}")
-        else:
-            shutil.rmtree(build_dir, ignore_errors=True)
+            kept = Path(tempfile.mkdtemp(prefix="leanlake-build-kept-"))
+            shutil.copytree(build_dir, kept, dirs_exist_ok=True)
+            log(f"build copy kept in {kept}")
 
     result = BuildResult(stage, py, pyarrow_version, tuple(results), time.monotonic() - started)
     (out / "package-report.json").write_text(json.dumps(result.as_json(), indent=2) + "\n", encoding="utf-8")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import yaml
 from pydantic import ValidationError
 
 from chalicelib.policy.models import Policy, Settings
+
+if TYPE_CHECKING:
+    from chalicelib.policy.policyset import PolicySet
 
 #: The file whose ``settings`` apply to every file that has none of its own.
 GLOBAL_SETTINGS_FILE = "leanlake.yaml"
