@@ -103,10 +103,7 @@ def policy_rules(policy: "Policy") -> list[dict[str, Any]]:
     body: dict[str, Any] = {}
     if isinstance(transition, Transition):
         body["Transitions"] = [{"Days": s.days, "StorageClass": s.storage_class} for s in transition.steps]
-    if isinstance(expire, Expire):
-        if isinstance(transition, Transition) and expire.days <= transition.steps[-1].days:
-            raise LifecycleError(f"policy {policy.name!r}: expire days ({expire.days}) must be after the last transition "
-                                 f"(day {transition.steps[-1].days}); S3 refuses the rule")
+    if isinstance(expire, Expire):  # after the last transition: the policy model enforces it
         body["Expiration"] = {"Days": expire.days}
     if isinstance(noncurrent, Noncurrent):
         body["NoncurrentVersionExpiration"] = {"NoncurrentDays": noncurrent.days,

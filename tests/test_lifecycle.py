@@ -105,9 +105,8 @@ def test_abort_multipart_with_tags_gets_a_prefix_only_rule():
 
 
 def test_expire_must_come_after_the_last_transition():
-    ps = policies(policy("p", {"prefix": "t/"}, [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}, {"expire": {"days": 30}}]))
-    with pytest.raises(LifecycleError, match="after the last transition"):
-        compile_rules(ps, BUCKET)
+    with pytest.raises(ValidationError, match="after the last transition"):
+        policies(policy("p", {"prefix": "t/"}, [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}, {"expire": {"days": 30}}]))
 
 
 def test_new_actions_validate():

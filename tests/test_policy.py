@@ -122,6 +122,19 @@ def test_bad_transition_staircases(tmp_path, steps, fragment):
     assert any(fragment in p for p in found), found
 
 
+def test_expire_must_come_after_the_last_transition(tmp_path):
+    found = problems(tmp_path, """\
+        policies:
+          - name: a
+            bucket: ml-lake
+            actions:
+              - transition: [{days: 30, class: GLACIER_IR}, {days: 180, class: DEEP_ARCHIVE}]
+              - expire: {days: 90}
+        """)
+    assert found == [f"{tmp_path / 'p.yaml'}:2: policies.0: expire days (90) must be after the last transition (day 180); "
+                     "S3 refuses such a Lifecycle rule"]
+
+
 def test_reserved_prefix_and_yaml_errors(tmp_path):
     found = problems(tmp_path, "policies:\n  - name: a\n    bucket: ml-lake\n    filters: {prefix: _leanlake/x/}\n    actions: [{expire: {days: 1}}]\n")
     assert "reserved for leanlake" in found[0]

@@ -169,6 +169,10 @@ class Policy(_Strict):
         duplicated = {n for n in names if names.count(n) > 1}
         if duplicated:
             raise ValueError(f"action {', '.join(sorted(duplicated))} given twice")
+        transition, expire = self.action("transition"), self.action("expire")
+        if transition is not None and expire is not None and expire.days <= transition.steps[-1].days:
+            raise ValueError(f"expire days ({expire.days}) must be after the last transition "
+                             f"(day {transition.steps[-1].days}); S3 refuses such a Lifecycle rule")
         return self
 
     def action(self, name: str) -> Action | None:
