@@ -30,7 +30,7 @@ Design
 * **Encodings chosen by measurement**: on the first row group every column is trial-compressed with
   its candidate encodings (dictionary, plain, delta binary packed, byte stream split, delta
   (length) byte array) and the smallest wins — e.g. sorted timestamps get deltas, repetitive
-  strings dictionaries. Pages are zstd (default level 6), 1 MiB data pages, statistics on, no
+  strings dictionaries. Pages are zstd (default level 3), 1 MiB data pages, statistics on, no
   embedded Arrow schema (it costs bytes on small files; Parquet's own logical types round-trip).
 * **sort="auto"** sorts each row group by the low-cardinality columns of the first row group (by
   increasing cardinality) and records them as the file's ``sorting_columns``.

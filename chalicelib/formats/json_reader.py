@@ -244,7 +244,7 @@ class JsonBatches:
         if table.schema == target:
             return table
         try:
-            merged = pa.concat_tables([target.empty_table(), table], promote_options="permissive")
+            merged = pa.concat_tables([pa.Table.from_batches([], schema=target), table], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             m = _MERGE.search(str(exc))
             name = m.group(1) if m else None

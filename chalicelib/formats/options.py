@@ -11,9 +11,10 @@ __all__ = ["ConvertOptions", "ConvertResult", "RecompressResult"]
 class ConvertOptions:
     """How :func:`convert_to_parquet` writes Parquet.
 
-    level:           zstd level of the Parquet pages. 6 was the knee of size vs. time on
-                     the benchmark datasets (see bench/RESULTS.md): 1→6 saves ~2-3 %, above 6
-                     hardly anything while the encoder gets slower.
+    level:           zstd level of the Parquet pages. 3 (zstd's own default, and DuckDB's):
+                     on the 300 MB benchmark CSV level 6 made the file 1.5 % smaller but the
+                     whole conversion 15 % slower; the per-column encodings, not the level, are
+                     what make the output smaller than the peers' (see bench/RESULTS.md).
     sort:            ``"none"`` keeps row order exactly; ``"auto"`` clusters the rows inside each
                      row group by low-cardinality columns (chosen on the first row group), which
                      makes the file smaller but changes row order.
@@ -23,7 +24,7 @@ class ConvertOptions:
     block_size:      initial pyarrow CSV block size; raised automatically for huge rows.
     """
 
-    level: int = 6
+    level: int = 3
     sort: Literal["none", "auto"] = "none"
     row_group_rows: int = 1_000_000
     row_group_bytes: int = 12 * 1024 * 1024

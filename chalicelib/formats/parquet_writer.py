@@ -44,8 +44,11 @@ def _leaf_paths(schema) -> Dict[str, List[str]]:
     """Map each top-level column to its Parquet leaf column paths (dotted)."""
     import pyarrow.parquet as pq
 
+    import pyarrow as pa
+
     buf = io.BytesIO()
-    pq.write_table(schema.empty_table(), buf, store_schema=False)
+    # Table.from_batches, not schema.empty_table() / pa.table(): those make pyarrow import pandas (~150 ms)
+    pq.write_table(pa.Table.from_batches([], schema=schema), buf, store_schema=False)
     buf.seek(0)
     meta_schema = pq.ParquetFile(buf).schema
     out: Dict[str, List[str]] = {}
@@ -94,14 +97,14 @@ def choose_encodings(table, level: int) -> Tuple[List[str], Dict[str, str]]:
         if not cands or len(paths) != 1 or sample.num_rows == 0:
             dict_cols.extend(paths)
             continue
-        col = pa.table({"c": sample.column(i)})
+        col = sample.select([i])
         best: Tuple[int, str, Optional[str]] = (1 << 62, "dict", None)
         for label, enc in cands:
             buf = io.BytesIO()
             try:
                 pq.write_table(col, buf, compression="zstd", compression_level=level,
                                use_dictionary=(label == "dict"),
-                               column_encoding=({"c": enc} if enc else None),
+                               column_encoding=({field.name: enc} if enc else None),
                                data_page_size=DATA_PAGE_SIZE, store_schema=False,
                                write_statistics=False)
             except Exception:
