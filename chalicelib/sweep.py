@@ -98,6 +98,11 @@ class Deleter:
     _locks: bool | None = None
 
     @property
+    def audited(self) -> bool:
+        """True once this run wrote its audit object."""
+        return bool(self._audit)
+
+    @property
     def audit_key(self) -> str:
         return f"{self.audit_prefix}{self.ctx.now:%Y/%m/%d}/{self.ctx.now:%H%M%S}-{self.run_id}.jsonl"
 
@@ -215,6 +220,6 @@ def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None
                 on_outcome(outcome)
         deleter.flush()
         report["buckets"][bucket] = {"deleted": deleter.deleted, "deletion_cap_reached": deleter.capped,
-                                     "audit_key": deleter.audit_key if deleter._audit else None}
+                                     "audit_key": deleter.audit_key if deleter.audited else None}
     report["totals"] = ledger.totals()
     return report

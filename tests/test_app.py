@@ -139,3 +139,16 @@ def test_alarm_runs_the_sweep_of_policies_that_name_it(s3, bucket, aws, app_for)
         payload = client.lambda_.invoke("on_alarm", alarm_event("lake-growth", "ALARM")).payload
     assert sorted(payload["swept"]) == ["backfill", "scratch"]
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["old/history.csv", "old/history.parquet"]
+
+
+def test_on_s3_event_handler_converts_the_upload_it_names(s3, bucket, aws, app_for):
+    from chalice.test import Client
+
+    module = app_for(bucket)
+    assert module.UPLOAD_BUCKET == bucket  # the first bucket of a policy with an object action
+    s3.put_object(Bucket=bucket, Key="raw/one two.csv", Body=csv_body())
+    with Client(module.app) as client:
+        event = client.events.generate_s3_event(bucket=bucket, key="raw/one+two.csv")  # S3 form-encodes the space
+        payload = client.lambda_.invoke("on_upload", event).payload
+    assert [(o["key"], o["status"]) for o in payload["outcomes"]] == [("raw/one two.csv", "ok")]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["curated/one two.parquet"]
