@@ -10,8 +10,8 @@ Why: the plan must stream — 1,000,000 objects in at most 20 s on 2 cores, with
 not grow with the count.
 
 Run:
-    /work/venv/bin/python bench/bench_plan.py            # 100k and 1M
-    /work/venv/bin/python bench/bench_plan.py 50000      # one size
+    .venv/bin/python bench/bench_plan.py            # 100k and 1M
+    .venv/bin/python bench/bench_plan.py 50000      # one size
 """
 
 from __future__ import annotations
