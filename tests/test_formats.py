@@ -342,3 +342,12 @@ def test_pieces_cut_only_at_record_boundaries_and_stray_quotes_fall_back(tmp_pat
     stray = ("size,label\n" + "".join(f'{i}",pipe {i}\n' for i in range(100_000))).encode()
     assert convert_to_parquet(opener(stray), out).rows == 100_000
     assert pq.read_table(out).column("size")[5].as_py() == '5"'
+
+
+def test_zero_padded_numbers_stay_text(tmp_path):
+    body = ("zip,id,amount\n" + "".join(f"{z:05d},{i},{i / 2}\n" for i, z in enumerate([2134, 10001, 60601] * 1000))).encode()
+    out = tmp_path / "z.parquet"
+    convert_to_parquet(opener(body), out)
+    table = pq.read_table(out)
+    assert table.column("zip").to_pylist()[:3] == ["02134", "10001", "60601"]
+    assert str(table.schema.field("id").type) == "int64" and str(table.schema.field("amount").type) == "double"

@@ -25,6 +25,8 @@ Design
   float64 → string, chosen from the offending value) and the conversion restarts from a fresh
   ``open_source()``, until everything fits. ``strings_can_be_null=False`` keeps ``NA``, ``nan``
   and ``""`` in text columns as values; numeric columns read ``NA``/``NaN``/``null``/empty as null.
+  Numeric-looking columns whose first 2 MiB hold zero-padded values (``02134``) stay text, and a
+  column of nothing but ``NA``-like tokens stays text too.
   Duplicate column names get ``_2``, ``_3``… suffixes (Parquet readers cannot address duplicates);
   all other names are kept exactly.
 * **Encodings chosen by measurement**: on the first row group every column is trial-compressed with

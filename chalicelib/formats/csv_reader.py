@@ -278,8 +278,35 @@ class ChunkedCsvBatches(CsvBatches):
         if self.plan.column_names is None and len(set(names)) != len(names):
             self.plan.column_names = dedupe_names(names)
             raise Widen("duplicate column names")
+        padded = self._zero_padded(first)
+        if padded:
+            import pyarrow as pa
+
+            self.plan.column_types.update({name: pa.string() for name in padded})
+            raise Widen(f"leading zeros in {', '.join(padded)}")
         self.schema = self.first.schema
         return self.schema
+
+    def _zero_padded(self, piece: bytes) -> List[str]:
+        """Numeric columns of the first piece holding zero-padded values (``007``, a ZIP code ``02134``):
+        as numbers they would lose the zeros, so they stay text."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pcsv
+
+        numeric = [f.name for f in self.first.schema
+                   if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) and f.name not in self.plan.column_types]
+        if not numeric:
+            return []
+        names = self.plan.column_names
+        text = pcsv.read_csv(
+            pa.py_buffer(piece),
+            read_options=pcsv.ReadOptions(block_size=len(piece) + 1, use_threads=False, column_names=names,
+                                          skip_rows=1 if names else 0),
+            parse_options=pcsv.ParseOptions(delimiter=self.plan.delimiter, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(include_columns=numeric, column_types={n: pa.string() for n in numeric},
+                                                strings_can_be_null=False))
+        return [n for n in numeric if pc.any(pc.match_substring_regex(text.column(n), r"^\s*[-+]?0[0-9]")).as_py()]
 
     def _parse(self, piece: bytes, *, header: bool, types):
         import pyarrow as pa
