@@ -12,7 +12,7 @@ import os
 import time
 from typing import BinaryIO, Callable, Tuple, Union
 
-from .errors import ConversionError, one_line
+from .errors import ConversionError, failing_cleanly, one_line, remove_quietly
 from .options import ConvertOptions, ConvertResult
 from .sniff import sniff_format
 from .streams import DecodedSource, open_decoded
@@ -21,15 +21,6 @@ __all__ = ["convert_to_parquet", "verify_parquet", "MAX_PASSES"]
 
 MAX_PASSES = 64
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass
 
 
 def _close(src) -> None:
@@ -56,17 +47,17 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
             schema = batches.open()
             rows = write_batches(batches, schema, path, options)
             if _pin_literal_null_columns(schema, head, plan):
-                _remove(path)
+                remove_quietly(path)
                 continue
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
                 raise ConversionError(f"gave up after {plan.passes} passes widening column types")
         except Sequential:
-            _remove(path)
+            remove_quietly(path)
             chunked = False
         except RaggedRow as ragged:
-            _remove(path)
+            remove_quietly(path)
             _close(src)
             src = open_decoded(open_source)
             line = find_ragged_line(src, delimiter, ragged.expected, ragged.actual)
@@ -154,28 +145,17 @@ def convert_to_parquet(open_source: Callable[[], BinaryIO], sink_path: PathLike,
     path = os.fspath(sink_path)
     src = None
     try:
-        src = open_decoded(open_source)
-        compression = src.compression
-        fmt, delimiter = sniff_format(src.head)
-        if fmt in ("csv", "tsv"):
-            rows, cols, bytes_in = _convert_csv(src, open_source, delimiter or ",", path, options)
-        else:
-            rows, cols, bytes_in = _convert_json(src, open_source, fmt == "json", path, options)
-        src = None
-        return ConvertResult(rows=rows, columns=cols, bytes_in=bytes_in, bytes_out=os.path.getsize(path),
-                             seconds=time.perf_counter() - t0, input_format=fmt, compression=compression)
-    except ConversionError:
-        _remove(path)
-        raise
-    except MemoryError:
-        _remove(path)
-        raise ConversionError("out of memory") from None
-    except Exception as exc:
-        _remove(path)
-        err = getattr(src, "error", None)
-        if err is not None:
-            raise err from exc
-        raise ConversionError(f"conversion failed: {one_line(exc)}") from exc
+        with failing_cleanly(path, "conversion", lambda: src):
+            src = open_decoded(open_source)
+            compression = src.compression
+            fmt, delimiter = sniff_format(src.head)
+            if fmt in ("csv", "tsv"):
+                rows, cols, bytes_in = _convert_csv(src, open_source, delimiter or ",", path, options)
+            else:
+                rows, cols, bytes_in = _convert_json(src, open_source, fmt == "json", path, options)
+            src = None
+            return ConvertResult(rows=rows, columns=cols, bytes_in=bytes_in, bytes_out=os.path.getsize(path),
+                                 seconds=time.perf_counter() - t0, input_format=fmt, compression=compression)
     finally:
         if src is not None:
             _close(src)

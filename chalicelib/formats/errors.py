@@ -10,9 +10,11 @@ an audit record or a CLI message.
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+import os
+from typing import Any, Callable, Iterator, Optional
 
-__all__ = ["ConversionError", "one_line"]
+__all__ = ["ConversionError", "one_line", "failing_cleanly", "remove_quietly"]
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -28,3 +30,29 @@ class ConversionError(Exception):
         self.reason = one_line(reason)
         self.line = line
         super().__init__(self.reason if line is None else f"line {line}: {self.reason}")
+
+
+def remove_quietly(path: str) -> None:
+    """Delete a partial output, if there is one."""
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def failing_cleanly(path: str, what: str, source: Callable[[], Any] = lambda: None) -> Iterator[None]:
+    """Any failure inside removes ``path`` and surfaces as one ConversionError: the decompression error the
+    ``source()`` stream recorded (pyarrow may have wrapped it), or ``<what> failed: <reason>``."""
+    try:
+        yield
+    except ConversionError:
+        remove_quietly(path)
+        raise
+    except MemoryError:
+        remove_quietly(path)
+        raise ConversionError("out of memory") from None
+    except Exception as exc:
+        remove_quietly(path)
+        recorded = getattr(source(), "error", None)
+        if recorded is not None:
+            raise recorded from exc
+        raise ConversionError(f"{what} failed: {one_line(exc)}") from exc

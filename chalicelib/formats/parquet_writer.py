@@ -84,7 +84,6 @@ def choose_encodings(table, level: int) -> Tuple[List[str], Dict[str, str]]:
     Returns ``(dictionary_columns, column_encoding)`` for :class:`pyarrow.parquet.ParquetWriter`
     (leaf paths). Nested and unusual columns keep the default (dictionary where possible).
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     sample = table.slice(0, TRIAL_ROWS)

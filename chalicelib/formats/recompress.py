@@ -14,7 +14,7 @@ import os
 import time
 from typing import BinaryIO, Callable, Union
 
-from .errors import ConversionError, one_line
+from .errors import ConversionError, failing_cleanly
 from .options import RecompressResult
 from .streams import open_decoded
 
@@ -48,46 +48,31 @@ def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink_path: Union[str
     path = os.fspath(sink_path)
     src = None
     try:
-        src = open_decoded(open_source, strip_bom=False)
-        h = hashlib.blake2b(digest_size=32)
-        raw = 0
-        cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
-        with open(path, "wb") as out:
-            with cctx.stream_writer(out, closefd=False) as writer:
-                while True:
-                    piece = src.read(PIECE)
-                    if not piece:
-                        break
-                    h.update(piece)
-                    raw += len(piece)
-                    writer.write(piece)
-        compression, bytes_in = src.compression, src.bytes_in
-        src.close()
-        src = None
-        n, digest = _digest_zstd(path)
-        if n != raw or digest != h.digest():
-            raise ConversionError(f"verification failed: output decompresses to {n} bytes, input had {raw}")
-        return RecompressResult(bytes_in=bytes_in, bytes_out=os.path.getsize(path), raw_bytes=raw,
-                                source_compression=compression, seconds=time.perf_counter() - t0)
-    except ConversionError:
-        _remove(path)
-        raise
-    except Exception as exc:
-        _remove(path)
-        err = getattr(src, "error", None)
-        if err is not None:
-            raise err from exc
-        raise ConversionError(f"recompress failed: {one_line(exc)}") from exc
+        with failing_cleanly(path, "recompress", lambda: src):
+            src = open_decoded(open_source, strip_bom=False)
+            h = hashlib.blake2b(digest_size=32)
+            raw = 0
+            cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
+            with open(path, "wb") as out:
+                with cctx.stream_writer(out, closefd=False) as writer:
+                    while True:
+                        piece = src.read(PIECE)
+                        if not piece:
+                            break
+                        h.update(piece)
+                        raw += len(piece)
+                        writer.write(piece)
+            compression, bytes_in = src.compression, src.bytes_in
+            src.close()
+            src = None
+            n, digest = _digest_zstd(path)
+            if n != raw or digest != h.digest():
+                raise ConversionError(f"verification failed: output decompresses to {n} bytes, input had {raw}")
+            return RecompressResult(bytes_in=bytes_in, bytes_out=os.path.getsize(path), raw_bytes=raw,
+                                    source_compression=compression, seconds=time.perf_counter() - t0)
     finally:
         if src is not None:
             try:
                 src.close()
             except Exception:
                 pass
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
