@@ -183,10 +183,15 @@ class Deleter:
 def apply_bucket_decision(decision: Decision, ctx: RunContext) -> Outcome:
     """Lifecycle and Intelligent-Tiering decisions: merge leanlake's rules into the bucket's configuration."""
     from chalicelib.lifecycle import apply_to_bucket
+    from chalicelib.pipeline import describe_error
 
     if ctx.dry_run:
         return Outcome(decision, "skip", "dry run: bucket configuration not changed")
-    return Outcome(decision, "ok", apply_to_bucket(ctx.s3, decision, ctx.policies))
+    try:
+        return Outcome(decision, "ok", apply_to_bucket(ctx.s3, decision, ctx.policies))
+    except Exception as exc:  # the bucket's other work goes on; apply exits 1
+        reason, transient = describe_error(exc)
+        return Outcome(decision, "error", reason, detail={"transient": transient})
 
 
 def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None = None, buckets: Iterable[str] | None = None,
