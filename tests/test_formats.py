@@ -351,3 +351,18 @@ def test_zero_padded_numbers_stay_text(tmp_path):
     table = pq.read_table(out)
     assert table.column("zip").to_pylist()[:3] == ["02134", "10001", "60601"]
     assert str(table.schema.field("id").type) == "int64" and str(table.schema.field("amount").type) == "double"
+
+
+def test_noisy_floats_get_a_higher_zstd_level_and_small_ints_do_not():
+    import random
+
+    import pyarrow as pa
+
+    from chalicelib.formats.parquet_writer import HIGH_LEVEL, choose_encodings
+
+    rng = random.Random(7)
+    table = pa.Table.from_batches([pa.record_batch(
+        [pa.array([round(rng.gauss(0, 1), 6) for _ in range(50_000)]), pa.array([i % 5 for i in range(50_000)])],
+        names=["feature", "bucket"])])
+    _, _, levels = choose_encodings(table, 3)
+    assert levels == {"feature": HIGH_LEVEL}
