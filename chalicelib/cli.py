@@ -257,6 +257,10 @@ def convert(
         if not os.path.isfile(src):
             fail(src, "no such file")
         open_source = lambda: open(src, "rb")  # noqa: E731
+    if dst.endswith("/") or (not _is_s3(dst) and os.path.isdir(dst)):  # a directory: name the file after the source
+        from chalicelib.policy.templates import KeyParts
+
+        dst = dst.rstrip("/") + "/" + KeyParts.of(src.rstrip("/").rsplit("/", 1)[-1]).stem + ".parquet"
     out_dir = None if _is_s3(dst) else (os.path.dirname(os.path.abspath(dst)) or ".")
     if out_dir is not None and not os.path.isdir(out_dir):
         fail(dst, f"directory {out_dir} does not exist")
@@ -270,14 +274,17 @@ def convert(
             fail(src, str(exc))
         except Exception as exc:  # S3 errors and the like: still one line
             fail(src, _one_line(exc))
-        if _is_s3(dst):
-            dst_bucket, dst_key = _split_s3(dst)
-            _s3().upload_file(tmp, dst_bucket, dst_key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the output gets the usual permissions
-            os.replace(tmp, dst)
+        try:
+            if _is_s3(dst):
+                dst_bucket, dst_key = _split_s3(dst)
+                _s3().upload_file(tmp, dst_bucket, dst_key, ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the output gets the usual permissions
+                os.replace(tmp, dst)
+        except Exception as exc:
+            fail(dst, _one_line(exc))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

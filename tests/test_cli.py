@@ -129,3 +129,13 @@ def test_convert_output_gets_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.parquet").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_convert_into_a_directory_names_the_output_after_the_source(tmp_path):
+    (tmp_path / "events.csv").write_text("a,b\n1,2\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = leanlake("convert", str(tmp_path / "events.csv"), str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["output"] == f"{out}/events.parquet"
+    assert pq.read_table(out / "events.parquet").num_rows == 1
