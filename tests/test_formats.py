@@ -364,5 +364,6 @@ def test_noisy_floats_get_a_higher_zstd_level_and_small_ints_do_not():
     table = pa.Table.from_batches([pa.record_batch(
         [pa.array([round(rng.gauss(0, 1), 6) for _ in range(50_000)]), pa.array([i % 5 for i in range(50_000)])],
         names=["feature", "bucket"])])
-    _, _, levels = choose_encodings(table, 3)
+    _, _, levels = choose_encodings(table, None)
     assert levels == {"feature": HIGH_LEVEL}
+    assert choose_encodings(table, 3)[2] == {}  # an explicit level is every column's level

@@ -80,6 +80,7 @@ def _candidates(arrow_type) -> List[Tuple[str, Optional[str]]]:
 
 #: A column is compressed at this level instead when its sample shrinks by more than LEVEL_GAIN there:
 #: measured, text-born floats (features, scores) shrink ~10 % from level 3 to 6, most other columns < 1 %.
+DEFAULT_LEVEL = 3
 HIGH_LEVEL = 6
 LEVEL_GAIN = 0.03
 
@@ -98,13 +99,16 @@ def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
     return buf.tell()
 
 
-def choose_encodings(table, level: int) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
+def choose_encodings(table, level: Optional[int]) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
     """Pick, per column, the encoding (and zstd level) that compresses a sample of ``table`` smallest.
 
     Returns ``(dictionary_columns, column_encoding, column_level)`` for
     :class:`pyarrow.parquet.ParquetWriter` (leaf paths). Nested and unusual columns keep the default
-    (dictionary where possible) at ``level``; a column goes to ``HIGH_LEVEL`` only where that pays.
+    (dictionary where possible). With ``level`` None, columns are tried at ``DEFAULT_LEVEL`` and go to
+    ``HIGH_LEVEL`` where that pays; an explicit ``level`` is used for every column.
     """
+    adaptive = level is None
+    level = DEFAULT_LEVEL if level is None else level
     sample = table.slice(0, TRIAL_ROWS)
     leaves = _leaf_paths(table.schema)
     dict_cols: List[str] = []
@@ -122,7 +126,7 @@ def choose_encodings(table, level: int) -> Tuple[List[str], Dict[str, str], Dict
             dict_cols.append(paths[0])
         elif enc:
             encodings[paths[0]] = enc
-        if level < HIGH_LEVEL and _trial(col, field.name, label, enc, HIGH_LEVEL) < size * (1 - LEVEL_GAIN):
+        if adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL) < size * (1 - LEVEL_GAIN):
             levels[paths[0]] = HIGH_LEVEL
     return dict_cols, encodings, levels
 
@@ -191,6 +195,7 @@ class _RowGroupWriter:
         self.path = path
         self.schema = schema
         self.options = options
+        self.level = DEFAULT_LEVEL if options.level is None else options.level
         self.pending: List[Any] = []
         self.rows = 0
         self.writer = None
@@ -218,7 +223,7 @@ class _RowGroupWriter:
             sorting = [pq.SortingColumn(names.index(k)) for k in self.sort_keys]
         self.writer = pq.ParquetWriter(
             self.path, self.schema, compression="zstd",
-            compression_level={p: levels.get(p, self.options.level) for p in leaves} if levels else self.options.level,
+            compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
             data_page_size=DATA_PAGE_SIZE, store_schema=False, write_statistics=True,
             sorting_columns=sorting,
