@@ -367,3 +367,17 @@ def test_noisy_floats_get_a_higher_zstd_level_and_small_ints_do_not():
     _, _, levels = choose_encodings(table, None)
     assert levels == {"feature": HIGH_LEVEL}
     assert choose_encodings(table, 3)[2] == {}  # an explicit level is every column's level
+
+
+def test_a_sparse_column_is_typed_from_the_pieces_ahead_without_a_second_pass():
+    from chalicelib.formats.csv_reader import ChunkedCsvBatches, CsvPlan
+    from chalicelib.formats.streams import open_decoded
+
+    body = ("id,discount,note\n" + "".join(f"{i},{'' if i < 120_000 else i / 4},n{i % 7}\n" for i in range(200_000))).encode()
+    plan = CsvPlan(",", 1 << 20)
+    batches = ChunkedCsvBatches(open_decoded(opener(body)), plan)
+    schema = batches.open()
+    rows = list(batches)
+    assert plan.passes == 1 and str(schema.field("discount").type) == "double"
+    values = [v for b in rows for v in b.column(1).to_pylist()]
+    assert len(values) == 200_000 and values[119_999] is None and values[-1] == 199_999 / 4

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -260,6 +261,7 @@ class ChunkedCsvBatches(CsvBatches):
 
     PIECE = 2 << 20      # measured: 2 MiB pieces, 2 in flight keep both cores busy at the lowest peak RSS
     IN_FLIGHT = 2
+    LOOKAHEAD = 16 << 20
 
     def open(self):
         self.plan.passes += 1
@@ -285,7 +287,40 @@ class ChunkedCsvBatches(CsvBatches):
             self.plan.column_types.update({name: pa.string() for name in padded})
             raise Widen(f"leading zeros in {', '.join(padded)}")
         self.schema = self.first.schema
+        self.lookahead, typed = self._type_empty_columns()
+        if typed:  # parse the first piece again with those types: "" stays "" in a text column
+            try:
+                self.first = self._parse(first, header=True, types=self.plan.column_types)
+            except Exception as exc:
+                self._fail(exc)
+            self.schema = self.first.schema
         return self.schema
+
+    def _type_empty_columns(self) -> tuple[List[bytes], bool]:
+        """Columns that are empty all through the first piece get their type from the next pieces
+        (read ahead, at most ``LOOKAHEAD`` bytes, kept for the pass), so a sparse column whose first
+        value comes a few MiB in needs no second pass. Returns the pieces read ahead, and whether a
+        column got a type."""
+        import pyarrow as pa
+
+        empty = [f.name for f in self.first.schema if pa.types.is_null(f.type) and f.name not in self.plan.column_types]
+        ahead: List[bytes] = []
+        size, typed_any = 0, False
+        while empty and size < self.LOOKAHEAD:
+            piece = next(self.pieces, None)
+            if piece is None:
+                break
+            ahead.append(piece)
+            size += len(piece)
+            try:
+                found = self._parse(piece, header=False, types=None, include=empty).schema
+            except Exception:
+                break  # the pass itself will meet this piece and say what is wrong with it
+            typed = {f.name: f.type for f in found if not pa.types.is_null(f.type)}
+            self.plan.column_types.update(typed)
+            typed_any = typed_any or bool(typed)
+            empty = [name for name in empty if name not in typed]
+        return ahead, typed_any
 
     def _zero_padded(self, piece: bytes) -> List[str]:
         """Numeric columns of the first piece holding zero-padded values (``007``, a ZIP code ``02134``):
@@ -308,7 +343,7 @@ class ChunkedCsvBatches(CsvBatches):
                                                 strings_can_be_null=False))
         return [n for n in numeric if pc.any(pc.match_substring_regex(text.column(n), r"^\s*[-+]?0[0-9]")).as_py()]
 
-    def _parse(self, piece: bytes, *, header: bool, types):
+    def _parse(self, piece: bytes, *, header: bool, types, include: Optional[List[str]] = None):
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
@@ -317,7 +352,7 @@ class ChunkedCsvBatches(CsvBatches):
                                      skip_rows=1 if header and names else 0)
         parse_opts = pcsv.ParseOptions(delimiter=self.plan.delimiter, newlines_in_values=True)
         conv_opts = pcsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=False,
-                                        quoted_strings_can_be_null=True, column_types=types)
+                                        quoted_strings_can_be_null=True, column_types=types, include_columns=include)
         return pcsv.read_csv(pa.py_buffer(piece), read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
 
     def __iter__(self) -> Iterator[Any]:
@@ -327,10 +362,11 @@ class ChunkedCsvBatches(CsvBatches):
         yield from self.first.to_batches()
         self.first = None
         types = {f.name: f.type for f in self.schema}
+        lookahead, self.lookahead = self.lookahead, []
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="leanlake-csv") as pool:
             futures: deque = deque()
             try:
-                for piece in self.pieces:
+                for piece in itertools.chain(lookahead, self.pieces):
                     futures.append(pool.submit(self._parse, piece, header=False, types=types))
                     if len(futures) >= self.IN_FLIGHT:
                         yield from self._result(futures.popleft())
