@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Iterator, Union
 
 from .errors import ConversionError, failing_cleanly
 from .options import RecompressResult
@@ -29,14 +29,16 @@ def _digest_zstd(path: str):
     h = hashlib.blake2b(digest_size=32)
     n = 0
     with open(path, "rb") as f:
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
-        while True:
-            piece = reader.read(PIECE)
-            if not piece:
-                break
+        for piece in _pieces(zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)):
             h.update(piece)
             n += len(piece)
     return n, h.digest()
+
+
+def _pieces(stream) -> Iterator[bytes]:
+    """``stream`` read ``PIECE`` bytes at a time, to its end."""
+    while piece := stream.read(PIECE):
+        yield piece
 
 
 def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink_path: Union[str, "os.PathLike[str]"],
@@ -55,10 +57,7 @@ def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink_path: Union[str
             cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
             with open(path, "wb") as out:
                 with cctx.stream_writer(out, closefd=False) as writer:
-                    while True:
-                        piece = src.read(PIECE)
-                        if not piece:
-                            break
+                    for piece in _pieces(src):
                         h.update(piece)
                         raw += len(piece)
                         writer.write(piece)
