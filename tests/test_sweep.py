@@ -235,3 +235,17 @@ def test_apply_converges_after_transient_failures(s3, lake, tmp_path):
     assert s3.head_object(Bucket=lake, Key="features/big.bin")["StorageClass"] == "ONEZONE_IA"
     versions = [v["Key"] for v in s3.list_object_versions(Bucket=lake)["Versions"]]
     assert versions.count("raw/t.parquet") == 1  # written once: no duplicate output
+
+
+def test_apply_dry_run_goes_through_every_step_and_changes_nothing(s3, lake, tmp_path):
+    policies = write_policies(tmp_path, lake)
+    before = sorted((v["Key"], v["VersionId"]) for v in s3.list_object_versions(Bucket=lake)["Versions"])
+    code, out = cli("apply", "--policies", str(policies), "--as-of", AS_OF, "--dry-run", "--json")
+    assert code == 0, out
+    reasons = {(o["key"], o["action"]): o["outcome_reason"] for o in json.loads(out)["outcomes"]}
+    assert reasons[("tmp/a.tmp", "expire")] == "dry run: would delete"
+    assert reasons[("raw/t.csv", "convert")].startswith("dry run: would write")
+    assert reasons[("features/big.bin", "storage_class")].startswith("dry run: would copy in place")
+    assert sorted((v["Key"], v["VersionId"]) for v in s3.list_object_versions(Bucket=lake)["Versions"]) == before
+    assert "DeleteMarkers" not in s3.list_object_versions(Bucket=lake)
+    assert s3.get_bucket_lifecycle_configuration(Bucket=lake)["Rules"] == [USER_RULE]
