@@ -18,8 +18,11 @@ from chalicelib import s3 as s3util
 from chalicelib.actions import Action, StorageClass
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
+from chalicelib.deletion import Target
+from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
 from chalicelib.log import logger
+from chalicelib.plan import deletes, locked, plan_objects
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 #: Actions that act on one object at a time, on upload and in sweeps.
@@ -31,26 +34,29 @@ def ref_from_head(head: s3util.Head) -> ObjectRef:
                      storage_class=head.storage_class, last_modified=head.last_modified, tags=head.tags)
 
 
-def describe_error(exc: BaseException) -> tuple[str, bool]:
-    """A one-line reason for an exception, and whether retrying later may succeed."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        transient = status >= 500 or error.get("Code") in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout")
-        return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}", transient
-    if isinstance(exc, (BotoCoreError, OSError)):
-        return f"{type(exc).__name__}: {exc}", True
-    return f"{type(exc).__name__}: {exc}", False
-
-
 def action_for(decision: Decision, ctx: RunContext) -> Action | None:
     """The action a decision carries out: the policy's own, or, for a transition step the sweep runs
     (Lifecycle can't filter by suffix), a ``storage_class`` move to that step's class."""
     if decision.action == "storage_class" and decision.params.get("via") == "transition":
         return StorageClass(storage_class=decision.params["storage_class"])
     return ctx.policies.named(decision.policy).policy.action(decision.action)
+
+
+def deletion_guard(decision: Decision, ctx: RunContext) -> Outcome | None:
+    """For a write whose source will be deleted: a skip (or error) when that deletion can't happen, before
+    anything is written — the run's deletion cap is spent, or the source is locked (as ``plan`` says)."""
+    if not deletes(decision) or decision.key is None or ctx.dry_run:
+        return None
+    deletions = ctx.deletions_in(decision.bucket)
+    capped = deletions.admit(1)
+    if capped:
+        return Outcome(decision, "skip", f"source would not be deleted: {capped}; not converted in this run")
+    if not deletions.lock_enabled() and not deletions.refused:
+        return None
+    why = deletions.lock_reason(Target(decision.key, version_id=decision.ref.version_id if decision.ref else None))
+    if deletions.refused:
+        return Outcome(decision, "error", f"not converted: {deletions.refused}")
+    return Outcome(decision, "skip", locked(decision, why, ctx.policies).reason) if why else None
 
 
 def execute(decision: Decision, ctx: RunContext) -> Outcome:
@@ -60,7 +66,7 @@ def execute(decision: Decision, ctx: RunContext) -> Outcome:
     try:
         if action is None:
             raise LookupError(f"policy {decision.policy!r} has no {decision.action} action")
-        return action.execute(decision, ctx)
+        return deletion_guard(decision, ctx) or action.execute(decision, ctx)
     except Exception as exc:  # one object's failure must not stop the others
         reason, transient = describe_error(exc)
         logger.exception(f"{decision.action} s3://{decision.bucket}/{decision.key} failed: {reason}")
@@ -73,8 +79,6 @@ def _is_object_policy(ctx: RunContext, decision: Decision) -> bool:
 
 def decide_and_act(refs: Iterable[ObjectRef], ctx: RunContext, ledger: Ledger) -> list[Outcome]:
     """Plan the refs and execute their object-level decisions; skips of object policies are recorded too."""
-    from chalicelib.plan import plan_objects
-
     outcomes = []
     for decision in plan_objects(refs, ctx.policies, ctx.now):
         if decision.action in OBJECT_ACTIONS:

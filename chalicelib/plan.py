@@ -374,3 +374,31 @@ def payback_days(decision: Decision) -> float:
     if decision.monthly_usd_saved <= 0:
         return math.inf
     return decision.one_off_usd / decision.monthly_usd_saved * econ.DAYS_PER_MONTH
+
+
+def deletes(decision: Decision) -> bool:
+    """True when acting on ``decision`` deletes an object: an expiry, or a write whose source is then deleted."""
+    return decision.action == "expire" or (decision.action in ("convert", "recompress") and decision.params.get("source") == "delete")
+
+
+def locked(decision: Decision, why: str, policies: PolicySet, *, region: str = econ.figures.DEFAULT_REGION) -> Decision:
+    """What ``apply`` does with a deleting decision whose object is locked (or whose lock state can't be read): a skip.
+
+    An expiry is not done. A conversion with ``source: delete`` would keep its locked source, so
+    the output would only add storage: it is not worth it, and the reason prices what it would add.
+
+        >>> d = Decision("b", "tmp/a.tmp", "p", "expire", "400 days old", 0.1)
+        >>> locked(d, "under legal hold", PolicySet(())).reason
+        'under legal hold: not deleted'
+    """
+    if decision.action == "expire":
+        return Decision(decision.bucket, decision.key, decision.policy, "skip", f"{why}: not deleted", ref=decision.ref)
+    ref = decision.ref
+    added = ""
+    if ref is not None and ref.size:
+        lp = policies.named(decision.policy)
+        est = econ.conversion(ref.size, ref.size * float(decision.params.get("output_ratio", 1.0)), ref.effective_storage_class,
+                              lp.settings.region or region, source="keep")
+        added = f"; the output would add ${-est.monthly_usd_saved:.6f} a month"
+    return Decision(decision.bucket, decision.key, decision.policy, "skip",
+                    f"source {why}: it would stay, so {decision.action} is not worth it{added}", ref=ref)

@@ -1,16 +1,17 @@
 """The sweep: list a bucket (or read refs from elsewhere), decide per object, act, and record.
 
 What Lifecycle can't express runs here (suffix filters, backfill of object actions, retention
-with Object Lock awareness). Deleting is safe by construction:
+with Object Lock awareness). Deleting goes through ``chalicelib.deletion`` (conditional on what
+was decided, Object Lock read first and failing closed, capped, audited before and after):
 
-- Object Lock retention and legal holds are read before deleting: a locked object is skipped and
-  reported — no delete and no delete marker;
 - ``expire: {versions: marker}`` deletes the current version (a delete marker on versioned buckets),
   ``versions: all`` removes every version, each one checked for locks;
-- at most ``settings.max_deletions`` per run and bucket, then the run stops deleting and says so;
-- ``DeleteObjects`` in batches of 1,000;
-- every deletion is in the run's audit object (JSON Lines, ``<audit_prefix>YYYY/MM/DD/<run>.jsonl``
-  in the bucket), written before each batch is deleted and rewritten with the results after it.
+- at most ``settings.max_deletions`` deletions per run and bucket (every version, every converted
+  source counts), then the run stops deleting and says so.
+
+``plan`` tells the same truth ``apply`` acts on: on an Object Lock bucket the decisions that would
+delete (``expire``, a conversion with ``source: delete``) read the object's retention and legal
+hold, and a locked object's decision is a ``skip`` with the reason.
 
 Example:
     >>> report = sweep(ctx, Ledger(), policy_names=["scratch"])   # doctest: +SKIP
@@ -18,21 +19,19 @@ Example:
 
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
+from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
 from chalicelib.log import logger
 from chalicelib.policy import PolicySet
 from chalicelib.policy.policyset import matched_prefix
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
-DELETE_BATCH = 1000
 OnOutcome = Callable[[Outcome], None]
 
 
@@ -67,124 +66,28 @@ def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: It
 
     yield from plan_buckets(policies, [bucket])
     listed = list_refs(ctx.s3, bucket, policies) if refs is None else refs
-    yield from plan_objects(with_tags(ctx.s3, listed, policies), policies, ctx.now)
+    yield from with_locks(ctx, bucket, plan_objects(with_tags(ctx.s3, listed, policies), policies, ctx.now))
 
 
-def _lock_enabled(s3: Any, bucket: str) -> bool:
-    from botocore.exceptions import ClientError
+def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:
+    """The decisions, with those that would delete a locked object (or one whose lock state can't be
+    read) turned into what ``apply`` will do; one HEAD per deleting decision, on Object Lock buckets only."""
+    from chalicelib.deletion import Target
+    from chalicelib.plan import deletes, locked
 
-    try:
-        config = s3.get_object_lock_configuration(Bucket=bucket)
-    except ClientError:
-        return False
-    return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
-
-
-@dataclass
-class Deleter:
-    """Batches the deletions of one bucket in one run: lock checks, the cap, the audit object."""
-
-    ctx: RunContext
-    bucket: str
-    ledger: Ledger
-    audit_prefix: str
-    max_deletions: int
-    on_outcome: OnOutcome | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    deleted: int = 0
-    capped: bool = False
-    _batch: list[tuple[Decision, dict[str, Any]]] = field(default_factory=list)
-    _audit: list[dict[str, Any]] = field(default_factory=list)
-    _locks: bool | None = None
-
-    @property
-    def audited(self) -> bool:
-        """True once this run wrote its audit object."""
-        return bool(self._audit)
-
-    @property
-    def audit_key(self) -> str:
-        return f"{self.audit_prefix}{self.ctx.now:%Y/%m/%d}/{self.ctx.now:%H%M%S}-{self.run_id}.jsonl"
-
-    def _record(self, outcome: Outcome) -> None:
-        self.ledger.record(outcome)
-        if self.on_outcome:
-            self.on_outcome(outcome)
-
-    def _versions_to_delete(self, decision: Decision) -> list[tuple[dict[str, Any], bool]]:
-        """(DeleteObjects ``Objects`` item, is a delete marker); with ``versions: all`` one per version."""
-        key = decision.key or ""
-        if decision.params.get("versions") != "all":
-            return [({"Key": key}, False)]
-        versions: list[tuple[dict[str, Any], bool]] = []
-        for page in self.ctx.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
-            for kind, is_marker in (("Versions", False), ("DeleteMarkers", True)):
-                versions.extend(({"Key": key, "VersionId": v["VersionId"]}, is_marker) for v in page.get(kind, ()) if v["Key"] == key)
-        return versions or [({"Key": key}, False)]
-
-    def add(self, decision: Decision) -> None:
-        """Queue one expire decision (locks are read now, against the real clock); deletes a full batch."""
-        if self.deleted + len(self._batch) >= self.max_deletions:
-            if not self.capped:
-                logger.warning(f"s3://{self.bucket}: deletion cap of {self.max_deletions} reached; run again to continue")
-            self.capped = True
-            self._record(Outcome(decision, "skip", f"deletion cap of {self.max_deletions} per run reached"))
-            return
-        if self._locks is None:
-            self._locks = _lock_enabled(self.ctx.s3, self.bucket)
-        for item, is_marker in self._versions_to_delete(decision):
-            if self._locks and not is_marker:
-                head = s3util.head(self.ctx.s3, self.bucket, item["Key"], version_id=item.get("VersionId"))
-                locked = head.lock_reason() if head else None
-                if locked:
-                    self._record(Outcome(decision, "skip", f"{locked}: not deleted", bytes_before=head.size if head else 0,
-                                         detail={"version_id": item.get("VersionId")}))
-                    continue
-            if self.ctx.dry_run:
-                self._record(Outcome(decision, "skip", "dry run: would delete", bytes_before=decision.ref.size if decision.ref else 0))
-                continue
-            self._batch.append((decision, item))
-        if len(self._batch) >= DELETE_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Delete the queued batch: audit first (intent), then DeleteObjects, then audit with the results."""
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
-        start = len(self._audit)
-        for decision, item in batch:
-            self._audit.append({
-                "time": self.ctx.now.isoformat(), "run": self.run_id, "bucket": self.bucket, "key": item["Key"],
-                "version_id": item.get("VersionId"), "policy": decision.policy, "reason": decision.reason,
-                "size": decision.ref.size if decision.ref else None, "status": "deleting",
-            })
-        self._write_audit()
-        response = self.ctx.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [item for _, item in batch], "Quiet": False})
-        errors = {(e["Key"], e.get("VersionId")): f"{e.get('Code')}: {e.get('Message')}" for e in response.get("Errors", ())}
-        for offset, (decision, item) in enumerate(batch):
-            error = errors.get((item["Key"], item.get("VersionId")))
-            self._audit[start + offset]["status"] = "error: " + error if error else "deleted"
-            size = decision.ref.size if decision.ref and decision.ref.size else 0
-            if error:
-                self._record(Outcome(decision, "error", error, bytes_before=size))
-            else:
-                self.deleted += 1
-                self._record(Outcome(decision, "ok", "deleted" + (f" version {item['VersionId']}" if item.get("VersionId") else ""),
-                                     bytes_before=size, detail={"audit": self.audit_key}))
-        self._write_audit()
-
-    def _write_audit(self) -> None:
-        body = "".join(json.dumps(line, sort_keys=True) + "\n" for line in self._audit).encode()
-        self.ctx.s3.put_object(Bucket=self.bucket, Key=self.audit_key, Body=body, ContentType="application/x-ndjson",
-                               Metadata={s3util.MARKER: "audit"})
+    deletions = ctx.deletions_in(bucket)
+    for decision in decisions:
+        if decision.key is not None and deletes(decision) and deletions.lock_enabled():
+            ref = decision.ref
+            why = deletions.lock_reason(Target(decision.key, version_id=ref.version_id if ref else None))
+            if why:
+                decision = locked(decision, why, ctx.policies)
+        yield decision
 
 
 def apply_bucket_decision(decision: Decision, ctx: RunContext) -> Outcome:
     """Lifecycle and Intelligent-Tiering decisions: merge leanlake's rules into the bucket's configuration."""
     from chalicelib.lifecycle import apply_to_bucket
-    from chalicelib.pipeline import describe_error
-
     if ctx.dry_run:
         return Outcome(decision, "skip", "dry run: bucket configuration not changed")
     try:
@@ -203,28 +106,36 @@ def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None
     selected = PolicySet(tuple(lp for lp in ctx.policies.loaded if names is None or lp.policy.name in names))
     wanted = set(buckets) if buckets is not None else None
     report: dict[str, Any] = {"buckets": {}}
+
+    def record(outcome: Outcome) -> None:
+        ledger.record(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
     for bucket in selected.buckets:
         if wanted is not None and bucket not in wanted:
             continue
-        settings = [lp.settings for lp in selected.for_bucket(bucket)]
-        deleter = Deleter(ctx, bucket, ledger, audit_prefix=settings[0].audit_prefix,
-                          max_deletions=min(s.max_deletions for s in settings), on_outcome=on_outcome)
+        if decisions is None:  # a sweep that plans is a run of its own: a fresh cap and audit trail
+            ctx.deletions.pop(bucket, None)
+        deletions = ctx.deletions_in(bucket)
         source = (d for d in decisions if d.bucket == bucket) if decisions is not None else bucket_decisions(ctx, bucket, selected)
         for decision in source:
             if decision.action == "expire":
-                deleter.add(decision)
-                continue
-            if decision.action in OBJECT_ACTIONS:
-                outcome = execute(decision, ctx)
+                outcomes = deletions.add(decision, decision.params.get("versions", "marker"))
+            elif decision.action in OBJECT_ACTIONS:
+                outcomes = [execute(decision, ctx)]
             elif decision.action in ("lifecycle", "intelligent_tiering"):
-                outcome = apply_bucket_decision(decision, ctx)
+                outcomes = [apply_bucket_decision(decision, ctx)]
             else:
-                outcome = Outcome(decision, "skip", decision.reason)
-            ledger.record(outcome)
-            if on_outcome:
-                on_outcome(outcome)
-        deleter.flush()
-        report["buckets"][bucket] = {"deleted": deleter.deleted, "deletion_cap_reached": deleter.capped,
-                                     "audit_key": deleter.audit_key if deleter.audited else None}
+                outcomes = [Outcome(decision, "skip", decision.reason)]
+            for outcome in outcomes:
+                record(outcome)
+        for outcome in deletions.flush():
+            record(outcome)
+        if deletions.refused:  # fail closed is an error of the run, even where plan already said skip
+            record(Outcome(Decision(bucket, None, "-", "skip", deletions.refused), "error", deletions.refused))
+        report["buckets"][bucket] = {"deleted": deletions.deleted, "deletion_cap_reached": deletions.capped,
+                                     "audit_key": deletions.audit_keys[-1] if deletions.audit_keys else None,
+                                     **({"deletions_refused": deletions.refused} if deletions.refused else {})}
     report["totals"] = ledger.totals()
     return report

@@ -99,9 +99,11 @@ def test_plan_then_apply_does_exactly_what_it_should(s3, lake, tmp_path):
     by_key = {(d["key"], d["policy"]): (d["action"], d["reason"]) for d in plan["decisions"]}
     assert {k: a for k, (a, _) in by_key.items() if k[0] and a != "skip"} == {
         ("tmp/a.tmp", "scratch"): "expire", ("tmp/b.tmp", "scratch"): "expire",
-        ("tmp/held.tmp", "scratch"): "expire", ("tmp/retained.tmp", "scratch"): "expire",
         ("features/big.bin", "features"): "storage_class", ("raw/t.csv", "tables"): "convert",
     }
+    # plan tells apply's truth on an Object Lock bucket: held and retained objects are skips, with the reason
+    assert by_key[("tmp/held.tmp", "scratch")] == ("skip", "under legal hold: not deleted")
+    assert by_key[("tmp/retained.tmp", "scratch")][0] == "skip" and "retention until" in by_key[("tmp/retained.tmp", "scratch")][1]
     assert by_key[("features/small.bin", "features")][0] == "skip"  # never a small object to IA
     assert by_key[("tmp2/young.tmp", "slow-scratch")][0] == "skip"
     assert "Lifecycle" in by_key[("checkpoints/c1.pt", "checkpoints")][1]
@@ -115,8 +117,8 @@ def test_plan_then_apply_does_exactly_what_it_should(s3, lake, tmp_path):
     assert code == 0, out
     applied = json.loads(out)
     statuses = {(o["key"], o["action"]): (o["status"], o["outcome_reason"]) for o in applied["outcomes"]}
-    assert statuses[("tmp/held.tmp", "expire")][0] == "skip" and "legal hold" in statuses[("tmp/held.tmp", "expire")][1]
-    assert statuses[("tmp/retained.tmp", "expire")][0] == "skip" and "retention" in statuses[("tmp/retained.tmp", "expire")][1]
+    assert statuses[("tmp/held.tmp", "skip")][0] == "skip" and "legal hold" in statuses[("tmp/held.tmp", "skip")][1]
+    assert statuses[("tmp/retained.tmp", "skip")][0] == "skip" and "retention" in statuses[("tmp/retained.tmp", "skip")][1]
 
     current = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=lake)["Contents"] if not o["Key"].startswith("_leanlake/"))
     assert current == ["checkpoints/c1.pt", "features/big.bin", "features/small.bin", "features/untagged.bin",
@@ -128,7 +130,9 @@ def test_plan_then_apply_does_exactly_what_it_should(s3, lake, tmp_path):
 
     (audit_key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=lake, Prefix="_leanlake/audit/")["Contents"]]
     audit = [json.loads(line) for line in s3.get_object(Bucket=lake, Key=audit_key)["Body"].read().splitlines()]
-    assert sorted((a["key"], a["status"], a["policy"]) for a in audit) == [("tmp/a.tmp", "deleted", "scratch"), ("tmp/b.tmp", "deleted", "scratch")]
+    # every deletion is audited, whatever action made it: the converted source too
+    assert sorted((a["key"], a["status"], a["policy"]) for a in audit) == [
+        ("raw/t.csv", "deleted", "tables"), ("tmp/a.tmp", "deleted", "scratch"), ("tmp/b.tmp", "deleted", "scratch")]
 
     rules = s3.get_bucket_lifecycle_configuration(Bucket=lake)["Rules"]
     assert [r for r in rules if r["ID"] == USER_RULE["ID"]] == [USER_RULE]
