@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +174,98 @@ def test_matching_is_pure_and_never_matches_reserved_keys():
     assert hits(ObjectRef("ml-lake", "x.bin", size=1, tags={"recreatable": "true"})) == ["f"]
     assert hits(ObjectRef("ml-lake", "_leanlake/audit/x.csv", size=2048, tags={"recreatable": "true"})) == []
     assert ps.needs_tags("ml-lake") and not ps.needs_tags("other")
+
+
+# --- Safe YAML: alias expansion and nesting are bounded -------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+policies: *i
+"""
+
+
+def validate_in_subprocess(path: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """``leanlake validate`` in its own process, so a runaway parse is killed after 20 s instead of hanging the suite."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "chalicelib.cli", "validate", str(path)], capture_output=True,
+                            text=True, timeout=20, cwd=ROOT)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("name, text, line, fragment", [
+    # 9^9 "lol"s from 355 bytes: unbounded, over 20 s and more than a gigabyte of memory before failing.
+    ("billion-laughs", BILLION_LAUGHS, 5, "aliases repeat more than 10,000 nodes"),
+    # Every alias doubles the one before: 2^40 nodes, each level on its own line.
+    ("doubling", "".join(f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]\n" if i else "l0: &l0 [x]\n" for i in range(41))
+     + "policies: *l40\n", 12, "aliases repeat more than 10,000 nodes"),
+    # 20,000 nested flow sequences: PyYAML's scanner is quadratic in the depth, its composer recursive.
+    ("deep-flow", "policies: " + "[" * 20_000 + "]" * 20_000 + "\n", 1, "nested too deeply"),
+    ("deep-block", "policies:\n" + "".join("  " * i + "-\n" for i in range(1, 500)), 101, "nested too deeply"),
+])
+def test_yaml_bombs_are_refused_quickly_with_file_and_line(tmp_path, name, text, line, fragment):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    result, seconds = validate_in_subprocess(path)
+    print(f"{name}: {len(text.encode())} B refused in {seconds:.2f} s")
+    assert result.returncode == 1, result.stderr
+    [message] = result.stderr.strip().splitlines()
+    assert message.startswith(f"{path}:{line}: ") and fragment in message, message
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("policies: &p [{name: a, bucket: b, actions: *p}]\n", "1: alias refers to the node that contains it"),
+    ("policies:\n  ? [a, b]\n  : 1\n", "2: a mapping key must be a plain value"),
+    ("policies:\n  - <<: [x]\n", "2: '<<' merges a mapping or a list of mappings"),
+    ("x: &a " + "[" * 60 + "]" * 60 + "\npolicies: " + "[" * 60 + "*a" + "]" * 60 + "\n", "2: nested too deeply"),
+])
+def test_self_referencing_aliases_and_odd_keys_are_problems(tmp_path, text, fragment):
+    [found] = problems(tmp_path, text)
+    assert found.startswith(f"{tmp_path / 'p.yaml'}:{fragment}"), found
+
+
+def test_modest_anchors_aliases_and_merge_keys_still_work(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent("""\
+        policies:
+          - name: raw
+            bucket: ml-lake
+            filters: &csv {prefix: raw/, suffix: .csv, size: {min: 1 KiB}}
+            actions:
+              - convert: &convert {destination: "curated/{rel_dir}{stem}.parquet", source: keep}
+          - name: landing
+            bucket: ml-lake
+            filters:
+              <<: *csv
+              prefix: landing/
+            actions:
+              - convert:
+                  <<: *convert
+                  source: delete
+        """))
+    raw, landing = load_policies([path]).policies
+    assert landing.filters.prefix == ("landing/",) and landing.filters.suffix == raw.filters.suffix == (".csv",)
+    assert landing.filters.size == raw.filters.size and raw.filters.size.min == 1024
+    assert raw.actions[0].destination == landing.actions[0].destination == "curated/{rel_dir}{stem}.parquet"
+    assert (raw.actions[0].source, landing.actions[0].source) == ("keep", "delete")
+
+
+def test_a_mistake_inside_a_merged_mapping_points_at_the_policy(tmp_path):
+    found = problems(tmp_path, """\
+        policies:
+          - name: a
+            bucket: ml-lake
+            filters: {prefix: a/}
+            actions: [{expire: {days: 1}}]
+          - name: b
+            <<: {bucket: ml-lake, filters: {prefix: b/}}
+            actions: [{expire: {days: 0}}]
+        """)
+    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'p.yaml'}:8: "), found

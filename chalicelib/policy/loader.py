@@ -75,29 +75,125 @@ class PolicyDocument:
         return self.lines.get(path, 1)
 
 
+#: How many nodes aliases may repeat in one file. Anchors used modestly repeat tens or hundreds;
+#: nested aliases ("billion laughs") would repeat billions, so past this the file is refused.
+MAX_ALIAS_NODES = 10_000
+#: How deep a policy file may nest, aliases expanded (policies need under ten levels). Deeper input
+#: would exhaust Python's recursion limit, in PyYAML's composer or in ``_compose``.
+MAX_DEPTH = 100
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` while parsing, before PyYAML's recursive composer sees it.
+
+    PyYAML's scanner slows down with every open level (5,000 nested ``[`` take 15 s to parse), so
+    the events are read one by one and the first level too many stops the parse.
+
+        >>> _check_depth("a: " + "[" * 101 + "]" * 101, "p.yaml")
+        Traceback (most recent call last):
+        chalicelib.policy.loader.PolicyError: p.yaml:1: nested too deeply for a policy file (more than 100 levels)
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                message = f"nested too deeply for a policy file (more than {MAX_DEPTH} levels)"
+                raise PolicyError([Problem(file, event.start_mark.line + 1, message)])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _compose(text: str, file: str) -> PolicyDocument:
-    """Parse YAML keeping line numbers; duplicate keys are problems, not silent overwrites."""
+    r"""Parse YAML keeping line numbers; duplicate keys are problems, not silent overwrites.
+
+    Aliases are expanded here, so their cost is bounded here: a file whose aliases repeat more
+    than ``MAX_ALIAS_NODES`` nodes, that nests deeper than ``MAX_DEPTH`` or whose alias refers to
+    itself is a Problem at once, not minutes of work and gigabytes of memory. Merge keys
+    (``<<: *defaults``) merge as YAML 1.1 says: the mapping's own keys win.
+
+        >>> _compose("a: &x [1, 2]\nb: *x\n", "p.yaml").data
+        {'a': [1, 2], 'b': [1, 2]}
+        >>> _compose("a: &x [1, 1]\nb: &y [*x, *x]\nc: [*y, *y]\n", "p.yaml").data["c"]
+        [[[1, 1], [1, 1]], [[1, 1], [1, 1]]]
+        >>> _compose("a: &a [*a]\n", "p.yaml")
+        Traceback (most recent call last):
+        chalicelib.policy.loader.PolicyError: p.yaml:1: alias refers to the node that contains it
+    """
+    _check_depth(text, file)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     doc = PolicyDocument(file=file, data=None)
     problems: list[Problem] = []
     constructor = yaml.SafeLoader("")
+    seen: set[int] = set()  # ids of nodes built once; building one again means an alias repeats it
+    repeated = 0
+    ancestors: list[yaml.Node] = []
+    alias_line: int | None = None  # where the outermost alias being expanded is used
 
-    def build(node: yaml.Node, path: tuple) -> Any:
+    def refuse(line: int, message: str) -> PolicyError:
+        return PolicyError([Problem(file, line, message)])
+
+    def key_of(key_node: yaml.Node) -> Any:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise refuse(key_node.start_mark.line + 1, "a mapping key must be a plain value, not a list or mapping")
+        return constructor.construct_object(key_node, deep=True)
+
+    def merged(value_node: yaml.Node, path: tuple, line: int) -> dict[Any, Any]:
+        """The entries a merge key brings in: one mapping, or a list of them (earlier ones win)."""
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        out: dict[Any, Any] = {}
+        own_line = doc.lines[path]
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise refuse(line, "'<<' merges a mapping or a list of mappings")
+            out.update(build(source, path, line))
+        doc.lines[path] = own_line  # the mapping is where it is written, not where it merges from
+        return out
+
+    def build(node: yaml.Node, path: tuple, line: int) -> Any:
+        """The value of ``node``, referred to from ``line``; every node an alias repeats counts against the budget."""
+        nonlocal repeated, alias_line
+        if any(node is a for a in ancestors):
+            raise refuse(line, "alias refers to the node that contains it")
+        if len(ancestors) >= MAX_DEPTH:
+            raise refuse(alias_line or line, f"nested too deeply for a policy file (more than {MAX_DEPTH} levels)")
+        outermost = False
+        if id(node) in seen:
+            repeated += 1
+            if alias_line is None:
+                alias_line, outermost = line, True
+            if repeated > MAX_ALIAS_NODES:
+                raise refuse(alias_line, f"aliases repeat more than {MAX_ALIAS_NODES:,} nodes (a YAML alias bomb?); "
+                                         "write the values out or use fewer anchors")
+        else:
+            seen.add(id(node))
         doc.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = constructor.construct_object(key_node, deep=True)
-                if key in out:
-                    problems.append(Problem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}"))
-                out[key] = build(value_node, path + (key,))
-                doc.lines.setdefault(path + (key,), key_node.start_mark.line + 1)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return constructor.construct_object(node, deep=True)
+        ancestors.append(node)
+        try:
+            if isinstance(node, yaml.MappingNode):
+                out: dict[Any, Any] = {}
+                inherited: dict[Any, Any] = {}
+                for key_node, value_node in node.value:
+                    key_line = key_node.start_mark.line + 1
+                    if key_node.tag == _MERGE_TAG:
+                        inherited.update(merged(value_node, path, key_line))
+                        continue
+                    key = key_of(key_node)
+                    if key in out:
+                        problems.append(Problem(file, key_line, f"duplicate key {key!r}"))
+                    out[key] = build(value_node, path + (key,), key_line)
+                    doc.lines.setdefault(path + (key,), key_line)
+                return {**inherited, **out}
+            if isinstance(node, yaml.SequenceNode):
+                return [build(item, path + (i,), node.start_mark.line + 1) for i, item in enumerate(node.value)]
+            return constructor.construct_object(node, deep=True)
+        finally:
+            ancestors.pop()
+            if outermost:
+                alias_line = None
 
-    doc.data = build(root, ()) if root is not None else {}
+    doc.data = build(root, (), root.start_mark.line + 1) if root is not None else {}
     if problems:
         raise PolicyError(problems)
     return doc
