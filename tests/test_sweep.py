@@ -225,7 +225,7 @@ class Flaky:
 
 def test_apply_converges_after_transient_failures(s3, lake, tmp_path):
     policies = write_policies(tmp_path, lake)
-    flaky = Flaky(s3, before={"DeleteObjects": 2, "CopyObject": 2, "PutObject": 2},
+    flaky = Flaky(s3, before={"DeleteObject": 2, "CopyObject": 2, "PutObject": 2},
                   after={"CopyObject": 1, "CompleteMultipartUpload": 0, "PutObject": 1})
     try:
         first, _ = cli("apply", "--policies", str(policies), "--as-of", AS_OF, "--yes", "--json")
