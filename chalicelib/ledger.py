@@ -3,7 +3,10 @@
 Metrics (namespace ``$POWERTOOLS_METRICS_NAMESPACE``, default ``leanlake``), dimensioned by
 ``bucket`` and ``policy``: ``BytesIn``, ``BytesOut``, ``BytesSaved``, ``ObjectsConverted``,
 ``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``, ``ObjectsSkipped``,
-``ConversionErrors``. In CLI runs EMF and logs go to stderr so stdout stays one JSON document.
+``ConversionErrors``; and ``BadRecords``, dimensioned by ``trigger`` (``sqs``, ``s3``,
+``eventbridge``): event records leanlake could not act on (malformed, or naming an object it could
+not read), each also logged on one line naming the record and the reason. In CLI runs EMF and logs
+go to stderr so stdout stays one JSON document.
 
 Example:
     >>> ledger = Ledger(emit_metrics=False)
@@ -31,17 +34,23 @@ def metrics_to_stderr(enabled: bool = True) -> None:
     _emf_to_stderr = enabled
 
 
+#: An EMF document's dimensions, as (name, value) pairs: one document per distinct set.
+Dimensions = tuple[tuple[str, str], ...]
+
 _COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed", "expire": "ObjectsExpired"}
 
 
 class Ledger:
-    """Collects Outcomes of one run; ``flush()`` emits their metrics, grouped by (bucket, policy)."""
+    """Collects Outcomes (and bad event records) of one run; ``flush()`` emits their metrics, grouped
+    by (bucket, policy) for outcomes and by trigger for bad records."""
 
     def __init__(self, *, emit_metrics: bool = True, metrics_stream: TextIO | None = None):
         self.outcomes: list[Outcome] = []
+        #: Event records that could not be acted on: ``{"trigger", "record", "reason"}`` each.
+        self.bad_records: list[dict[str, str]] = []
         self._emit = emit_metrics
         self._stream = metrics_stream
-        self._pending: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._pending: dict[Dimensions, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def record(self, outcome: Outcome) -> Outcome:
         """Log and count one outcome; return it."""
@@ -54,7 +63,7 @@ class Ledger:
             "bucket": d.bucket, "key": d.key, "policy": d.policy, "action": d.action, "status": outcome.status,
             "bytes_before": outcome.bytes_before, "bytes_after": outcome.bytes_after, "output_key": outcome.output_key,
         })
-        pending = self._pending[(d.bucket, d.policy)]
+        pending = self._pending[(("bucket", d.bucket), ("policy", d.policy))]
         if outcome.status == "ok":
             pending["BytesIn"] += outcome.bytes_before
             pending["BytesOut"] += outcome.bytes_after
@@ -67,12 +76,29 @@ class Ledger:
             pending["ConversionErrors"] += 1
         return outcome
 
+    def bad_record(self, trigger: str, record: str, reason: str) -> None:
+        """Log and count one event record that could not be acted on (``BadRecords``, by trigger).
+
+        ``record`` names it (an SQS messageId, an index in ``Records``, an object's URI) so that the
+        one log line says which record and why.
+
+        >>> ledger = Ledger(emit_metrics=False)
+        >>> ledger.bad_record("sqs", "SQS message 42", "body is not JSON")
+        >>> ledger.bad_records
+        [{'trigger': 'sqs', 'record': 'SQS message 42', 'reason': 'body is not JSON'}]
+        """
+        from chalicelib.log import logger
+
+        self.bad_records.append({"trigger": trigger, "record": record, "reason": reason})
+        logger.error(f"bad record: {record}: {reason}", extra={"trigger": trigger, "record": record, "reason": reason})
+        self._pending[(("trigger", trigger),)]["BadRecords"] += 1
+
     def extend(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
             self.record(outcome)
 
     def flush(self) -> None:
-        """Emit one EMF document per (bucket, policy) with this run's metrics."""
+        """Emit one EMF document per (bucket, policy), and per trigger with bad records, for this run."""
         pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
         if not self._emit or not pending:
             return
@@ -82,10 +108,10 @@ class Ledger:
         stream = self._stream or (sys.stderr if _emf_to_stderr else None)
         redirect = contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()
         with redirect:
-            for (bucket, policy), values in pending.items():
+            for dimensions, values in pending.items():
                 metrics = EphemeralMetrics(namespace=namespace, service="leanlake")
-                metrics.add_dimension(name="bucket", value=bucket)
-                metrics.add_dimension(name="policy", value=policy)
+                for dimension, label in dimensions:
+                    metrics.add_dimension(name=dimension, value=label)
                 for name, value in values.items():
                     unit = MetricUnit.Bytes if name.startswith("Bytes") else MetricUnit.Count
                     metrics.add_metric(name=name, unit=unit, value=value)
