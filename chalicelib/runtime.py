@@ -15,9 +15,11 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from chalicelib.context import RunContext
+from chalicelib.decision import Outcome
+from chalicelib.events import OnBad, refs_from_eventbridge, refs_from_s3_notification, refs_from_sqs
 from chalicelib.ledger import Ledger
 from chalicelib.log import logger
 from chalicelib.policy import PolicySet, load_policies
@@ -56,51 +58,61 @@ def context() -> RunContext:
     return RunContext(policies=policies(), s3=client())
 
 
-def handle_refs(refs: list[ObjectRef], *, key_maybe_encoded: bool = False) -> dict[str, Any]:
-    """Run uploads through the pipeline; emit metrics; return the run's totals."""
-    from chalicelib.pipeline import handle_uploads
-
-    ledger = Ledger()
-    try:
-        outcomes = handle_uploads(refs, context(), ledger, key_maybe_encoded=key_maybe_encoded)
-    finally:
-        ledger.flush()
-    return {**ledger.totals(), "outcomes": [o.as_dict() for o in outcomes]}
-
-
-def handle_s3_notification(event: Mapping[str, Any]) -> dict[str, Any]:
-    from chalicelib.events import refs_from_s3_notification
-
-    return handle_refs(list(refs_from_s3_notification(event)))
-
-
-def handle_eventbridge(event: Mapping[str, Any]) -> dict[str, Any]:
-    from chalicelib.events import refs_from_eventbridge
-
-    return handle_refs(list(refs_from_eventbridge(event)), key_maybe_encoded=True)
-
-
 class RetryLater(RuntimeError):
-    """Raised so Lambda redelivers an SQS batch whose objects failed transiently (Chalice has no partial
-    batch responses); the objects that succeeded are skipped on redelivery, as outputs already made."""
+    """Raised so Lambda delivers the event again (SQS redelivers the batch, async invocations retry) when
+    objects failed transiently (Chalice has no partial batch responses); objects that succeeded are
+    skipped on redelivery, as outputs already made. Nothing else raises: bad records are counted."""
 
 
-def handle_sqs(event: Mapping[str, Any]) -> dict[str, Any]:
-    """S3 notifications (direct, SNS-wrapped or EventBridge) queued in SQS. Bad inputs are logged and
-    counted, not retried; transient failures (throttling, 5xx, network) raise RetryLater."""
-    from chalicelib.events import refs_from_sqs
-    from chalicelib.pipeline import handle_uploads
+def handle_records(trigger: str, read: Callable[[OnBad], Iterable[ObjectRef]], *,
+                   key_maybe_encoded: bool = False) -> dict[str, Any]:
+    """Run the objects of one event's records through the pipeline, one at a time; return the totals,
+    the bad records and the outcomes.
+
+    ``read(on_bad)`` yields the refs and reports malformed records through ``on_bad``; those are
+    logged and counted as ``BadRecords`` (by ``trigger``), as is a record whose object cannot be read
+    (a non-transient HEAD error). The other records are still handled. Transient failures (throttling,
+    5xx, network) raise RetryLater once every record has had its turn and metrics are flushed.
+    """
+    from chalicelib.pipeline import describe_error, handle_uploads
 
     ledger = Ledger()
     ctx = context()
+    outcomes: list[Outcome] = []
+    retry: list[str] = []
     try:
-        outcomes = handle_uploads(refs_from_sqs(event), ctx, ledger)
+        for ref in read(functools.partial(ledger.bad_record, trigger)):
+            try:
+                outcomes.extend(handle_uploads([ref], ctx, ledger, key_maybe_encoded=key_maybe_encoded))
+            except Exception as exc:  # an object that cannot be read must not cost the rest of the batch
+                reason, transient = describe_error(exc)
+                if transient:
+                    logger.warning(f"{ref.uri}: {reason}: the event will be delivered again")
+                    retry.append(f"{ref.uri}: {reason}")
+                else:
+                    ledger.bad_record(trigger, ref.uri, f"cannot be read: {reason}")
     finally:
         ledger.flush()
-    transient = [o for o in outcomes if o.status == "error" and o.detail.get("transient")]
-    if transient:
-        raise RetryLater(f"{len(transient)} object(s) failed transiently, first: {transient[0].reason}")
-    return {**ledger.totals(), "outcomes": [o.as_dict() for o in outcomes]}
+    retry += [f"s3://{o.decision.bucket}/{o.decision.key}: {o.reason}" for o in outcomes
+              if o.status == "error" and o.detail.get("transient")]
+    if retry:
+        raise RetryLater(f"{len(retry)} object(s) failed transiently, first: {retry[0]}")
+    return {**ledger.totals(), "bad_records": ledger.bad_records, "outcomes": [o.as_dict() for o in outcomes]}
+
+
+def handle_s3_notification(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 notification invoking Lambda directly (``on_s3_event``)."""
+    return handle_records("s3", lambda on_bad: refs_from_s3_notification(event, on_bad))
+
+
+def handle_eventbridge(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An EventBridge ``Object Created`` event (its key's encoding is undocumented: maybe encoded)."""
+    return handle_records("eventbridge", lambda on_bad: refs_from_eventbridge(event, on_bad), key_maybe_encoded=True)
+
+
+def handle_sqs(event: Mapping[str, Any]) -> dict[str, Any]:
+    """S3 notifications (direct, SNS-wrapped or EventBridge) queued in SQS, message by message."""
+    return handle_records("sqs", lambda on_bad: refs_from_sqs(event, on_bad))
 
 
 def handle_alarm(event: Mapping[str, Any]) -> dict[str, Any]:
