@@ -387,6 +387,51 @@ def demo(
                   f"{per_tib['kgco2e']:.3f} kg CO2e a month (Cloud Carbon Footprint method).")
 
 
+@app.command()
+def iam(
+    policies: Optional[list[Path]] = typer.Option(None, "--policies", "-p", help="Policy files or directories (default: policies)."),
+    chalice_dir: Path = typer.Option(Path(".chalice"), "--chalice-dir", help="The Chalice project's config directory."),
+    stage: Optional[list[str]] = typer.Option(None, "--stage", help="Repeatable; default: every stage in config.json."),
+    write: bool = typer.Option(False, "--write", help="Write .chalice/policy-<stage>.json instead of printing."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when a committed file is stale."),
+) -> None:
+    """Print the functions' least-privilege IAM policy for a stage, derived from the policies; or write
+    (--write) or check (--check) the .chalice/policy-<stage>.json files Chalice deploys."""
+    from chalicelib.deploy.iam import generate, write_policies
+    from chalicelib.deploy.project import ChaliceConfig
+    from chalicelib.policy import PolicyError
+
+    if write and check:
+        fail("iam", "give --write or --check, not both", 2)
+    paths = policies or [Path("policies")]
+    try:
+        if write or check:
+            changed = write_policies(paths, chalice_dir, stage, check=check)
+        else:
+            stages = stage or ChaliceConfig.load(chalice_dir).stages
+            if len(stages) != 1:
+                fail("--stage", f"name the one stage to print (one of: {', '.join(stages)}), or --write them all")
+            [text] = generate(paths, chalice_dir, stages).values()
+            sys.stdout.write(text)
+            return
+    except PolicyError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1)
+    except FileNotFoundError as exc:
+        fail(str(chalice_dir), str(exc).removeprefix(f"{chalice_dir / 'config.json'}: "))
+    except KeyError as exc:  # a stage config.json does not have
+        fail("--stage", str(exc).strip("'\""))
+    except ValueError as exc:  # a document that would break least privilege (e.g. over IAM's size limit)
+        fail("iam", str(exc))
+    for path in changed:
+        typer.echo(f"{'stale' if check else 'wrote'} {path}")
+    if check and changed:
+        fail("iam", "policy files are stale: regenerate with `leanlake iam --write` (or `make iam`) and commit")
+    if not changed:
+        typer.echo("IAM policies up to date")
+
+
 def main() -> None:
     """Console-script entry point: results on stdout, logs and EMF metrics on stderr."""
     from chalicelib import ledger

@@ -1,4 +1,4 @@
-"""Actions: one module per action, each registered by name with its schema and IAM permissions.
+"""Actions: one module per action, each registered by name with its schema and the S3 requests it makes.
 
 Example:
     >>> from chalicelib.actions import REGISTRY

@@ -1,20 +1,23 @@
-"""The action registry: each action is a class that declares its schema and its IAM permissions.
+"""The action registry: each action is a class that declares its schema and the S3 requests it makes.
 
 Like Cloud Custodian's action registry, a policy's ``actions:`` entries are looked up here by
 name, validated against the class's pydantic schema before anything runs, and the deployed IAM
-policy is derived from the classes' declared permissions.
+policy is derived from the S3 requests the classes declare (``chalicelib.actions.permissions``).
 
 Example:
     >>> from chalicelib.actions import REGISTRY
-    >>> REGISTRY["convert"].scope, "s3:PutObject" in REGISTRY["convert"].object_permissions
+    >>> from chalicelib.actions.permissions import needs
+    >>> REGISTRY["convert"].scope, "s3:PutObject" in needs(REGISTRY["convert"].s3_calls).objects
     ('object', True)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from chalicelib.actions.permissions import Calls
 
 if TYPE_CHECKING:
     from chalicelib.context import RunContext
@@ -35,10 +38,11 @@ class Action(BaseModel):
 
     name: ClassVar[str]
     scope: ClassVar[Scope]
-    #: IAM actions needed on ``arn:aws:s3:::BUCKET/*`` (objects).
-    object_permissions: ClassVar[tuple[str, ...]] = ()
-    #: IAM actions needed on ``arn:aws:s3:::BUCKET`` (the bucket).
-    bucket_permissions: ClassVar[tuple[str, ...]] = ()
+    #: The S3 requests the action's code paths make (``chalicelib.actions.permissions``); the deployed
+    #: IAM policy grants what they need and nothing else.
+    s3_calls: ClassVar[Calls] = ()
+    #: Requests made only under some configurations: option name → option value (up to ``:``) → calls.
+    s3_calls_by_option: ClassVar[Mapping[str, Mapping[str, Calls]]] = {}
     #: A YAML scalar or list given as the whole config is put into this field (``storage_class: ONEZONE_IA``).
     shorthand_field: ClassVar[str | None] = None
 

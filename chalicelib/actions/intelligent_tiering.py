@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, register
 
 if TYPE_CHECKING:
@@ -47,9 +48,7 @@ class IntelligentTiering(Action):
 
     name: ClassVar[str] = "intelligent_tiering"
     scope: ClassVar[str] = "bucket"
-    bucket_permissions: ClassVar[tuple[str, ...]] = (
-        "s3:PutIntelligentTieringConfiguration", "s3:GetIntelligentTieringConfiguration",
-    )
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.INTELLIGENT_TIERING
 
     archive_days: int | None = Field(default=None, ge=90, le=730)
     deep_archive_days: int | None = Field(default=None, ge=180, le=730)

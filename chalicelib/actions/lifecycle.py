@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, register
 from chalicelib.policy.units import check_storage_class
 
@@ -52,8 +53,8 @@ class Transition(Action):
     name: ClassVar[str] = "transition"
     scope: ClassVar[str] = "lifecycle"
     shorthand_field: ClassVar[str] = "steps"
-    object_permissions: ClassVar[tuple[str, ...]] = ("s3:GetObject", "s3:PutObject", "s3:GetObjectTagging", "s3:PutObjectTagging")
-    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:ListBucket", "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+    #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep moves objects in place
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
 
     steps: tuple[TransitionStep, ...] = Field(min_length=1)
 
@@ -86,14 +87,9 @@ class Expire(Action):
 
     name: ClassVar[str] = "expire"
     scope: ClassVar[str] = "lifecycle"
-    object_permissions: ClassVar[tuple[str, ...]] = (
-        "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold",
-        "s3:GetObjectTagging", "s3:PutObject",
-    )
-    bucket_permissions: ClassVar[tuple[str, ...]] = (
-        "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
-        "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
-    )
+    #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep deletes
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + s3calls.DELETE
+    s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"versions": {"all": s3calls.DELETE_VERSIONS}}
 
     days: int = Field(ge=1)
     versions: Literal["marker", "all"] = "marker"
@@ -108,7 +104,7 @@ class Noncurrent(Action):
 
     name: ClassVar[str] = "noncurrent"
     scope: ClassVar[str] = "lifecycle"
-    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 
     days: int = Field(ge=1)
     keep: int = Field(default=0, ge=0, le=100, description="newest noncurrent versions to keep (S3 allows up to 100)")
@@ -125,6 +121,6 @@ class AbortMultipart(Action):
     name: ClassVar[str] = "abort_multipart"
     scope: ClassVar[str] = "lifecycle"
     shorthand_field: ClassVar[str] = "days"
-    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 
     days: int = Field(ge=1)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import field_validator
 
+from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, register
 from chalicelib.policy.units import check_storage_class
 
@@ -22,8 +23,7 @@ class StorageClass(Action):
     name: ClassVar[str] = "storage_class"
     scope: ClassVar[str] = "object"
     shorthand_field: ClassVar[str] = "storage_class"
-    object_permissions: ClassVar[tuple[str, ...]] = ("s3:GetObject", "s3:GetObjectTagging", "s3:PutObject", "s3:PutObjectTagging")
-    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:ListBucket",)
+    s3_calls: ClassVar[s3calls.Calls] = (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
 
     storage_class: str
 

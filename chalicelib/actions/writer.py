@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import field_validator
 
+from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
@@ -38,11 +39,10 @@ class WriterAction(Action):
     """Base of actions that write an output object (at most one applies to an object)."""
 
     scope: ClassVar[str] = "object"
-    object_permissions: ClassVar[tuple[str, ...]] = (
-        "s3:GetObject", "s3:GetObjectTagging", "s3:PutObject", "s3:PutObjectTagging",
-        "s3:DeleteObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold",  # handling the source
-    )
-    bucket_permissions: ClassVar[tuple[str, ...]] = ("s3:ListBucket",)
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.READ_SOURCE + s3calls.WRITE_OUTPUT
+    #: handling the source: ``delete`` deletes it, ``storage_class:CLASS`` copies it in place unless locked
+    s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"source": {
+        "delete": s3calls.DELETE, "storage_class": s3calls.READ_LOCKS + s3calls.COPY_IN_PLACE}}
     #: Content type of the outputs.
     content_type: ClassVar[str]
 

@@ -1,10 +1,13 @@
-"""The deployed IAM policy, derived from the policies (DESIGN invariant 7: least privilege).
+"""The deployed IAM policy, derived from the policies (least privilege that works on every bucket).
 
-Each action class declares the IAM actions it needs on objects (``arn:aws:s3:::BUCKET/*``) and on
-the bucket (``arn:aws:s3:::BUCKET``); a bucket gets exactly the union over the actions of the
-policies that name it. Around that: writing the functions' logs, metrics in the ``leanlake``
-namespace only, and the stage's work queue and dead-letter queue. Nothing else, no wildcard
-action, no object action on every bucket.
+Each action class declares the S3 requests it makes; ``chalicelib.actions.permissions`` maps each
+request (with and without a VersionId) to the IAM actions AWS documents for it. A bucket gets, on
+its objects (``arn:aws:s3:::BUCKET/*``) and on itself (``arn:aws:s3:::BUCKET``), exactly what the
+requests of the policies naming it need — versioned and Object Lock buckets included. Around that:
+writing the functions' logs, consuming the stage's work queue, and sending to its dead-letter
+queue (Lambda delivers failed asynchronous events there with the function's role). Metrics are
+EMF log lines, so no ``cloudwatch:PutMetricData``. Nothing else: no wildcard action, no
+``Resource: "*"``, no object action on every bucket.
 
 Example:
     >>> from chalicelib.policy import PolicySet
@@ -12,8 +15,8 @@ Example:
     >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "lake-one", "actions": [{"storage_class": "ONEZONE_IA"}]}])
     >>> cfg = ChaliceConfig({"app_name": "leanlake", "stages": {"dev": {}}})
     >>> doc = policy_document(ps, cfg, "dev")
-    >>> doc["Statement"][0]["Resource"], doc["Statement"][0]["Action"][:2]
-    (['arn:aws:s3:::lake-one/*'], ['s3:GetObject', 's3:GetObjectTagging'])
+    >>> doc["Statement"][0]["Resource"], doc["Statement"][0]["Action"][:3]
+    (['arn:aws:s3:::lake-one/*'], ['s3:AbortMultipartUpload', 's3:GetObject', 's3:GetObjectTagging'])
     >>> least_privilege_problems(doc)
     []
 """
@@ -25,14 +28,15 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from chalicelib.deploy.project import NAMESPACE_ENV, ChaliceConfig, dead_letter_queue
+from chalicelib.actions.permissions import needs, policy_calls
+from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
 from chalicelib.policy import PolicySet, load_policies
 
 #: IAM's limit for an inline role policy (Chalice attaches the file as one), whitespace excluded.
 INLINE_POLICY_LIMIT = 10_240
-#: What the functions do with the work queue: consume it (Lambda event source) and fan out to it (sweeps).
-QUEUE_ACTIONS = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                 "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage")
+#: What Lambda's SQS event source does with the work queue, with the function's role (the actions of
+#: AWSLambdaSQSQueueExecutionRole); no leanlake code sends to it.
+QUEUE_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 
 
@@ -59,25 +63,17 @@ def _grouped(perms: dict[str, set[str]], arn: str, sid: str) -> list[dict[str, A
 
 
 def policy_document(policy_set: PolicySet, config: ChaliceConfig, stage: str) -> dict[str, Any]:
-    """The IAM policy document for ``stage``: S3 from the policies, then logs, metrics and queues."""
+    """The IAM policy document for ``stage``: S3 from the policies' requests, then logs and queues."""
     objects: dict[str, set[str]] = {}
     buckets: dict[str, set[str]] = {}
     for bucket in policy_set.buckets:
-        objects[bucket], buckets[bucket] = set(), set()
-        for loaded in policy_set.for_bucket(bucket):
-            for action in loaded.policy.actions:
-                objects[bucket].update(action.object_permissions)
-                buckets[bucket].update(action.bucket_permissions)
+        grant = needs(call for loaded in policy_set.for_bucket(bucket) for call in policy_calls(loaded.policy))
+        objects[bucket], buckets[bucket] = set(grant.objects), set(grant.bucket)
     statements = _grouped(objects, "arn:aws:s3:::{bucket}/*", "objects in") + _grouped(buckets, "arn:aws:s3:::{bucket}", "bucket")
 
     log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{config.function_prefix(stage)}*"
     statements.append({"Sid": "Logs", "Effect": "Allow", "Action": list(LOG_ACTIONS),
                        "Resource": [log_group, f"{log_group}:log-stream:*"]})
-    namespace = config.env(stage).get(NAMESPACE_ENV, config.app_name)
-    # PutMetricData has no resource-level permissions: "*" is the only Resource it accepts; the
-    # namespace condition keeps it to leanlake's own metrics.
-    statements.append({"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
-                       "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}}})
     queue = config.queue(stage)
     if queue:
         statements.append({"Sid": "WorkQueue", "Effect": "Allow", "Action": list(QUEUE_ACTIONS),
@@ -109,10 +105,7 @@ def least_privilege_problems(document: dict[str, Any]) -> list[str]:
             if "*" in action:
                 problems.append(f"{sid}: wildcard action {action}")
         if "*" in resources:
-            if actions != ["cloudwatch:PutMetricData"]:
-                problems.append(f"{sid}: Resource '*' for {', '.join(actions)}")
-            elif "cloudwatch:namespace" not in json.dumps(statement.get("Condition", {})):
-                problems.append(f"{sid}: PutMetricData on '*' without a cloudwatch:namespace condition")
+            problems.append(f"{sid}: Resource '*' for {', '.join(actions)}")
         for resource in resources:
             if resource.startswith("arn:aws:s3:::") and "*" in resource.removeprefix("arn:aws:s3:::").removesuffix("/*"):
                 problems.append(f"{sid}: bucket wildcard in {resource}")
