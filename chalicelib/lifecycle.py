@@ -3,14 +3,21 @@
 What:
 - ``compile_rules(policies, bucket)``: the ``transition``, ``expire``, ``noncurrent`` and
   ``abort_multipart`` actions of every policy on ``bucket`` whose filters Lifecycle can express
-  (prefix, tags, size — not suffix) become rules in the ``put_bucket_lifecycle_configuration``
-  shape, with IDs ``leanlake-<policy>-<n>`` and Status Enabled. A policy gets one rule per prefix
-  (``n`` = 1, 2, … in the order of its prefixes); rules that can't carry tag/size filters
-  (``abort_multipart``: S3 refuses it with tags or size) follow as prefix-only rules (``n`` = k+1, …).
+  (``expressible``: prefix, tags, size — not suffix) become rules in the
+  ``put_bucket_lifecycle_configuration`` shape, with IDs ``leanlake-<policy>-<n>`` and Status
+  Enabled. A policy gets one rule per prefix (``n`` = 1, 2, … in the order of its prefixes); rules
+  that can't carry tag/size filters (``abort_multipart``: S3 refuses it with tags or size) follow
+  as prefix-only rules (``n`` = k+1, …).
+- No rule ever expires, transitions or removes versions of leanlake's audit trail under
+  ``_leanlake/``: Lifecycle can't exclude a prefix, so a policy without a prefix, or with one that
+  ``_leanlake/`` starts with ("_", "_lean"), is not ``expressible``. Its ``transition`` and
+  ``expire`` run in the sweep (which skips ``_leanlake/``), its ``noncurrent`` is not compiled,
+  and only its ``abort_multipart`` becomes a rule (incomplete uploads hold no audit data).
 - ``merge(existing, ours)``: rules leanlake does not own stay exactly as they were; leanlake's
   rules are replaced by ID (and disappear with their policy); ``TransitionDefaultMinimumObjectSize``
   is kept; more than 1,000 rules is an error.
-- ``lifecycle_warnings(policies)``: rules that validate but lose money or can't be compiled.
+- ``lifecycle_warnings(policies)``: rules that validate but lose money, can't be compiled, or
+  run in the sweep because they would reach ``_leanlake/``.
 - ``apply_to_bucket(s3, decision, policies)``: the only I/O here — read, merge, write.
 
 ``expire`` compiles to ``Expiration: {Days}``. On a versioned bucket that adds a delete marker
@@ -39,6 +46,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.actions.lifecycle import MINIMUM_DAYS, AbortMultipart, Expire, Noncurrent, Transition
+from chalicelib.refs import RESERVED_PREFIX, reaches_reserved
 
 if TYPE_CHECKING:
     from chalicelib.decision import Decision
@@ -57,8 +65,22 @@ class LifecycleError(ValueError):
 
 
 def expressible(filters: "Filters") -> bool:
-    """True when Lifecycle can say these filters: prefix, tags and size are fine; a suffix is not."""
-    return not filters.suffix
+    """True when S3 Lifecycle, not the sweep, runs the ``transition`` and ``expire`` of a policy with these filters.
+
+    Lifecycle can say a prefix, tags and size, but not a suffix; and it can't exclude a prefix, so
+    filters whose prefixes take in ``_leanlake/`` (none at all, "_", "_lean", …) would expire
+    leanlake's audit trail too. Both go to the sweep, which skips ``_leanlake/``. This is the one
+    place that decides; ``plan`` and ``policy_rules`` follow it.
+
+        >>> from chalicelib.policy.models import Filters
+        >>> [expressible(Filters(**f)) for f in ({"prefix": "logs/"}, {"prefix": "logs/", "suffix": ".gz"}, {}, {"prefix": ["a/", "_"]})]
+        [True, False, False, False]
+    """
+    return not filters.suffix and not _reaches_reserved(filters)
+
+
+def _reaches_reserved(filters: "Filters") -> bool:
+    return any(reaches_reserved(prefix) for prefix in filters.prefix or ("",))
 
 
 def rule_id(policy_name: str, n: int) -> str:
@@ -93,13 +115,16 @@ def _filter(prefix: str, filters: "Filters", *, with_tags_and_size: bool = True)
 
 
 def policy_rules(policy: "Policy") -> list[dict[str, Any]]:
-    """The Lifecycle rules of one policy (empty when it has no Lifecycle action or a suffix filter)."""
-    if not expressible(policy.filters):
+    """The Lifecycle rules of one policy: none with a suffix filter or no Lifecycle action; only
+    ``abort_multipart`` ones when the policy's prefixes reach ``_leanlake/`` (see ``expressible``)."""
+    if policy.filters.suffix:
         return []
     transition = policy.action(Transition.name)
     expire = policy.action(Expire.name)
     noncurrent = policy.action(Noncurrent.name)
     abort = policy.action(AbortMultipart.name)
+    if not expressible(policy.filters):  # the sweep transitions and expires; nothing may touch _leanlake/
+        transition = expire = noncurrent = None
     body: dict[str, Any] = {}
     if isinstance(transition, Transition):
         body["Transitions"] = [{"Days": s.days, "StorageClass": s.storage_class} for s in transition.steps]
@@ -182,12 +207,23 @@ def lifecycle_warnings(policies: "PolicySet") -> list[str]:
         horizon = settings.horizon_days
         transition, expire = policy.action(Transition.name), policy.action(Expire.name)
         smallest = filters.size.min if filters.size is not None and filters.size.min else 0
-        if not expressible(filters):
+        if filters.suffix:
             for action in (Noncurrent.name, AbortMultipart.name):
                 if policy.action(action) is not None:
                     warnings.append(f"policy {name!r}: {action} is not compiled: Lifecycle has no suffix filter "
                                     "and the sweep does not handle it; drop the suffix filter or the action")
-        elif policy.action(AbortMultipart.name) is not None and (filters.tags or filters.size is not None):
+        elif not expressible(filters):
+            reaching = ", ".join(repr(p) for p in filters.prefix if reaches_reserved(p))
+            why = (f"S3 Lifecycle can't exclude leanlake's audit trail under {RESERVED_PREFIX} "
+                   f"from {f'prefix {reaching}' if reaching else 'a policy without a prefix'}")
+            swept = [a for a in (Transition.name, Expire.name) if policy.action(a) is not None]
+            if swept:
+                warnings.append(f"policy {name!r}: {' and '.join(swept)} run in the sweep, not in Lifecycle: {why}; "
+                                f"give the policy prefixes that {RESERVED_PREFIX} does not start with to use Lifecycle")
+            if policy.action(Noncurrent.name) is not None:
+                warnings.append(f"policy {name!r}: {Noncurrent.name} is not compiled: {why}, and the sweep does not "
+                                f"remove noncurrent versions; give the policy prefixes that {RESERVED_PREFIX} does not start with")
+        if not filters.suffix and policy.action(AbortMultipart.name) is not None and (filters.tags or filters.size is not None):
             warnings.append(f"policy {name!r}: abort_multipart applies to every incomplete upload under the prefix; "
                             "S3 can't filter incomplete uploads by tags or size")
         if isinstance(transition, Transition):

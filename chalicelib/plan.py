@@ -6,18 +6,21 @@ What:
   ``convert``, ``recompress``, ``storage_class``, ``expire`` or ``skip`` (always with the reason).
   It streams: one ref in, its decisions out; memory does not grow with the number of refs.
 - ``plan_buckets(policies, buckets)`` yields the bucket-level decisions: ``lifecycle`` for each
-  policy whose ``transition``/``expire``/``noncurrent``/``abort_multipart`` compile into S3
-  Lifecycle (key None, ``params["rules"]``), ``intelligent_tiering`` for that action.
+  policy with ``transition``/``expire``/``noncurrent``/``abort_multipart`` and no suffix filter
+  (key None, ``params["rules"]``: none or only abort-multipart ones when its prefixes reach
+  ``_leanlake/``; applying it still removes leanlake's older rules), ``intelligent_tiering`` for that action.
 - ``totals(decisions)`` / ``Totals``: counts per action and savings per policy and overall,
   accumulated incrementally (``Totals.watch(decisions)`` passes decisions through).
 
 Why: DESIGN invariant 5 ("worth it"). Per object, in this order, the first that applies decides:
-1. ``expire`` run by the sweep (a suffix filter: Lifecycle can't say it) and due → ``expire``
+1. ``expire`` run by the sweep (not ``lifecycle.expressible``: a suffix filter, or no prefix or one
+   that ``_leanlake/`` starts with, which Lifecycle can't keep off the audit trail) and due → ``expire``
    (``params["versions"]``: ``marker`` or ``all``).
 2. ``convert``/``recompress`` → act with an estimated saving, unless the object is in
    GLACIER/DEEP_ARCHIVE (it can't be read without a restore), so small the output can't be smaller
    (1–511 B for Parquet, whose smallest file is ~500 B; 1–63 B for zstd — an empty object goes on
-   so the executor reports it as bad input) or its destination is itself. Output sizes are ASSUMPTIONS stated in the reason
+   so the executor reports it as bad input) or its destination is itself or under ``_leanlake/``
+   (a key like ``raw/_leanlake/audit/x.csv`` can render one). Output sizes are ASSUMPTIONS stated in the reason
    (Parquet ~20% of plain CSV/JSON, ~85% of compressed text; zstd-19 ~85% of gzip, …); the
    executor checks the real size. ``params["destination"]`` is the output key.
 3. ``storage_class`` → act only if the net USD saving over ``settings.horizon_days`` (storage,
@@ -26,7 +29,7 @@ Why: DESIGN invariant 5 ("worth it"). Per object, in this order, the first that 
    GLACIER_IR ("billed as 128 KiB"), or expiring (same policy's ``expire``) before the class's
    minimum duration. Under ``settings.objective: co2e`` a CO2e saving is required too — which,
    under the CCF carbon method, only a move into ONEZONE_IA has (the reason says so).
-4. ``transition`` run by the sweep (suffix filter) → the step due at the object's age, judged as
+4. ``transition`` run by the sweep (as in 1) → the step due at the object's age, judged as
    in 3 (``params["storage_class"]`` and ``params["via"] = "transition"``).
 5. Otherwise ``skip``: "N days old, expires at day D", or — chosen here — for actions Lifecycle
    runs, "handled by Lifecycle rule leanlake-<policy>-<n>" (a skip, so that every matched policy
@@ -68,7 +71,7 @@ from chalicelib.lifecycle import LIFECYCLE_ACTIONS, LifecycleError, expressible,
 from chalicelib.policy.loader import LoadedPolicy
 from chalicelib.policy.policyset import PolicySet, filters_hold
 from chalicelib.policy.templates import KeyParts
-from chalicelib.refs import RESERVED_PREFIX, ObjectRef
+from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
 
 SMALL_BILLED_CLASSES = ("STANDARD_IA", "ONEZONE_IA", "GLACIER_IR")
 MIN_BILLABLE = 128 * 1024
@@ -157,6 +160,8 @@ def _write(ref: ObjectRef, prefix: str, pp: _PolicyPlan, writer: Convert | Recom
     destination = writer.destination_key(parts)
     if destination == ref.key:
         return _skip(ref, pp, f"destination {destination} is the source itself")
+    if is_reserved(destination):
+        return _skip(ref, pp, f"destination {destination} is under {RESERVED_PREFIX}, which is reserved for leanlake")
     verb = writer.name
     ratio, assumption = _output_ratio(pp, writer, parts)
     params: dict[str, Any] = {"destination": destination, "source": writer.source, "output_ratio": ratio,
@@ -281,15 +286,18 @@ def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> I
         for lp in policies.for_bucket(bucket):
             p = lp.policy
             warnings = lifecycle_warnings(PolicySet((lp,)))
-            # Policies Lifecycle can't express (suffix filters) get per-object decisions from the sweep instead.
-            if any(p.action(name) is not None for name in LIFECYCLE_ACTIONS) and expressible(p.filters):
+            # Suffix filters: no rule at all, the sweep decides per object. Prefixes reaching _leanlake/
+            # (not expressible): abort_multipart rules only, maybe none; applying still removes older rules.
+            if any(p.action(name) is not None for name in LIFECYCLE_ACTIONS) and not p.filters.suffix:
                 try:
                     rules = policy_rules(p)
                 except LifecycleError as exc:
                     yield Decision(bucket, None, p.name, "skip", str(exc), params={"warnings": warnings})
                 else:
                     ids = [r["ID"] for r in rules]
-                    yield Decision(bucket, None, p.name, "lifecycle", f"Lifecycle rule(s) {', '.join(ids)}",
+                    swept = ("" if expressible(p.filters)
+                             else f"; transition/expire run in the sweep (Lifecycle can't exclude {RESERVED_PREFIX})")
+                    yield Decision(bucket, None, p.name, "lifecycle", f"Lifecycle rule(s) {', '.join(ids) or 'none'}{swept}",
                                    params={"rules": rules, "rule_ids": ids, "warnings": warnings})
             if p.action(IntelligentTiering.name) is not None:
                 try:

@@ -19,6 +19,26 @@ from typing import Mapping
 RESERVED_PREFIX = "_leanlake/"
 
 
+def is_reserved(key: str) -> bool:
+    """True for a key under ``RESERVED_PREFIX``: leanlake's own (the audit trail), never a source or a destination.
+
+        >>> is_reserved("_leanlake/audit/2026/01/01/run.jsonl"), is_reserved("raw/_leanlake/audit/x.csv")
+        (True, False)
+    """
+    return key.startswith(RESERVED_PREFIX)
+
+
+def reaches_reserved(prefix: str) -> bool:
+    """True when a key prefix takes in keys under ``RESERVED_PREFIX`` too ("" and "_lean" do, "raw/" does not).
+
+    S3 Lifecycle can't exclude a prefix, so a rule on such a prefix would also act on leanlake's audit trail.
+
+        >>> [reaches_reserved(p) for p in ("", "_", "_leanlake", "_leanlake/audit/", "raw/", "_leanlake-old/")]
+        [True, True, True, True, False, False]
+    """
+    return RESERVED_PREFIX.startswith(prefix) or is_reserved(prefix)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
     """An S3 object as a trigger saw it. Fields other than bucket and key are hints; HEAD is the truth."""

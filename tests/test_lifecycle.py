@@ -65,16 +65,45 @@ def test_suffix_filters_and_object_actions_do_not_compile():
 def test_filters_tags_and_sizes():
     ps = policies(
         policy("a", {"prefix": "d/", "tags": {"team": "ml", "keep": "no"}, "size": {"min": "1 KiB", "max": "1 MiB"}}),
-        policy("b", {"tags": {"team": "ml"}}),
-        policy("c", {"size": {"min": "256 KiB"}}),
-        policy("d"),
+        policy("b", {"prefix": "b/", "tags": {"team": "ml"}}),
+        policy("c", {"prefix": "c/", "size": {"min": "256 KiB"}}),
+        policy("d", {"prefix": "e/"}),
     )
     a, b, c, d = compile_rules(ps, BUCKET)
     assert a["Filter"] == {"And": {"Prefix": "d/", "Tags": [{"Key": "keep", "Value": "no"}, {"Key": "team", "Value": "ml"}],
                                    "ObjectSizeGreaterThan": 1023, "ObjectSizeLessThan": 1024 * 1024 + 1}}
-    assert b["Filter"] == {"Tag": {"Key": "team", "Value": "ml"}}
-    assert c["Filter"] == {"ObjectSizeGreaterThan": 256 * 1024 - 1}
-    assert d["Filter"] == {"Prefix": ""}
+    assert b["Filter"] == {"And": {"Prefix": "b/", "Tags": [{"Key": "team", "Value": "ml"}]}}
+    assert c["Filter"] == {"And": {"Prefix": "c/", "ObjectSizeGreaterThan": 256 * 1024 - 1}}
+    assert d["Filter"] == {"Prefix": "e/"}
+
+
+#: Rule keys that act on objects (current or noncurrent); an AbortIncompleteMultipartUpload rule acts on none.
+OBJECT_RULE_KEYS = {"Expiration", "Transitions", "NoncurrentVersionExpiration", "NoncurrentVersionTransitions"}
+EVERY_LIFECYCLE_ACTION = [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}, {"expire": {"days": 120, "versions": "all"}},
+                          {"noncurrent": {"days": 30}}, {"abort_multipart": 2}]
+
+
+@pytest.mark.parametrize("filters", [
+    {}, {"tags": {"team": "ml"}}, {"size": {"min": "1 MiB"}}, {"prefix": "_"}, {"prefix": "_lean"},
+    {"prefix": "_leanlake"}, {"prefix": ["raw/", "_l"]},
+])
+def test_no_rule_expires_or_transitions_under_the_reserved_prefix(filters):
+    """Lifecycle can't exclude _leanlake/: only the abort-multipart rules of such a policy compile."""
+    rules = compile_rules(policies(policy("wide", filters, EVERY_LIFECYCLE_ACTION)), BUCKET)
+    prefixes = filters.get("prefix") or [""]
+    prefixes = [prefixes] if isinstance(prefixes, str) else prefixes
+    assert rules == [{"ID": f"leanlake-wide-{n}", "Status": "Enabled", "Filter": {"Prefix": prefix},
+                      "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}
+                     for n, prefix in enumerate(prefixes, start=1)]
+    assert compile_rules(policies(policy("wide", filters, [{"expire": {"days": 7}}])), BUCKET) == []
+    assert compile_rules(policies(policy("wide", filters, [{"noncurrent": {"days": 7}}])), BUCKET) == []
+
+
+@pytest.mark.parametrize("prefix", ["raw/", "_leanlake-old/", "_x/", "leanlake/"])
+def test_prefixes_beside_the_reserved_one_still_compile(prefix):
+    [rule] = compile_rules(policies(policy("near", {"prefix": prefix}, EVERY_LIFECYCLE_ACTION)), BUCKET)
+    assert rule["Filter"] == {"Prefix": prefix} and OBJECT_RULE_KEYS & rule.keys() == {
+        "Expiration", "Transitions", "NoncurrentVersionExpiration"}
 
 
 def test_expire_versions_all_removes_noncurrent_versions():
@@ -175,6 +204,25 @@ def test_warnings_for_money_losing_rules():
     assert any("'early'" in w and "90-day minimum" in w for w in warnings)
     assert not any("'fine'" in w for w in warnings)
     assert any("'sfx'" in w and "not compiled" in w for w in warnings)
+
+
+def test_warnings_say_why_a_policy_reaching_the_reserved_prefix_runs_in_the_sweep():
+    warnings = lifecycle_warnings(policies(
+        policy("everything", {}, [{"expire": {"days": 400}}]),
+        policy("underscored", {"prefix": ["a/", "_"]}, [{"transition": [{"days": 30, "class": "GLACIER_IR"}]},
+                                                        {"expire": {"days": 400}}, {"noncurrent": {"days": 3}}]),
+        policy("uploads", {}, [{"abort_multipart": 2}]),
+        policy("fine", {"prefix": "f/"}, [{"expire": {"days": 400}}, {"noncurrent": {"days": 3}}]),
+    ))
+    assert [w for w in warnings if "'everything'" in w] == [
+        "policy 'everything': expire run in the sweep, not in Lifecycle: S3 Lifecycle can't exclude leanlake's audit "
+        "trail under _leanlake/ from a policy without a prefix; give the policy prefixes that _leanlake/ does not "
+        "start with to use Lifecycle"]
+    underscored = [w for w in warnings if "'underscored'" in w and "_leanlake/" in w]
+    assert len(underscored) == 2
+    assert "transition and expire run in the sweep" in underscored[0] and "from prefix '_';" in underscored[0]
+    assert underscored[1].startswith("policy 'underscored': noncurrent is not compiled: S3 Lifecycle can't exclude")
+    assert not any("'uploads'" in w or "'fine'" in w for w in warnings)
 
 
 def test_warning_when_a_staircase_leaves_a_class_too_early():

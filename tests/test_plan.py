@@ -219,6 +219,41 @@ def test_sweep_transitions_suffix_filtered_objects_to_the_step_due():
     assert d.action == "skip"
 
 
+@pytest.mark.parametrize("filters", [{}, {"tags": {"scratch": "true"}}, {"prefix": "_"}, {"prefix": ["a/", "_lean"]}])
+def test_the_sweep_expires_and_transitions_what_lifecycle_cannot_keep_off_the_reserved_prefix(filters):
+    """Lifecycle can't exclude _leanlake/: such a policy's per-object work is the sweep's, never a Lifecycle skip."""
+    expiring = ps({"name": "e", "bucket": BUCKET, "filters": filters, "actions": [{"expire": {"days": 7}}]})
+    key = "_x/a.bin" if filters.get("prefix") == "_" else "a/x.bin"
+    tags = {"scratch": "true"}
+    assert one(expiring, ref(key, age_days=8, tags=tags)).action == "expire"
+    assert one(expiring, ref(key, age_days=3, tags=tags)).reason == "3 days old, expires at day 7"
+    assert list(plan_objects([ref("_leanlake/audit/2026/01/01/r.jsonl", age_days=800, tags=tags)], expiring, NOW)) == []
+    moving = ps({"name": "t", "bucket": BUCKET, "filters": filters, "actions": [{"transition": [{"days": 30, "class": "GLACIER"}]}]})
+    d = one(moving, ref(key, size=GiB, age_days=40, tags=tags))
+    assert d.action == "storage_class" and d.params["via"] == "transition"
+    [bucket_level] = plan_buckets(moving)
+    assert bucket_level.action == "lifecycle" and bucket_level.params["rules"] == []
+    assert "run in the sweep" in bucket_level.reason
+
+
+def test_abort_multipart_of_a_prefixless_policy_is_still_a_lifecycle_rule():
+    policies = ps({"name": "all", "bucket": BUCKET, "actions": [{"expire": {"days": 7}}, {"abort_multipart": 2}]})
+    [d] = plan_buckets(policies)
+    assert d.params["rules"] == [{"ID": "leanlake-all-1", "Status": "Enabled", "Filter": {"Prefix": ""},
+                                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}]
+    assert d.reason.startswith("Lifecycle rule(s) leanlake-all-1; transition/expire run in the sweep")
+
+
+def test_a_destination_rendered_under_the_reserved_prefix_is_a_skip():
+    policies = ps({"name": "tables", "bucket": BUCKET, "filters": {"prefix": "raw/", "suffix": ".csv"},
+                   "actions": [{"convert": {"destination": "{rel_dir}{stem}.parquet"}}]})
+    d = one(policies, ref("raw/_leanlake/audit/x.csv"))
+    assert d.action == "skip"
+    assert d.reason == "destination _leanlake/audit/x.parquet is under _leanlake/, which is reserved for leanlake"
+    ok = one(policies, ref("raw/leanlake/audit/x.csv"))
+    assert ok.action == "convert" and ok.params["destination"] == "leanlake/audit/x.parquet"
+
+
 def test_unknown_age_is_not_expired():
     policies = ps({"name": "s", "bucket": BUCKET, "filters": {"prefix": "tmp/", "suffix": ".tmp"}, "actions": [{"expire": {"days": 1}}]})
     d = one(policies, ObjectRef(BUCKET, "tmp/x.tmp", size=1))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from chalicelib import s3 as s3util
+from chalicelib import refs, s3 as s3util
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.policy.units import ARCHIVE_CLASSES
@@ -54,6 +54,8 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
         return outcome("skip", why_not, bytes_before=source.size)
     if destination == key:
         return outcome("error", "destination is the source key; refusing to overwrite", bytes_before=source.size)
+    if refs.is_reserved(destination):  # plan skips these; a second line of defence for leanlake's own objects
+        return outcome("error", f"destination {destination} is under {refs.RESERVED_PREFIX}, reserved for leanlake; not written", bytes_before=source.size)
 
     existing = s3util.head(s3, bucket, destination)
     if existing is not None:
