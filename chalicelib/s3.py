@@ -5,6 +5,11 @@
 - ``head()``: what an object really is (size, ETag, class, metadata, SSE, Object Lock).
 - Objects leanlake writes carry the metadata key ``leanlake`` (the loop-guard marker) and name
   their source (key percent-encoded: S3 metadata is ASCII, 2 KB in all).
+- ``upload()`` is always conditional: ``If-None-Match: *`` for a new object, ``If-Match: ETAG``
+  to replace a known one (on the single PUT, or on CompleteMultipartUpload above 8 MiB); a
+  destination that is not as expected raises ``ConditionFailed`` and nothing is overwritten.
+- ``read_range()`` / ``RangedReader``: bytes of an object pinned to the ETag HEAD reported, so
+  an output can be checked without downloading it.
 
 Example:
     >>> s3 = client()                                   # doctest: +SKIP
@@ -15,10 +20,13 @@ Example:
 from __future__ import annotations
 
 import functools
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 #: Metadata key on everything leanlake writes; its value says what the object is.
 MARKER = "leanlake"
@@ -26,8 +34,23 @@ MARKER_OUTPUT = "output"      # written by convert/recompress
 MARKER_COPY = "copy"          # an in-place storage-class copy (fires ObjectCreated:Copy)
 #: Metadata keys naming an output's source.
 SOURCE_KEY, SOURCE_ETAG, SOURCE_SIZE, SOURCE_POLICY = "leanlake-source-key", "leanlake-source-etag", "leanlake-source-size", "leanlake-policy"
+#: Metadata key on a Parquet output: the rows it holds (checked against its footer before it is trusted).
+ROWS = "leanlake-rows"
+#: Longest percent-encoded source key recorded (S3 allows 2 KB of user metadata in all).
+MAX_RECORDED_KEY = 1024
 #: Single-request copy limit; above it copies go multipart.
 MAX_SINGLE_COPY = 5 * 1024**3
+#: Uploads above this size go multipart, in parts of at least ``PART_SIZE`` (S3 allows 10,000 parts).
+MULTIPART_THRESHOLD = PART_SIZE = 8 * 1024**2
+MAX_PARTS = 10_000
+#: Parts in flight at once: bounds memory to about ``UPLOAD_THREADS`` parts.
+UPLOAD_THREADS = 4
+#: S3 error codes saying a conditional request found the object not as expected.
+_CONDITION_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412")
+
+
+class ConditionFailed(Exception):
+    """A conditional request found the object not as expected (someone wrote or deleted it meanwhile)."""
 
 
 @functools.cache
@@ -67,7 +90,7 @@ class Head:
         return self.metadata.get(MARKER)
 
     def lock_reason(self) -> str | None:
-        """Why this object must not be deleted or replaced, or None (DESIGN invariant 1).
+        """Why this object must not be deleted or replaced, or None (leanlake loses no data).
 
         Always against the real clock: ``apply --as-of`` may pretend objects are older, never that
         a retention period is over."""
@@ -137,28 +160,184 @@ def encode_tags(tags: Mapping[str, str]) -> str:
     return urlencode(dict(tags))
 
 
-def source_metadata(source: Head, policy: str) -> dict[str, str]:
-    """Metadata for an output: the marker and its source (key percent-encoded to stay ASCII and short)."""
-    return {
+def recorded_key(key: str) -> str:
+    """``key`` as an output's metadata records its source: percent-encoded (ASCII), at most 1024 characters.
+
+    >>> recorded_key("raw/a b+c.csv")
+    'raw/a%20b%2Bc.csv'
+    """
+    return quote(key, safe="/")[:MAX_RECORDED_KEY]
+
+
+def source_metadata(source: Head, policy: str, *, rows: int | None = None) -> dict[str, str]:
+    """Metadata for an output: the marker, its source, and (for Parquet) the rows it holds."""
+    metadata = {
         MARKER: MARKER_OUTPUT,
-        SOURCE_KEY: quote(source.key, safe="/")[:1024],
+        SOURCE_KEY: recorded_key(source.key),
         SOURCE_ETAG: source.etag,
         SOURCE_SIZE: str(source.size),
         SOURCE_POLICY: policy,
     }
+    if rows is not None:
+        metadata[ROWS] = str(rows)
+    return metadata
+
+
+def made_from(output: Head) -> str | None:
+    """The source key an output's metadata names (decoded), or None when it names none."""
+    recorded = output.metadata.get(SOURCE_KEY)
+    return None if recorded is None else unquote(recorded)
+
+
+def write_condition(replacing: str | None) -> dict[str, str]:
+    """The precondition of a write: the key must not exist, or must still hold the ETag ``replacing``.
+
+    >>> write_condition(None), write_condition("abc")
+    ({'IfNoneMatch': '*'}, {'IfMatch': '"abc"'})
+    """
+    return {"IfNoneMatch": "*"} if replacing is None else {"IfMatch": f'"{replacing.strip(chr(34))}"'}
+
+
+def _condition_failed(exc: Exception, *, replacing: str | None) -> bool:
+    """True when ``exc`` is S3 refusing a conditional request (or, for If-Match, the object being gone)."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code"))
+    return code in _CONDITION_CODES or (replacing is not None and code in ("NoSuchKey", "404"))
+
+
+def part_size_for(size: int, minimum: int = PART_SIZE) -> int:
+    """The part size that uploads ``size`` bytes in at most 10,000 parts of at least ``minimum`` bytes.
+
+    >>> part_size_for(100 * 1024**3) // 1024**2
+    10
+    """
+    return max(minimum, -(-size // MAX_PARTS))
 
 
 def upload(s3: Any, path: str, bucket: str, key: str, *, metadata: Mapping[str, str], content_type: str,
-           source: Head) -> Head:
-    """Upload a local file (multipart when large), carrying tags and SSE from ``source``; return its HEAD."""
+           source: Head, replacing: str | None = None, multipart_threshold: int = MULTIPART_THRESHOLD,
+           part_size: int = PART_SIZE) -> Head:
+    """Upload a local file conditionally, carrying tags and SSE from ``source``; return the HEAD of what we wrote.
+
+    ``replacing`` is None for a new object (``If-None-Match: *``) or the ETag of the object this
+    one replaces (``If-Match``). Above ``multipart_threshold`` the upload goes multipart and the
+    condition rides on CompleteMultipartUpload (an unfinished upload is aborted). Raises
+    ConditionFailed when the destination is not as expected, or was replaced right after our write.
+    """
     extra: dict[str, Any] = {**source.write_args(), "Metadata": dict(metadata), "ContentType": content_type}
     if source.tags:
         extra["Tagging"] = encode_tags(source.tags)
-    s3.upload_file(path, bucket, key, ExtraArgs=extra)
+    condition = write_condition(replacing)
+    size = os.path.getsize(path)
+    try:
+        if size > multipart_threshold:
+            etag = _upload_multipart(s3, path, size, bucket, key, extra, condition, part_size_for(size, part_size))
+        else:
+            with open(path, "rb") as body:
+                etag = s3.put_object(Bucket=bucket, Key=key, Body=body, **extra, **condition)["ETag"]
+    except Exception as exc:
+        if _condition_failed(exc, replacing=replacing):
+            expected = f"no longer ETag {replacing}" if replacing else "it exists now"
+            raise ConditionFailed(f"s3://{bucket}/{key} changed meanwhile ({expected})") from exc
+        raise
     written = head(s3, bucket, key)
     if written is None:
-        raise IOError(f"s3://{bucket}/{key}: upload reported success but HEAD finds no object")
+        raise ConditionFailed(f"s3://{bucket}/{key} was deleted right after it was written")
+    if written.etag != etag.strip('"'):
+        raise ConditionFailed(f"s3://{bucket}/{key} was replaced right after it was written")
     return written
+
+
+def _upload_multipart(s3: Any, path: str, size: int, bucket: str, key: str, extra: Mapping[str, Any],
+                      condition: Mapping[str, str], part_size: int) -> str:
+    """Upload ``path`` in parts (``UPLOAD_THREADS`` at a time), complete under ``condition``; its ETag.
+
+    Parts carry CRC32 checksums (as boto3's transfer manager sends them); any failure, a refused
+    condition included, aborts the upload so no parts are left behind.
+    """
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", **extra)["UploadId"]
+
+    def send(number: int) -> dict[str, Any]:
+        with open(path, "rb") as f:
+            f.seek((number - 1) * part_size)
+            body = f.read(part_size)
+        sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                              ChecksumAlgorithm="CRC32")
+        part = {"PartNumber": number, "ETag": sent["ETag"]}
+        if sent.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = sent["ChecksumCRC32"]
+        return part
+
+    try:
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+            parts = list(pool.map(send, range(1, -(-size // part_size) + 1)))
+        done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            MultipartUpload={"Parts": parts}, **condition)
+    except BaseException:
+        try:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # the original failure is what matters; an abort_multipart rule collects leftovers
+        raise
+    return str(done["ETag"])
+
+
+def read_range(s3: Any, obj: Head, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of ``obj``, pinned to the ETag (and version) HEAD reported.
+
+    Raises ConditionFailed when the object changed since that HEAD.
+    """
+    if end <= start:
+        return b""
+    kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "Range": f"bytes={start}-{end - 1}",
+                              "IfMatch": f'"{obj.etag}"'}
+    if obj.version_id:
+        kwargs["VersionId"] = obj.version_id
+    try:
+        return s3.get_object(**kwargs)["Body"].read()
+    except Exception as exc:
+        if _condition_failed(exc, replacing=obj.etag):
+            raise ConditionFailed(f"s3://{obj.bucket}/{obj.key} changed while being read") from exc
+        raise
+
+
+class RangedReader(io.RawIOBase):
+    """A read-only, seekable file over one object version: each read is one ranged GET (``read_range``).
+
+    Lets a reader that seeks (``pyarrow.parquet.read_metadata`` reads a Parquet footer from the
+    end) look at a large object with a few small requests; ``requests`` counts them.
+    """
+
+    def __init__(self, s3: Any, obj: Head) -> None:
+        super().__init__()
+        self.s3, self.obj, self.position, self.requests = s3, obj, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.obj.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self.position + len(buffer), self.obj.size)
+        if end <= self.position:
+            return 0
+        data = read_range(self.s3, self.obj, self.position, end)
+        self.requests += 1
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
 
 
 def copy_in_place(s3: Any, source: Head, storage_class: str, *, marker: str = MARKER_COPY) -> None:

@@ -1,12 +1,22 @@
 """Writing an output from a source object, safely: the shared steps of ``convert`` and ``recompress``.
 
 1. HEAD the source (the truth) and refuse what must not be touched (archived, SSE-C, leanlake's own).
-2. Idempotency: an output already made from the same source ETag is not written again.
+2. Look at the destination. Nothing there: write it new (``If-None-Match: *``). Not leanlake's, or
+   leanlake's output of **another source key** (two sources whose keys map to one output): never
+   overwritten, the source kept. Made from this source's current ETag: not written again, and
+   trusted (so the source may be handled) only once verified (see ``untrusted``). Made from an
+   older ETag of this source: replaced, conditional on that output's ETag (``If-Match``).
 3. Produce the output in a temp file from a fresh GET (pinned to the ETag/version), verify it.
 4. Worth it: a policy-driven action writes only when the output is smaller than the source.
-5. Upload with metadata naming the source and the loop-guard marker, tags/SSE carried over; verify.
+5. Upload with metadata naming the source (and, for Parquet, its rows) and the loop-guard marker,
+   tags/SSE carried over, under the condition of step 2; someone writing the destination
+   meanwhile makes it a skip. Then verify what S3 holds, as in step 2.
 6. Only then handle the source as the policy says (keep, delete, storage_class:CLASS),
    never when it changed meanwhile or is under Object Lock retention or legal hold.
+
+An output is trusted when it carries the ``leanlake: output`` marker, names this source key and
+ETag, and reads back: a Parquet footer (fetched with ranged GETs) holding the rows its
+``leanlake-rows`` metadata records, or a zstd frame whose header and beginning decode.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from typing import Any, Callable
 from chalicelib import refs, s3 as s3util
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
+from chalicelib.formats.errors import one_line
+from chalicelib.formats.recompress import CHECK_BYTES, check_zstd_beginning
 from chalicelib.policy.units import ARCHIVE_CLASSES
 
 #: Produces the output at the given path from a source opener; returns (bytes_out, detail).
@@ -34,6 +46,63 @@ def refusal(source: s3util.Head) -> str | None:
     if source.customer_key:
         return "encrypted with a customer-provided key (SSE-C): cannot be read"
     return None
+
+
+def _parquet_unreadable(s3: Any, output: s3util.Head) -> str | None:
+    """Why ``output`` is not a Parquet file holding the rows its metadata records (a few ranged GETs), or None."""
+    import pyarrow.parquet as pq
+
+    rows = output.metadata.get(s3util.ROWS, "")
+    if not rows.isdigit():
+        return f"it records no row count ({s3util.ROWS})"
+    if output.size < 12 or s3util.read_range(s3, output, 0, 4) != b"PAR1":
+        return "it is not Parquet (no PAR1 magic at its start)"
+    try:
+        footer = pq.read_metadata(s3util.RangedReader(s3, output))
+    except s3util.ConditionFailed:
+        raise
+    except Exception as exc:
+        return f"its Parquet footer is unreadable ({one_line(exc)})"
+    if footer.num_rows != int(rows):
+        return f"its Parquet footer holds {footer.num_rows} rows, its metadata records {rows}"
+    return None
+
+
+def _zstd_unreadable(s3: Any, output: s3util.Head) -> str | None:
+    """Why ``output`` does not begin a readable zstd frame (one ranged GET of at most 128 KiB), or None."""
+    from chalicelib.formats import ConversionError
+
+    length = min(output.size, CHECK_BYTES)
+    try:
+        check_zstd_beginning(s3util.read_range(s3, output, 0, length), whole=length == output.size)
+    except ConversionError as exc:
+        return f"it is not readable zstd ({exc})"
+    return None
+
+
+#: How an output of each content type is checked readable without downloading it.
+READ_CHECKS: dict[str, Callable[[Any, s3util.Head], str | None]] = {
+    "application/vnd.apache.parquet": _parquet_unreadable,
+    "application/zstd": _zstd_unreadable,
+}
+
+
+def untrusted(s3: Any, output: s3util.Head, source: s3util.Head, content_type: str) -> str | None:
+    """Why ``output`` is not a verified output of ``source`` as it is now, or None when it is.
+
+    Trusted means: leanlake's output marker, this source's key and ETag recorded, and readable as
+    ``content_type`` (``READ_CHECKS``). Raises ConditionFailed when the output changes while read.
+    """
+    if output.marker != s3util.MARKER_OUTPUT:
+        return "it has no leanlake output marker"
+    if output.metadata.get(s3util.SOURCE_KEY) != s3util.recorded_key(source.key):
+        return f"it was made from {s3util.made_from(output)!r}, not {source.key!r}"
+    if output.metadata.get(s3util.SOURCE_ETAG) != source.etag:
+        return f"it was made from ETag {output.metadata.get(s3util.SOURCE_ETAG)!r}, not {source.etag!r}"
+    check = READ_CHECKS.get(content_type)
+    if check is None:
+        return f"leanlake cannot verify {content_type} outputs"
+    return check(s3, output)
 
 
 def write_output(decision: Decision, ctx: RunContext, *, destination: str, source_disposition: str,
@@ -56,48 +125,68 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
         return outcome("error", "destination is the source key; refusing to overwrite", bytes_before=source.size)
     if refs.is_reserved(destination):  # plan skips these; a second line of defence for leanlake's own objects
         return outcome("error", f"destination {destination} is under {refs.RESERVED_PREFIX}, reserved for leanlake; not written", bytes_before=source.size)
+    target = f"s3://{bucket}/{destination}"
 
-    existing = s3util.head(s3, bucket, destination)
-    if existing is not None:
-        if existing.metadata.get(s3util.SOURCE_ETAG) == source.etag:
-            handled = handle_source(ctx, source, source_disposition)
-            return outcome("skip", f"output s3://{bucket}/{destination} already made from this ETag; source: {handled}",
-                           bytes_before=source.size, bytes_after=existing.size, output_key=destination)
-        if existing.marker != s3util.MARKER_OUTPUT:
-            return outcome("error", f"destination s3://{bucket}/{destination} exists and was not written by leanlake",
-                           bytes_before=source.size)
-
-    def open_source() -> Any:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "IfMatch": source.etag}
-        if source.version_id:
-            kwargs["VersionId"] = source.version_id
-        return s3.get_object(**kwargs)["Body"]
-
-    fd, tmp = tempfile.mkstemp(prefix="leanlake-", suffix=".out")
-    os.close(fd)
     try:
-        from chalicelib.formats import ConversionError
+        existing = s3util.head(s3, bucket, destination)
+        replacing: str | None = None  # None: the destination must not exist when we write it
+        if existing is not None:
+            if existing.marker != s3util.MARKER_OUTPUT:
+                return outcome("error", f"destination {target} exists and was not written by leanlake; source kept",
+                               bytes_before=source.size)
+            if existing.metadata.get(s3util.SOURCE_KEY) != s3util.recorded_key(key):
+                return outcome("skip", f"collision: destination {target} was made from s3://{bucket}/{s3util.made_from(existing)}, "
+                               f"not from s3://{bucket}/{key} (two sources map to one output); not overwritten, source kept",
+                               bytes_before=source.size)
+            if existing.metadata.get(s3util.SOURCE_ETAG) == source.etag:
+                distrust = untrusted(s3, existing, source, content_type)
+                if distrust:
+                    return outcome("error", f"output {target} claims this ETag but is not trusted: {distrust}; "
+                                   "not overwritten, source kept", bytes_before=source.size)
+                handled = handle_source(ctx, source, source_disposition)
+                return outcome("skip", f"output {target} already made from this ETag; source: {handled}",
+                               bytes_before=source.size, bytes_after=existing.size, output_key=destination)
+            replacing = existing.etag  # our output of an older version of this source
 
+        def open_source() -> Any:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "IfMatch": source.etag}
+            if source.version_id:
+                kwargs["VersionId"] = source.version_id
+            return s3.get_object(**kwargs)["Body"]
+
+        fd, tmp = tempfile.mkstemp(prefix="leanlake-", suffix=".out")
+        os.close(fd)
         try:
-            bytes_out, detail = produce(open_source, tmp)
-        except ConversionError as exc:
-            return outcome("error", f"s3://{bucket}/{key}: {exc}", bytes_before=source.size)
-        if require_smaller and bytes_out >= source.size:
-            return outcome("skip", f"output would not be smaller ({source.size} → {bytes_out} bytes); left as it is",
-                           bytes_before=source.size, bytes_after=bytes_out, detail=detail)
-        if ctx.dry_run:
-            return outcome("skip", f"dry run: would write s3://{bucket}/{destination} ({bytes_out} bytes)",
-                           bytes_before=source.size, bytes_after=bytes_out, detail=detail)
-        written = s3util.upload(s3, tmp, bucket, destination, metadata=s3util.source_metadata(source, decision.policy),
-                                content_type=content_type, source=source)
+            from chalicelib.formats import ConversionError
+
+            try:
+                bytes_out, detail = produce(open_source, tmp)
+            except ConversionError as exc:
+                return outcome("error", f"s3://{bucket}/{key}: {exc}", bytes_before=source.size)
+            if require_smaller and bytes_out >= source.size:
+                return outcome("skip", f"output would not be smaller ({source.size} → {bytes_out} bytes); left as it is",
+                               bytes_before=source.size, bytes_after=bytes_out, detail=detail)
+            if ctx.dry_run:
+                return outcome("skip", f"dry run: would write {target} ({bytes_out} bytes)",
+                               bytes_before=source.size, bytes_after=bytes_out, detail=detail)
+            metadata = s3util.source_metadata(source, decision.policy, rows=detail.get("rows"))
+            written = s3util.upload(s3, tmp, bucket, destination, metadata=metadata, content_type=content_type,
+                                    source=source, replacing=replacing)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         if written.size != bytes_out:
-            return outcome("error", f"uploaded s3://{bucket}/{destination} has {written.size} bytes, expected {bytes_out}; source kept",
+            return outcome("error", f"uploaded {target} has {written.size} bytes, expected {bytes_out}; source kept",
                            bytes_before=source.size)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        distrust = untrusted(s3, written, source, content_type)
+        if distrust:
+            return outcome("error", f"uploaded {target} failed verification: {distrust}; source kept",
+                           bytes_before=source.size)
+    except s3util.ConditionFailed as exc:
+        return outcome("skip", f"destination changed meanwhile: {exc}; not overwritten, source kept",
+                       bytes_before=source.size)
     handled = handle_source(ctx, source, source_disposition)
-    return outcome("ok", f"wrote s3://{bucket}/{destination}; source: {handled}", bytes_before=source.size,
+    return outcome("ok", f"wrote {target}; source: {handled}", bytes_before=source.size,
                    bytes_after=bytes_out, output_key=destination, detail=detail)
 
 

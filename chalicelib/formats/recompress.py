@@ -6,6 +6,16 @@ multi-threaded ``zstandard`` compressor (``threads=-1``) writes the output with 
 checksum. The output is then decompressed again and its length and hash compared with the
 input's; any difference, corrupt or truncated input removes the output and raises
 ConversionError.
+
+``check_zstd_beginning`` is the cheap check of an output already in S3 (only its first bytes
+are fetched): the zstd magic number, a readable frame header, and the beginning decoding.
+
+>>> import zstandard
+>>> check_zstd_beginning(zstandard.ZstdCompressor().compress(b"log line\\n" * 100), whole=True)
+>>> check_zstd_beginning(b"PAR1 not zstd", whole=True)
+Traceback (most recent call last):
+...
+chalicelib.formats.errors.ConversionError: not a zstd frame (starts with 50415231)
 """
 from __future__ import annotations
 
@@ -18,9 +28,17 @@ from .errors import ConversionError, failing_cleanly
 from .options import RecompressResult
 from .streams import open_decoded
 
-__all__ = ["recompress_to_zstd"]
+__all__ = ["recompress_to_zstd", "check_zstd_beginning"]
 
 PIECE = 1 << 20
+#: The 4 bytes every zstd frame starts with.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: How much of an output ``check_zstd_beginning`` is given to check, and the most it decodes from it.
+CHECK_BYTES = 128 * 1024
+CHECK_DECODED = 8 * 1024 * 1024
+#: Compressed bytes fed per decode step: a forged frame of tiny RLE blocks can expand each feed to
+#: at most about 2 MiB, so ``CHECK_DECODED`` bounds the work.
+_FEED = 64
 
 
 def _digest_zstd(path: str):
@@ -75,3 +93,32 @@ def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink_path: Union[str
                 src.close()
             except Exception:
                 pass
+
+
+def check_zstd_beginning(prefix: bytes, *, whole: bool) -> None:
+    """Raise ConversionError unless ``prefix`` (the first bytes of an object) begins a readable zstd frame.
+
+    Checks the magic number and frame header, then decodes up to ``CHECK_DECODED`` bytes. When
+    ``whole`` (``prefix`` is the entire object) and decoding got that far, the frame must also end
+    within it, its checksum hold, and its length match the content size the header records, if any.
+    """
+    import zstandard
+
+    if not prefix.startswith(ZSTD_MAGIC):
+        raise ConversionError(f"not a zstd frame (starts with {prefix[:4].hex() or 'nothing'})")
+    try:
+        params = zstandard.get_frame_parameters(prefix)
+        decoder = zstandard.ZstdDecompressor().decompressobj()
+        decoded = 0
+        for start in range(0, len(prefix), _FEED):
+            decoded += len(decoder.decompress(prefix[start:start + _FEED]))
+            if decoder.eof or decoded > CHECK_DECODED:
+                break
+    except zstandard.ZstdError as exc:
+        raise ConversionError(f"zstd frame unreadable: {exc}") from None
+    if not whole or decoded > CHECK_DECODED:
+        return
+    if not decoder.eof:
+        raise ConversionError(f"zstd frame truncated: {len(prefix)} bytes end before the frame does")
+    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != decoded:
+        raise ConversionError(f"zstd frame decodes to {decoded} bytes, its header says {params.content_size}")
