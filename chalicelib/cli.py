@@ -65,8 +65,9 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Policy fil
     """Check policy files; print `file:line: message` for each problem and exit 1 if there is any."""
     policies = _load(paths)
     from chalicelib.lifecycle import lifecycle_warnings
+    from chalicelib.policy.collisions import collision_warnings
 
-    for warning in lifecycle_warnings(policies):
+    for warning in lifecycle_warnings(policies) + collision_warnings(policies):
         typer.echo(f"warning: {warning}", err=True)
     files = sorted({lp.file for lp in policies.loaded})
     typer.echo(f"{len(policies.loaded)} policies valid in {len(files)} file(s); buckets: {', '.join(policies.buckets) or '-'}")

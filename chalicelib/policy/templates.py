@@ -1,8 +1,12 @@
 """Object-key parts and destination templates.
 
 A destination template may use ``{key}``, ``{dir}``, ``{rel_dir}``, ``{name}``, ``{stem}``
-and ``{ext}`` (see DESIGN.md). ``{stem}`` is the name without its format and compression
-suffixes; ``{ext}`` is what was removed.
+and ``{ext}``. ``{dir}`` is the key up to its last ``/``; ``{rel_dir}`` the part of it after the
+policy's matched prefix; ``{name}`` the rest. ``{stem}`` is the name without its format and
+compression suffixes; ``{ext}`` is what was removed. A template that drops part of the key
+(``{stem}`` without ``{ext}``, or no directory) can give two sources one output:
+``chalicelib.policy.collisions`` finds those at ``validate`` time, and at run time the second
+source is skipped and kept.
 
 Example:
     >>> parts = KeyParts.of("raw/2024/a.csv.gz", prefix="raw/")
