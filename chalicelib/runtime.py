@@ -74,7 +74,8 @@ def handle_records(trigger: str, read: Callable[[OnBad], Iterable[ObjectRef]], *
     (a non-transient HEAD error). The other records are still handled. Transient failures (throttling,
     5xx, network) raise RetryLater once every record has had its turn and metrics are flushed.
     """
-    from chalicelib.pipeline import describe_error, handle_uploads
+    from chalicelib.errors import describe_error
+    from chalicelib.pipeline import handle_uploads
 
     ledger = Ledger()
     ctx = context()
