@@ -31,7 +31,14 @@ def test_app_imports_with_no_environment_and_without_pyarrow():
 
 @pytest.fixture
 def app_for(tmp_path, monkeypatch):
-    """Import app.py with policies for the given bucket (as the deployed package would carry them)."""
+    """Import app.py with policies for the given bucket (as the deployed package would carry them).
+
+    Chalice configures the logger named after the app (``leanlake``, the one chalicelib logs to) on
+    import; its state is put back afterwards so that later tests see the logger as they left it."""
+    import logging
+
+    log = logging.getLogger("leanlake")
+    saved = (list(log.handlers), log.level, log.propagate)
     loaded = []
 
     def load(bucket: str):
@@ -63,6 +70,8 @@ def app_for(tmp_path, monkeypatch):
 
     yield load
     runtime.policies.cache_clear()
+    log.handlers[:], log.propagate = saved[0], saved[2]
+    log.setLevel(saved[1])  # setLevel, not assignment: it also clears the logger's cached level checks
 
 
 def lake_keys(s3, bucket: str, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ import http.client
 import http.server
 import io
 import json
+import logging
 import threading
 from typing import Any, Iterator
 from urllib.parse import unquote, unquote_plus, urlsplit
@@ -105,7 +106,8 @@ def parquet_rows(s3, bucket: str, key: str) -> int:
     return pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).num_rows
 
 
-def test_every_kind_of_bad_sqs_message_is_counted_and_the_good_ones_are_converted(s3, lake, capsys):
+def test_every_kind_of_bad_sqs_message_is_counted_and_the_good_ones_are_converted(s3, lake, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="leanlake")  # whatever an earlier import of app.py left it at
     bucket = lake
     delivered = queued_notifications(s3, bucket, [("raw/a.csv", csv_body()), ("raw/b b.csv", csv_body())])
     created = {unquote_plus(n["Records"][0]["s3"]["object"]["key"]): n for n in delivered if "Records" in n}
