@@ -10,7 +10,9 @@ from chalice import Chalice, Cron
 
 from chalicelib import runtime
 
-app = Chalice(app_name="leanlake")
+# configure_logs=False: Chalice would otherwise take over the "leanlake" logger (our Powertools Logger),
+# set it to ERROR and add a second stdout handler, dropping every ok/skip line and doubling errors.
+app = Chalice(app_name="leanlake", configure_logs=False)
 
 #: All buckets the policies name: the EventBridge rule only forwards their events.
 BUCKETS = list(runtime.policies().buckets) if runtime.policies_path().exists() else []

@@ -29,6 +29,17 @@ def test_app_imports_with_no_environment_and_without_pyarrow():
     assert result.stdout.split()[0] == "ml-lake"
 
 
+def test_importing_app_leaves_leanlake_logging_to_chalicelib():
+    """Chalice must not take over the ``leanlake`` logger: every ok/skip line stays, errors print once."""
+    code = ("import logging, app; log = logging.getLogger('leanlake'); "
+            "print(log.getEffectiveLevel(), len(log.handlers))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    level, handlers = map(int, result.stdout.split())
+    assert level <= 20 and handlers == 1  # INFO reaches the one stderr handler
+
+
 @pytest.fixture
 def app_for(tmp_path, monkeypatch):
     """Import app.py with policies for the given bucket (as the deployed package would carry them).
