@@ -42,11 +42,10 @@ def test_inventory_rows_become_refs(s3, bucket):
 def test_plan_and_apply_from_an_inventory(s3, bucket, tmp_path):
     source = bucket + "-src"
     s3.create_bucket(Bucket=source)
-    for key in ("tmp/a b.tmp", "tmp/keep.tmp"):
-        s3.put_object(Bucket=source, Key=key, Body=b"x")
-    uri = write_inventory(s3, source, bucket, [
-        [source, quote_plus("tmp/a b.tmp"), "", "true", "false", "1", "2026-01-01T00:00:00.000Z", "e", "STANDARD"],
-        [source, "tmp/keep.tmp", "", "true", "false", "1", "2026-11-26T00:00:00.000Z", "e", "STANDARD"],
+    etag = {key: s3.put_object(Bucket=source, Key=key, Body=b"x")["ETag"].strip('"') for key in ("tmp/a b.tmp", "tmp/keep.tmp")}
+    uri = write_inventory(s3, source, bucket, [  # the ETags as S3 Inventory lists them: what a deletion is conditional on
+        [source, quote_plus("tmp/a b.tmp"), "", "true", "false", "1", "2026-01-01T00:00:00.000Z", etag["tmp/a b.tmp"], "STANDARD"],
+        [source, "tmp/keep.tmp", "", "true", "false", "1", "2026-11-26T00:00:00.000Z", etag["tmp/keep.tmp"], "STANDARD"],
     ])
     policies = tmp_path / "p.yaml"
     policies.write_text(textwrap.dedent(f"""\

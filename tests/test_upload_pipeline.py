@@ -44,7 +44,8 @@ def run(s3, policies, *keys, bucket):
 
 
 def keys(s3, bucket):
-    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    """The bucket's keys, without leanlake's audit trail under the reserved prefix."""
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []) if not o["Key"].startswith("_leanlake/"))
 
 
 def test_csv_upload_becomes_parquet_with_provenance_tags_and_sse(s3, bucket):
@@ -134,18 +135,23 @@ def test_buckets_no_policy_names_are_ignored(s3, bucket):
     assert keys(s3, bucket) == ["raw/a.csv"]
 
 
-def test_locked_source_is_converted_but_never_deleted(s3):
+def test_locked_source_is_never_deleted_and_not_converted_when_it_would_only_add_storage(s3):
     s3.create_bucket(Bucket="locked-uploads", ObjectLockEnabledForBucket=True)
     until = datetime.now(timezone.utc) + timedelta(days=30)
     s3.put_object(Bucket="locked-uploads", Key="raw/held.csv", Body=table_csv(), ObjectLockLegalHoldStatus="ON")
     s3.put_object(Bucket="locked-uploads", Key="raw/retained.csv", Body=table_csv(), ObjectLockMode="GOVERNANCE",
                   ObjectLockRetainUntilDate=until)
+    # source: delete on a locked source: the source would stay, so converting only adds storage (as plan says)
     outcomes = run(s3, policies_for("locked-uploads"), "raw/held.csv", "raw/retained.csv", bucket="locked-uploads")
+    assert [o.status for o in outcomes] == ["skip", "skip"]
+    assert "under legal hold" in outcomes[0].reason and "Object Lock governance" in outcomes[1].reason
+    assert not s3.list_object_versions(Bucket="locked-uploads").get("DeleteMarkers")
+    assert keys(s3, "locked-uploads") == ["raw/held.csv", "raw/retained.csv"]
+    # source: keep asks for the copy whatever the lock: converted, sources untouched
+    outcomes = run(s3, policies_for("locked-uploads", source="keep"), "raw/held.csv", "raw/retained.csv", bucket="locked-uploads")
     assert [o.status for o in outcomes] == ["ok", "ok"]
-    assert "kept (under legal hold)" in outcomes[0].reason and "kept (Object Lock governance" in outcomes[1].reason
-    listing = s3.list_object_versions(Bucket="locked-uploads")
-    assert not listing.get("DeleteMarkers")
-    assert sorted(keys(s3, "locked-uploads")) == ["curated/held.parquet", "curated/retained.parquet", "raw/held.csv", "raw/retained.csv"]
+    assert not s3.list_object_versions(Bucket="locked-uploads").get("DeleteMarkers")
+    assert keys(s3, "locked-uploads") == ["curated/held.parquet", "curated/retained.parquet", "raw/held.csv", "raw/retained.csv"]
 
 
 def test_source_to_storage_class_fires_a_copy_the_guard_recognises(s3, bucket):
