@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from chalicelib.local import embedded_aws, patched_environ
+from chalicelib.refs import is_reserved
 
 BUCKET = "leanlake-demo"
 QUEUE = "leanlake-demo-uploads"
@@ -78,8 +79,9 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
 
             results = deliver(sqs, queue_url, queue_arn, runtime.handle_sqs)
             outcomes = [o for r in results for o in r["outcomes"]]
-            objects = {o["Key"]: o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-                       for o in page.get("Contents", ())}
+            listed = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", ())]
+            objects = {o["Key"]: o["Size"] for o in listed if not is_reserved(o["Key"])}
+            audit = sorted(o["Key"] for o in listed if is_reserved(o["Key"]))
         finally:
             runtime.policies.cache_clear()
 
@@ -105,5 +107,6 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
         "per_tib_month": {"usd": round(per_tib.usd, 4), "kgco2e": round(per_tib.kgco2e, 6)},
         "outcomes": outcomes,
         "bucket_after": objects,
+        "audit_objects": audit,
         "seconds": round(time.monotonic() - started, 2),
     }
