@@ -29,6 +29,7 @@ from typing import Any, Callable
 from chalicelib import refs, s3 as s3util
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
+from chalicelib.deletion import Target
 from chalicelib.formats.errors import one_line
 from chalicelib.formats.recompress import CHECK_BYTES, check_zstd_beginning
 from chalicelib.policy.units import ARCHIVE_CLASSES
@@ -143,7 +144,7 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
                 if distrust:
                     return outcome("error", f"output {target} claims this ETag but is not trusted: {distrust}; "
                                    "not overwritten, source kept", bytes_before=source.size)
-                handled = handle_source(ctx, source, source_disposition)
+                handled = handle_source(ctx, source, source_disposition, decision)
                 return outcome("skip", f"output {target} already made from this ETag; source: {handled}",
                                bytes_before=source.size, bytes_after=existing.size, output_key=destination)
             replacing = existing.etag  # our output of an older version of this source
@@ -185,26 +186,30 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
     except s3util.ConditionFailed as exc:
         return outcome("skip", f"destination changed meanwhile: {exc}; not overwritten, source kept",
                        bytes_before=source.size)
-    handled = handle_source(ctx, source, source_disposition)
+    handled = handle_source(ctx, source, source_disposition, decision)
     return outcome("ok", f"wrote {target}; source: {handled}", bytes_before=source.size,
                    bytes_after=bytes_out, output_key=destination, detail=detail)
 
 
-def handle_source(ctx: RunContext, source: s3util.Head, disposition: str) -> str:
-    """Keep, delete or re-class the source once its output is verified; say what happened."""
+def handle_source(ctx: RunContext, source: s3util.Head, disposition: str, decision: Decision) -> str:
+    """Keep, delete or re-class the source once its output is verified; say what happened.
+
+    A deletion goes through the run's ``Deletions`` (``chalicelib.deletion``): conditional on the
+    ETag that was converted, Object Lock read first (failing closed), counted against the cap and
+    audited. Raises DeletionRefused when it can't be proven safe (the source stays; an error)."""
     if disposition == "keep" or ctx.dry_run:
         return "kept"
+    deletions = ctx.deletions_in(source.bucket)
     current = s3util.head(ctx.s3, source.bucket, source.key)
     if current is None:
         return "already gone"
     if current.etag != source.etag:
         return "kept (it changed while being converted)"
-    locked = current.lock_reason()
+    if disposition == "delete":
+        return deletions.delete_now(decision, Target(source.key, etag=source.etag, size=source.size))
+    locked = deletions.lock_reason(Target(source.key, version_id=source.version_id))
     if locked:
         return f"kept ({locked})"
-    if disposition == "delete":
-        ctx.s3.delete_object(Bucket=source.bucket, Key=source.key)
-        return "deleted"
     storage_class = disposition.partition(":")[2]
     if current.storage_class == storage_class:
         return f"kept (already {storage_class})"
