@@ -43,6 +43,8 @@ MAX_SINGLE_COPY = 5 * 1024**3
 #: Uploads above this size go multipart, in parts of at least ``PART_SIZE`` (S3 allows 10,000 parts).
 MULTIPART_THRESHOLD = PART_SIZE = 8 * 1024**2
 MAX_PARTS = 10_000
+#: Smallest part of a multipart in-place copy (over 5 GB).
+COPY_PART_SIZE = 512 * 1024**2
 #: Parts in flight at once: bounds memory to about ``UPLOAD_THREADS`` parts.
 UPLOAD_THREADS = 4
 #: S3 error codes saying a conditional request found the object not as expected.
@@ -341,27 +343,60 @@ class RangedReader(io.RawIOBase):
 
 
 def copy_in_place(s3: Any, source: Head, storage_class: str, *, marker: str = MARKER_COPY) -> None:
-    """Copy an object onto itself in ``storage_class`` (the form AWS, moto and SeaweedFS accept).
+    """Copy an object onto itself in ``storage_class`` (the form AWS, moto and SeaweedFS accept), conditionally.
 
     ``MetadataDirective=REPLACE`` with the metadata and content type re-supplied, tags kept; the
-    marker lets triggers recognise the ``ObjectCreated:Copy`` this fires. Multipart above 5 GB.
+    marker lets triggers recognise the ``ObjectCreated:Copy`` this fires. The copy reads the
+    source only while it still has the ETag ``source`` was decided on (``CopySourceIfMatch``) and
+    replaces the key only while it still holds that ETag (``IfMatch``); otherwise ConditionFailed.
+    Above 5 GB the copy goes multipart (``UploadPartCopy``), the condition on its completion.
     """
-    from boto3.s3.transfer import TransferConfig
-
+    etag = f'"{source.etag}"'
     extra: dict[str, Any] = {
         **source.write_args(),
         "StorageClass": storage_class,
-        "MetadataDirective": "REPLACE",
         "Metadata": {**source.metadata, MARKER: marker},
     }
     copy_source = {"Bucket": source.bucket, "Key": source.key}
     if source.version_id:
         copy_source["VersionId"] = source.version_id
-    if source.size <= MAX_SINGLE_COPY:
-        s3.copy_object(CopySource=copy_source, Bucket=source.bucket, Key=source.key, TaggingDirective="COPY", **extra)
-        return
-    extra.pop("MetadataDirective")  # multipart copies take metadata directly
-    s3.copy(copy_source, source.bucket, source.key, ExtraArgs=extra, Config=TransferConfig(multipart_chunksize=512 * 1024**2))
-    tags = source.tags if source.tags is not None else read_tags(s3, source.bucket, source.key, source.version_id)
-    if tags:
-        s3.put_object_tagging(Bucket=source.bucket, Key=source.key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    try:
+        if source.size <= MAX_SINGLE_COPY:
+            s3.copy_object(CopySource=copy_source, Bucket=source.bucket, Key=source.key, TaggingDirective="COPY",
+                           MetadataDirective="REPLACE", CopySourceIfMatch=etag, IfMatch=etag, **extra)
+            return
+        tags = source.tags if source.tags is not None else read_tags(s3, source.bucket, source.key, source.version_id)
+        if tags:
+            extra["Tagging"] = encode_tags(tags)
+        _copy_multipart(s3, source, copy_source, extra, etag)
+    except Exception as exc:
+        if _condition_failed(exc, replacing=source.etag):
+            raise ConditionFailed(f"s3://{source.bucket}/{source.key} changed since it was decided") from exc
+        raise
+
+
+def _copy_multipart(s3: Any, source: Head, copy_source: Mapping[str, str], extra: Mapping[str, Any], etag: str) -> None:
+    """Copy ``source`` onto itself in parts (``UploadPartCopy``, each pinned to ``etag``), completed under
+    ``If-Match: etag``; any failure aborts the upload."""
+    bucket, key = source.bucket, source.key
+    part_size = part_size_for(source.size, COPY_PART_SIZE)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+
+    def copy(number: int) -> dict[str, Any]:
+        first = (number - 1) * part_size
+        last = min(first + part_size, source.size) - 1
+        done = s3.upload_part_copy(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, CopySource=copy_source,
+                                   CopySourceRange=f"bytes={first}-{last}", CopySourceIfMatch=etag)
+        return {"PartNumber": number, "ETag": done["CopyPartResult"]["ETag"]}
+
+    try:
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+            parts = list(pool.map(copy, range(1, -(-source.size // part_size) + 1)))
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfMatch=etag)
+    except BaseException:
+        try:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # the original failure is what matters; an abort_multipart rule collects leftovers
+        raise
+

@@ -213,5 +213,8 @@ def handle_source(ctx: RunContext, source: s3util.Head, disposition: str, decisi
     storage_class = disposition.partition(":")[2]
     if current.storage_class == storage_class:
         return f"kept (already {storage_class})"
-    s3util.copy_in_place(ctx.s3, current, storage_class)
+    try:
+        s3util.copy_in_place(ctx.s3, current, storage_class)
+    except s3util.ConditionFailed:
+        return "kept (it changed since it was converted)"
     return f"moved to {storage_class}"

@@ -171,10 +171,11 @@ READ_SOURCE: Calls = (Call("HeadObject"), Call("GetObjectTagging", version_id=Tr
 WRITE_OUTPUT: Calls = (Call("HeadObject"), Call("PutObject+tags"), Call("CreateMultipartUpload+tags"), Call("UploadPart"),
                        Call("CompleteMultipartUpload"), Call("AbortMultipartUpload"), Call("GetObject", version_id=True))
 #: Copying an object onto itself in another class (chalicelib.s3.copy_in_place): CopyObject with
-#: TaggingDirective COPY from its version; above 5 GB a multipart copy, then its tags put back.
+#: TaggingDirective COPY from its version; above 5 GB a multipart copy (UploadPartCopy from the
+#: version) created with the tags read from it.
 COPY_IN_PLACE: Calls = (Call("CopyObject+tags", version_id=True), Call("HeadObject", version_id=True),
-                        Call("CreateMultipartUpload"), Call("UploadPartCopy", version_id=True), Call("CompleteMultipartUpload"),
-                        Call("AbortMultipartUpload"), Call("GetObjectTagging", version_id=True), Call("PutObjectTagging"))
+                        Call("CreateMultipartUpload+tags"), Call("UploadPartCopy", version_id=True), Call("CompleteMultipartUpload"),
+                        Call("AbortMultipartUpload"), Call("GetObjectTagging", version_id=True))
 #: Reading Object Lock state (chalicelib.deletion, and plan's checks of deleting decisions): the
 #: bucket's lock configuration, then each object's or version's retention and legal hold from HEAD.
 READ_LOCKS: Calls = (Call("GetObjectLockConfiguration"), Call("HeadObject+lock", version_id=True))

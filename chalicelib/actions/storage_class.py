@@ -45,6 +45,9 @@ class StorageClass(Action):
 
         if current is None:
             return outcome("skip", "object no longer exists")
+        decided = decision.ref.etag if decision.ref else None
+        if decided and current.etag != decided:
+            return outcome("skip", "changed since it was decided: not moved")
         if current.storage_class == self.storage_class:
             return outcome("skip", f"already in {self.storage_class}")
         why_not = refusal(current)
@@ -52,5 +55,8 @@ class StorageClass(Action):
             return outcome("skip", why_not)
         if ctx.dry_run:
             return outcome("skip", f"dry run: would copy in place to {self.storage_class}")
-        s3util.copy_in_place(ctx.s3, current, self.storage_class)
+        try:
+            s3util.copy_in_place(ctx.s3, current, self.storage_class)
+        except s3util.ConditionFailed as exc:
+            return outcome("skip", f"{exc}: not moved")
         return outcome("ok", f"moved {current.storage_class} → {self.storage_class}")
