@@ -323,3 +323,32 @@ def test_an_upload_of_a_held_source_is_not_converted_when_the_source_could_not_b
     [outcome] = handle_uploads([ObjectRef(locked_lake, "raw/held.csv")], RunContext(policies=policies, s3=s3), Ledger(emit_metrics=False))
     assert outcome.status == "skip" and "under legal hold" in outcome.reason
     assert "raw/held.parquet" not in keys(s3, locked_lake)
+
+
+# --- the audit comes first; versions go oldest first ------------------------------------------------
+
+def test_nothing_is_deleted_when_its_audit_record_cannot_be_written(s3, bucket, tmp_path):
+    policies = policies_file(tmp_path, bucket)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"tmp/{i}.tmp", Body=b"x")
+    with Inject(s3, "PutObject", status=403, code="AccessDenied", when=lambda p: p.get("Key", "").startswith("_leanlake/audit/")):
+        _, report, ledger = run(policies, s3)
+    assert keys(s3, bucket, "tmp/") == ["tmp/0.tmp", "tmp/1.tmp", "tmp/2.tmp"]
+    assert report["buckets"][bucket]["deleted"] == 0
+    assert [o.status for o in ledger.outcomes if o.decision.key] == ["error"] * 3
+    assert all("audit" in o.reason and "not written" in o.reason for o in ledger.outcomes if o.decision.key)
+
+
+def test_a_current_version_is_never_deleted_before_its_older_versions(s3, bucket, tmp_path):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=bucket, Key="tmp/a.tmp", Body=b"1")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="tmp/a.tmp", Body=b"2")
+    s3.put_object(Bucket=bucket, Key="tmp/a.tmp", Body=b"3")
+    policies = policies_file(tmp_path, bucket, versions="all")
+    with Inject(s3, "DeleteObject", status=403, code="AccessDenied", when=lambda p: p.get("VersionId") == first):
+        _, report, ledger = run(policies, s3)
+    # the oldest version could not go: the current one stays current, so no older data resurfaces
+    assert s3.get_object(Bucket=bucket, Key="tmp/a.tmp")["Body"].read() == b"3"
+    assert report["buckets"][bucket]["deleted"] == 1
+    statuses = sorted(o.status for o in ledger.outcomes if o.decision.key)
+    assert statuses == ["error", "ok", "skip"]
