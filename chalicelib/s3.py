@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import quote, unquote
 
 #: Metadata key on everything leanlake writes; its value says what the object is.
@@ -273,18 +274,25 @@ def _upload_multipart(s3: Any, path: str, size: int, bucket: str, key: str, extr
             part["ChecksumCRC32"] = sent["ChecksumCRC32"]
         return part
 
-    try:
+    with _aborted_on_failure(s3, bucket, key, upload_id):
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             parts = list(pool.map(send, range(1, -(-size // part_size) + 1)))
         done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                             MultipartUpload={"Parts": parts}, **condition)
+    return str(done["ETag"])
+
+
+@contextlib.contextmanager
+def _aborted_on_failure(s3: Any, bucket: str, key: str, upload_id: str) -> Iterator[None]:
+    """Abort the multipart upload when the block fails (a refused condition included): no parts left behind."""
+    try:
+        yield
     except BaseException:
         try:
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception:
             pass  # the original failure is what matters; an abort_multipart rule collects leftovers
         raise
-    return str(done["ETag"])
 
 
 def read_range(s3: Any, obj: Head, start: int, end: int) -> bytes:
@@ -389,14 +397,8 @@ def _copy_multipart(s3: Any, source: Head, copy_source: Mapping[str, str], extra
                                    CopySourceRange=f"bytes={first}-{last}", CopySourceIfMatch=etag)
         return {"PartNumber": number, "ETag": done["CopyPartResult"]["ETag"]}
 
-    try:
+    with _aborted_on_failure(s3, bucket, key, upload_id):
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             parts = list(pool.map(copy, range(1, -(-source.size // part_size) + 1)))
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfMatch=etag)
-    except BaseException:
-        try:
-            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        except Exception:
-            pass  # the original failure is what matters; an abort_multipart rule collects leftovers
-        raise
 

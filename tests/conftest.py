@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -32,6 +38,31 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@contextlib.contextmanager
+def moto_in_own_process() -> Iterator[str]:
+    """A moto server in a process of its own, for tests whose state or settings (IAM enforcement,
+    deployed functions) other tests must not see: moto's state is per process. Yields its endpoint."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the moto server did not start")
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
+from conftest import moto_in_own_process
 
 from chalicelib.deploy.__main__ import main
 from chalicelib.deploy.deploy import deploy, delete_queues, ensure_queues, stage_queues
@@ -101,26 +97,9 @@ needs_python312 = pytest.mark.skipif(_python312() is None, reason="no Python 3.1
 def own_moto(monkeypatch):
     """A moto server in a process of its own (moto's state is per process, and other tests share this one's), so
     listing functions, rules and queues sees only what the deploy made."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the moto server did not start")
+    with moto_in_own_process() as endpoint:
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # botocore in chalice (the subprocess) uses it too
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @skip_build

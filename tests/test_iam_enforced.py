@@ -25,17 +25,16 @@ import dataclasses
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from conftest import moto_in_own_process
 
 from chalicelib.deploy.iam import policy_document
 from chalicelib.deploy.project import ChaliceConfig
@@ -110,27 +109,9 @@ def without(document: dict[str, Any], action: str) -> dict[str, Any]:
     return {**document, "Statement": [s for s in statements if s["Action"]]}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lake() -> Iterator[Lake]:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the moto server did not start")
+    with moto_in_own_process() as endpoint:
         seed = Lake(endpoint, {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"})
         iam = seed.client("iam")
         iam.create_user(UserName="admin")
@@ -141,9 +122,6 @@ def lake() -> Iterator[Lake]:
                                        headers={"Content-Type": "application/octet-stream"})
         urllib.request.urlopen(reset, timeout=10).close()
         yield admin
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_enforcement_is_on_and_the_admin_is_the_only_identity(lake):
