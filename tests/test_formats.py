@@ -381,3 +381,25 @@ def test_a_sparse_column_is_typed_from_the_pieces_ahead_without_a_second_pass():
     assert plan.passes == 1 and str(schema.field("discount").type) == "double"
     values = [v for b in rows for v in b.column(1).to_pylist()]
     assert len(values) == 200_000 and values[119_999] is None and values[-1] == 199_999 / 4
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(st.text(alphabet=st.sampled_from(list('ab,"\n\r é')), max_size=10), min_size=2, max_size=2),
+                     max_size=30),
+       size=st.integers(1, 40), limit=st.integers(8, 120))
+def test_record_chunks_cut_only_between_records_and_refuse_only_long_ones(rows, size, limit):
+    """Pieces join to the input and end where records end, whatever the read size; a record over the
+    limit may stop the cutting (too long, or the streaming reader decides), a record within it never."""
+    from chalicelib.formats.csv_reader import Sequential, record_chunks
+
+    records = [csv_bytes([row]) for row in [["x", "y"]] + rows]
+    body = b"".join(records)
+    ends = {sum(len(r) for r in records[: i + 1]) for i in range(len(records))}
+    try:
+        pieces = list(record_chunks(io.BytesIO(body), size, limit))
+    except (ConversionError, Sequential):
+        assert max(map(len, records)) > limit
+        return
+    assert b"".join(pieces) == body
+    offsets = [sum(len(p) for p in pieces[: i + 1]) for i in range(len(pieces))]
+    assert set(offsets) <= ends and all(p.count(b'"') % 2 == 0 for p in pieces)

@@ -36,6 +36,12 @@ Design
   embedded Arrow schema (it costs bytes on small files; Parquet's own logical types round-trip).
 * **sort="auto"** sorts each row group by the low-cardinality columns of the first row group (by
   increasing cardinality) and records them as the file's ``sorting_columns``.
+* **Bounded memory for hostile input** (``ConvertOptions.max_row_size``, ``max_columns``): a row
+  longer than the limit (64 MiB) fails once that much of it was read — a 700 MiB field in a
+  700 KB gzip costs ~140 MiB, not 5 GiB; a header wider than 10,000 columns is refused before
+  Arrow parses it; JSON nested deeper than 50 levels fails before Arrow sees it; wide tables get
+  bigger row groups (so their footer stays small) and a file is refused before its footer would
+  hold a million column chunks.
 * **Errors**: every failure is :class:`ConversionError` with a one-line message (``line N: ...``
   where known) and no file left at the sink.
 

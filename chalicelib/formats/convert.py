@@ -32,16 +32,19 @@ def _close(src) -> None:
 
 def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
                  options: ConvertOptions) -> Tuple[int, int, int]:
-    from .csv_reader import ChunkedCsvBatches, CsvBatches, CsvPlan, RaggedRow, Sequential, Widen, find_ragged_line
+    from .csv_reader import (ChunkedCsvBatches, CsvBatches, CsvPlan, RaggedRow, Sequential, Widen, check_header_width,
+                             find_ragged_line)
     from .parquet_writer import write_batches
 
-    plan = CsvPlan(delimiter, options.block_size)
+    check_header_width(first, delimiter, options.max_columns, options.max_row_size)
+    plan = CsvPlan(delimiter, options.block_size, options.max_row_size)
     chunked = True  # parse on both cores until the file shows it needs the streaming reader
     src = first
     head = first.head
     while True:
         if src is None:
             src = open_decoded(open_source)
+        batches = None
         try:
             batches = (ChunkedCsvBatches if chunked else CsvBatches)(src, plan)
             schema = batches.open()
@@ -63,6 +66,8 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
             line = find_ragged_line(src, delimiter, ragged.expected, ragged.actual)
             raise ConversionError(str(ragged), line=line) from None
         finally:
+            if batches is not None:
+                batches.close()
             if src is not None:
                 _close(src)
                 src = None
@@ -100,7 +105,7 @@ def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
     from .json_reader import JsonBatches, JsonPlan
     from .parquet_writer import write_batches
 
-    plan = JsonPlan()
+    plan = JsonPlan(options.max_row_size)
     src = first
     while True:
         if src is None:

@@ -14,13 +14,25 @@ import contextlib
 import os
 from typing import Any, Callable, Iterator, Optional
 
-__all__ = ["ConversionError", "one_line", "failing_cleanly", "remove_quietly"]
+__all__ = ["ConversionError", "one_line", "failing_cleanly", "remove_quietly", "size_text", "row_too_long"]
 
 
 def one_line(text: object, limit: int = 300) -> str:
     """Collapse ``text`` to a single trimmed line of at most ``limit`` characters."""
     s = " ".join(str(text).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def size_text(n: int) -> str:
+    """A byte count as people write it: ``size_text(64 << 20) == "64 MiB"``, else plain bytes.
+
+    >>> size_text(64 << 20), size_text(1536), size_text(1000)
+    ('64 MiB', '1.5 KiB', '1,000 bytes')
+    """
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and (n * 10) % (1 << shift) == 0:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n:,} bytes"
 
 
 class ConversionError(Exception):
@@ -56,3 +68,8 @@ def failing_cleanly(path: str, what: str, source: Callable[[], Any] = lambda: No
         if recorded is not None:
             raise recorded from exc
         raise ConversionError(f"{what} failed: {one_line(exc)}") from exc
+
+
+def row_too_long(limit: int, line: Optional[int] = None) -> "ConversionError":
+    """The one reason for a row over ``max_row_size`` (CSV record, JSON line or array element)."""
+    return ConversionError(f"a row longer than {size_text(limit)} (max_row_size); refusing to hold it in memory", line=line)

@@ -22,7 +22,17 @@ class ConvertOptions:
     row_group_rows:  upper bound of rows in one row group.
     row_group_bytes: upper bound of the in-memory (Arrow) size of one row group; this is what
                      bounds memory, the row bound only matters for very narrow tables.
-    block_size:      initial pyarrow CSV block size; raised automatically for huge rows.
+    block_size:      initial pyarrow CSV block size; raised automatically for long rows, up to
+                     ``max_row_size``.
+    max_row_size:    the longest row (a CSV record, a JSON line or array element) accepted, in
+                     decoded bytes; a longer one fails the conversion once that much of it was read,
+                     so one hostile row (a 700 MiB field in a 700 KB gzip: 5.1 GiB before) costs
+                     ~140 MiB. Rows at the limit hold a few copies at once (text, Arrow arrays, the
+                     Parquet page): measured with 63 MiB rows, 460 MiB peak for CSV, 390 MiB for JSON
+                     Lines, 680 MiB for a JSON array, so the 64 MiB default fits a 3.5 GB function.
+    max_columns:     the most columns accepted, counted on the header before Arrow parses it:
+                     Arrow's CSV reader costs ~9 KiB per column per parse, so 50,000 columns took
+                     2 GiB (10,000 convert in ~750 MiB).
     """
 
     level: Optional[int] = None
@@ -30,6 +40,13 @@ class ConvertOptions:
     row_group_rows: int = 1_000_000
     row_group_bytes: int = 12 * 1024 * 1024
     block_size: int = 1024 * 1024
+    max_row_size: int = 64 * 1024 * 1024
+    max_columns: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("row_group_rows", "row_group_bytes", "block_size", "max_row_size", "max_columns"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
 
 @dataclass

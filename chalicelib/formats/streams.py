@@ -12,6 +12,7 @@ head for sniffing and hands back a stream that replays the head first. A UTF-8 B
 from __future__ import annotations
 
 import io
+import time
 from typing import BinaryIO, Callable, Optional
 
 from .errors import ConversionError, one_line
@@ -110,10 +111,21 @@ class DecodedSource(io.RawIOBase):
             head = head[len(_BOM):]
         self.head = head
         self._replay = memoryview(head)
+        self._stopped = False
+        self._reads = self._active = 0  # reads begun, reads under way (Arrow reads from its own threads)
 
     @property
     def bytes_in(self) -> int:
         return self._counter.count
+
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end) without consuming them: they stay for ``read``.
+
+        Only the bytes not yet read can be peeked, so a reader sees the same stream either way.
+        """
+        if len(self._replay) < n:
+            self._replay = memoryview(bytes(self._replay) + self._read_exact(n - len(self._replay)))
+        return bytes(self._replay[:n])
 
     def readable(self) -> bool:
         return True
@@ -140,7 +152,34 @@ class DecodedSource(io.RawIOBase):
             got += len(chunk)
         return b"".join(parts)
 
+    def stop_readers(self, quiet: float = 0.02, limit: float = 2.0) -> None:
+        """Make further reads return end of stream, and wait until no thread is reading.
+
+        Arrow's streaming CSV reader reads ahead from its own threads. One still reading when the
+        process exits wants the GIL during finalization, which CPython answers with
+        ``pthread_exit`` inside Arrow's C++ thread pool: the process aborts ("terminate called
+        without an active exception") instead of exiting with its one-line error. So a pass that
+        ends early stops its stream and waits (GIL released) until ``quiet`` seconds pass without
+        a read, at most ``limit`` seconds.
+        """
+        self._stopped = True
+        deadline = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < deadline and (self._active or self._reads != seen):
+            seen = self._reads
+            time.sleep(quiet)
+
     def read(self, n: int = -1) -> bytes:
+        if self._stopped:
+            return b""
+        self._reads += 1
+        self._active += 1
+        try:
+            return self._read(n)
+        finally:
+            self._active -= 1
+
+    def _read(self, n: int) -> bytes:
         if n is None or n < 0:
             out = bytes(self._replay)
             self._replay = memoryview(b"")
