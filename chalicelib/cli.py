@@ -239,6 +239,7 @@ def convert(
     dst: str = typer.Argument(..., help="Output Parquet: a local path or s3://BUCKET/KEY; replaced atomically."),
     level: Optional[int] = typer.Option(None, "--level", min=1, max=22, help="zstd level for every column (default: 3, and 6 for the columns where it pays)."),
     sort: str = typer.Option("none", "--sort", help="auto: cluster rows in each row group by low-cardinality columns (smaller); none: keep row order."),
+    max_row_size: str = typer.Option("64 MiB", "--max-row-size", help="Longest row accepted, e.g. '16 MiB'; a longer one fails early instead of exhausting memory."),
     as_json: bool = JsonOption,
 ) -> None:
     """Convert one file to Parquet (zstd). Run by hand it always writes DST, even when it is not smaller."""
@@ -246,10 +247,14 @@ def convert(
     import time
 
     from chalicelib.formats import ConversionError, ConvertOptions, convert_to_parquet, verify_parquet
+    from chalicelib.policy.units import parse_size
 
     if sort not in ("none", "auto"):
         fail("--sort", f"must be auto or none, not {sort!r}", 2)
-    options = ConvertOptions(level=level, sort=sort)  # type: ignore[arg-type]
+    try:
+        options = ConvertOptions(level=level, sort=sort, max_row_size=parse_size(max_row_size))  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail("--max-row-size", str(exc), 2)
     started = time.monotonic()
     if _is_s3(src):
         src_bucket, src_key = _split_s3(src)

@@ -9,6 +9,9 @@ from pydantic import Field, field_validator
 from chalicelib.actions.base import register
 from chalicelib.actions.writer import WriterAction
 from chalicelib.policy.templates import KeyParts, check_template, render
+from chalicelib.policy.units import parse_size
+
+MiB = 1024 * 1024
 
 
 @register
@@ -23,8 +26,12 @@ class Convert(WriterAction):
     level: int | None = Field(default=None, ge=1, le=22, description="zstd level for every column; default: 3, and 6 for columns where it pays")
     destination: str = "{dir}{stem}.parquet"
     sort: Literal["none", "auto"] = "none"
+    max_row_size: int = Field(default=64 * MiB, ge=1 * MiB, le=1024 * MiB,
+                              description="longest row accepted (e.g. '64 MiB'); a longer one fails the conversion early, "
+                                          "since converting holds a few rows in memory at once")
 
     _check_destination = field_validator("destination")(classmethod(lambda cls, v: check_template(v)))
+    _parse_size = field_validator("max_row_size", mode="before")(classmethod(lambda cls, v: parse_size(v)))
 
     def destination_key(self, parts: KeyParts) -> str:
         return render(self.destination, parts)
@@ -33,6 +40,7 @@ class Convert(WriterAction):
         """Convert to Parquet at ``path`` and verify it (footer readable, row count equal to rows read)."""
         from chalicelib.formats import ConvertOptions, convert_to_parquet, verify_parquet
 
-        result = convert_to_parquet(open_source, path, ConvertOptions(level=self.level, sort=self.sort))
+        options = ConvertOptions(level=self.level, sort=self.sort, max_row_size=self.max_row_size)
+        result = convert_to_parquet(open_source, path, options)
         verify_parquet(path, result.rows)
         return result.bytes_out, {"rows": result.rows, "columns": result.columns, "format": result.input_format}
