@@ -12,7 +12,7 @@ What:
 - ``totals(decisions)`` / ``Totals``: counts per action and savings per policy and overall,
   accumulated incrementally (``Totals.watch(decisions)`` passes decisions through).
 
-Why: DESIGN invariant 5 ("worth it"). Per object, in this order, the first that applies decides:
+Why: the "worth it" guarantee (README). Per object, in this order, the first that applies decides:
 1. ``expire`` run by the sweep (not ``lifecycle.expressible``: a suffix filter, or no prefix or one
    that ``_leanlake/`` starts with, which Lifecycle can't keep off the audit trail) and due → ``expire``
    (``params["versions"]``: ``marker`` or ``all``).

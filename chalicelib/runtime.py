@@ -1,7 +1,7 @@
 """What the Lambda handlers share: policies loaded once per container, the S3 client, one ledger per event.
 
 Policies come from ``$LEANLAKE_POLICIES`` (a directory or file; relative paths are relative to
-the app's directory) or else ``policies/`` beside ``app.py`` (DESIGN "Policies in Lambda").
+the app's directory) or else ``policies/`` beside ``app.py`` (the deployed package carries them there).
 Nothing here runs at import: ``app.py`` imports with no environment set and without pyarrow.
 
 Example:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @register
 class StorageClass(Action):
-    """Move an object to ``storage_class`` with an in-place copy, when the move pays (DESIGN invariant 5)."""
+    """Move an object to ``storage_class`` with an in-place copy, when the move pays (the "worth it" guarantee)."""
 
     name: ClassVar[str] = "storage_class"
     scope: ClassVar[str] = "object"

@@ -13,7 +13,7 @@ cost/carbon model, each with its source and date), following ``cost_carbon_metho
   ``break_even_bytes``; ``rates(region, carbon)`` for the flat figures; ``CarbonMethod`` to pick
   other grid factors (Electricity Maps 2025, GSF 2023) or AWS's per-region PUE.
 
-Why: ``plan`` acts only when a change is worth it (DESIGN invariant 5) and reports what it saves.
+Why: ``plan`` acts only when a change is worth it (the "worth it" guarantee) and reports what it saves.
 
 Honesty: under the default carbon method (Cloud Carbon Footprint) every S3 class is the same HDD
 storage with replication 6, so changing class saves dollars but not CO2e — except ONEZONE_IA

@@ -1,4 +1,4 @@
-"""The policy language (public contract, see DESIGN.md) as pydantic models.
+"""The policy language (a public contract: extended, never renamed; README "Policies") as pydantic models.
 
 Example:
     >>> p = Policy.model_validate({"name": "logs", "bucket": "ml-lake",
