@@ -1,7 +1,7 @@
 """The cost and carbon model: monthly USD and kg CO2e of S3 data, and the net saving of a change.
 
-What: pure functions over the figures in ``model.yaml`` (copied from the project's shared
-cost/carbon model, each with its source and date), following ``cost_carbon_method.md``:
+What: pure functions over the figures in ``model.yaml`` (every one with its public source and date),
+following the Cloud Carbon Footprint method:
 
 - ``storage_month(size_bytes, storage_class, region, objects=1) -> Footprint(usd, kgco2e, billable_bytes, kwh, notes)``
 - ``class_change(size, from_class, to_class, region, *, age_days, expires_in_days, objects, via="copy"|"transition") -> Estimate``
@@ -21,7 +21,7 @@ storage with replication 6, so changing class saves dollars but not CO2e — exc
 Zone reduce CO2e; estimates carry this in their ``notes``. Regions the model lacks use us-east-1
 figures, also said in ``notes``. A month of savings is 30 days (the model's ASSUMPTION).
 
-Example (the worked example of cost_carbon_method.md, section 7):
+Example (a worked example: 10,000 GB of CSV in 1M objects become 2,000 GB of Parquet in 100k):
     >>> from chalicelib.economics import conversion, storage_month
     >>> GiB = 2**30
     >>> round(storage_month(10_000 * GiB, "STANDARD", "us-east-1", objects=1_000_000).kgco2e, 2)

@@ -1,4 +1,4 @@
-"""Monthly cost and CO2e of stored bytes, and the net saving of changing them (cost_carbon_method.md).
+"""Monthly cost and CO2e of stored bytes, and the net saving of changing them (the Cloud Carbon Footprint method).
 
 Units: sizes in bytes; GB = 2^30 bytes (AWS billing); USD per month; kg CO2e per month.
 A month of savings is 30 days (the model's proration ASSUMPTION), used for horizons and payback;

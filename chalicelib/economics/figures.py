@@ -1,7 +1,7 @@
 """The figures of the cost and carbon model, loaded once from ``model.yaml`` and resolved per region.
 
-``model.yaml`` (beside this module) holds every figure with its ``source`` and ``as_of``, copied
-from the project's shared cost/carbon model. ``rates(region, carbon)`` turns it into flat
+``model.yaml`` (beside this module) holds every figure with its ``source`` and ``as_of``
+(public price lists and carbon factors). ``rates(region, carbon)`` turns it into flat
 per-class numbers for one region and one carbon method, cached, so the per-object arithmetic in
 ``plan`` is a handful of dict lookups. Regions missing from a table fall back to us-east-1 and
 say so in ``Rates.notes``.
