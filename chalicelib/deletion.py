@@ -261,7 +261,8 @@ class Deletions:
             elif status.startswith("error: "):
                 outcomes.append(Outcome(decision, "error", status.removeprefix("error: "), bytes_before=size))
             else:
-                outcomes.append(Outcome(decision, "skip", status, bytes_before=size))
+                outcomes.append(Outcome(decision, "skip", status if status == "already gone" else f"{status}: not deleted",
+                                        bytes_before=size))
         return outcomes
 
     # --- sending ------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class Deletions:
             latest = [i for i, (_, t) in enumerate(batch) if t.is_latest]
             for i in latest:
                 if batch[i][1].key in failed:
-                    statuses[i] = "kept: an older version of this key could not be deleted"
+                    statuses[i] = "an older version of this key could not be deleted"
             send = [i for i in latest if not statuses[i]]
             for i, status in zip(send, pool.map(lambda i: self._delete(batch[i][1]), send)):
                 statuses[i] = status
@@ -310,7 +311,7 @@ class Deletions:
         except Exception as exc:
             code = _error_code(exc)
             if code in _CHANGED:
-                return "changed since it was decided (precondition failed): not deleted"
+                return "changed since it was decided"
             if code in _GONE:
                 return "already gone"
             return f"error: {_reason(exc)}"
