@@ -45,7 +45,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.actions.lifecycle import MINIMUM_DAYS, AbortMultipart, Expire, Noncurrent, Transition
+from chalicelib.actions.lifecycle import AbortMultipart, Expire, Noncurrent, Transition
+from chalicelib.economics.figures import storage_class
 from chalicelib.refs import RESERVED_PREFIX, reaches_reserved
 
 if TYPE_CHECKING:
@@ -241,21 +242,22 @@ def lifecycle_warnings(policies: "PolicySet") -> list[str]:
                     warnings.append(f"policy {name!r}: transition {previous} → {step.storage_class} at day {step.days} "
                                     f"loses money {what} over {horizon} days{floor}; set filters.size.min")
                 stay = step.days - since
-                if previous in MINIMUM_DAYS and stay < MINIMUM_DAYS[previous]:
+                minimum = storage_class(previous).min_days
+                if stay < minimum:
                     per_gb = econ.penalty_usd(econ.GB, previous, stay, region)
                     warnings.append(f"policy {name!r}: objects leave {previous} after {stay} days, before its "
-                                    f"{MINIMUM_DAYS[previous]}-day minimum (about ${per_gb:.4f} per GB in penalties)")
+                                    f"{minimum}-day minimum (about ${per_gb:.4f} per GB in penalties)")
                 previous, since = step.storage_class, step.days
             if isinstance(expire, Expire):
                 last = transition.steps[-1]
                 if expire.days <= last.days:
                     warnings.append(f"policy {name!r}: expire at day {expire.days} is not after the last transition "
                                     f"(day {last.days}): S3 refuses this rule")
-                elif expire.days - last.days < MINIMUM_DAYS.get(last.storage_class, 0):
+                elif expire.days - last.days < storage_class(last.storage_class).min_days:
                     stay = expire.days - last.days
                     per_gb = econ.penalty_usd(econ.GB, last.storage_class, stay, region)
                     warnings.append(f"policy {name!r}: objects expire {stay} days after moving to {last.storage_class}, "
-                                    f"before its {MINIMUM_DAYS[last.storage_class]}-day minimum "
+                                    f"before its {storage_class(last.storage_class).min_days}-day minimum "
                                     f"(about ${per_gb:.4f} per GB in penalties)")
     return warnings
 

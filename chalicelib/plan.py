@@ -63,7 +63,7 @@ from typing import Any, Iterable, Iterator
 from chalicelib import economics as econ
 from chalicelib.actions.convert import Convert
 from chalicelib.actions.intelligent_tiering import IntelligentTiering, configurations
-from chalicelib.actions.lifecycle import MINIMUM_DAYS, Expire, Transition
+from chalicelib.actions.lifecycle import Expire, Transition
 from chalicelib.actions.recompress import Recompress
 from chalicelib.actions.storage_class import StorageClass
 from chalicelib.decision import Decision
@@ -73,10 +73,6 @@ from chalicelib.policy.policyset import PolicySet, filters_hold
 from chalicelib.policy.templates import KeyParts
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
 
-SMALL_BILLED_CLASSES = ("STANDARD_IA", "ONEZONE_IA", "GLACIER_IR")
-MIN_BILLABLE = 128 * 1024
-#: Lifecycle's "downhill" order; an object at or past a step's class has nothing to gain from it.
-_RANK = {"STANDARD": 0, "STANDARD_IA": 1, "INTELLIGENT_TIERING": 1, "ONEZONE_IA": 2, "GLACIER_IR": 3, "GLACIER": 4, "DEEP_ARCHIVE": 5}
 _DAY = 86400.0
 
 
@@ -151,7 +147,7 @@ def _output_ratio(pp: _PolicyPlan, writer: Convert | Recompress, parts: KeyParts
 
 def _write(ref: ObjectRef, prefix: str, pp: _PolicyPlan, writer: Convert | Recompress, age: float | None) -> Decision:
     cls = ref.effective_storage_class
-    if cls in econ.ARCHIVE_CLASSES:
+    if econ.needs_restore(cls):
         return _skip(ref, pp, f"in {cls}: cannot be read without a restore")
     size = ref.size
     if size is not None and 0 < size < pp.min_input:  # an empty object goes on: the executor reports it as bad input
@@ -181,19 +177,20 @@ def _move(ref: ObjectRef, pp: _PolicyPlan, target: str, age: float | None, via: 
     cls = ref.effective_storage_class
     if cls == target:
         return _skip(ref, pp, f"already in {target}")
-    if cls in econ.ARCHIVE_CLASSES:
+    if econ.needs_restore(cls):
         return _skip(ref, pp, f"in {cls}: cannot be read without a restore")
-    if via == "transition" and _RANK.get(cls, 0) >= _RANK[target]:
+    facts = econ.storage_class(target)
+    if via == "transition" and cls in econ.class_names() and econ.storage_class(cls).rank >= facts.rank:
         return _skip(ref, pp, f"already in {cls}, at or past {target}")
     size = ref.size
     if size is None:
         return _skip(ref, pp, "size unknown: saving can't be judged")
-    if target in SMALL_BILLED_CLASSES and size < MIN_BILLABLE:
-        return _skip(ref, pp, f"small object ({size:,} B): billed as 128 KiB in {target}")
+    if size < facts.min_billable:
+        return _skip(ref, pp, f"small object ({size:,} B): billed as {facts.min_billable // 1024} KiB in {target}")
     expires_in = None
     if pp.expire is not None:
         expires_in = pp.expire.days - (age or 0.0)
-        minimum = MINIMUM_DAYS.get(target, 0)
+        minimum = facts.min_days
         if expires_in < minimum:
             return _skip(ref, pp, f"expires at day {pp.expire.days} ({max(expires_in, 0):.0f} days from now), "
                                   f"before the {minimum}-day minimum of {target}")

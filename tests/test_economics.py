@@ -225,3 +225,17 @@ def test_break_even_size():
     assert 150 * KiB < b < 250 * KiB
     assert class_change(b * 1.01, "STANDARD", "DEEP_ARCHIVE", via="transition", age_days=None).net_usd(365) > 0
     assert class_change(b * 0.99, "STANDARD", "DEEP_ARCHIVE", via="transition", age_days=None).net_usd(365) < 0
+
+
+def test_storage_class_facts_have_one_source_the_model():
+    """Ranks, minimum days, minimum billable sizes and restore needs come from model.yaml, with sources."""
+    from chalicelib.economics import class_names, model, needs_restore, storage_class
+
+    node = model()["storage_classes"]
+    assert node["lifecycle_rank"]["source"].startswith("https://") and node["needs_restore"]["source"].startswith("https://")
+    assert class_names() == ("STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+    assert [c for c in class_names() if needs_restore(c)] == ["GLACIER", "DEEP_ARCHIVE"]
+    assert not needs_restore("EXPRESS_ONEZONE")  # a class the model does not know
+    assert {c: storage_class(c).min_days for c in class_names()} == {
+        "STANDARD": 0, "STANDARD_IA": 30, "INTELLIGENT_TIERING": 0, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
+    assert {c for c in class_names() if storage_class(c).min_billable == 128 * 1024} == {"STANDARD_IA", "ONEZONE_IA", "GLACIER_IR"}

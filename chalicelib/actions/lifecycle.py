@@ -20,12 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, register
+from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 
-#: Lifecycle transitions only go "downhill", in this order (S3 User Guide, lifecycle-transition-general-considerations).
-_DOWNHILL = {"STANDARD_IA": 1, "INTELLIGENT_TIERING": 1, "ONEZONE_IA": 2, "GLACIER_IR": 3, "GLACIER": 4, "DEEP_ARCHIVE": 5}
-#: Minimum storage duration in days per class (a shorter stay is billed as if it lasted this long).
-MINIMUM_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
 
 
 class TransitionStep(BaseModel):
@@ -62,19 +59,21 @@ class Transition(Action):
     def _check_staircase(self) -> "Transition":
         previous: TransitionStep | None = None
         for step in self.steps:
-            if step.storage_class in ("STANDARD_IA", "ONEZONE_IA") and step.days < 30:
-                raise ValueError(f"transition to {step.storage_class} needs days >= 30 (S3 minimum), got {step.days}")
+            entry = storage_class(step.storage_class).min_days_before_transition
+            if step.days < entry:
+                raise ValueError(f"transition to {step.storage_class} needs days >= {entry} (S3 minimum), got {step.days}")
             if previous is not None:
                 if step.days <= previous.days:
                     raise ValueError(f"transition days must increase: {previous.days} then {step.days}")
-                if _DOWNHILL[step.storage_class] <= _DOWNHILL[previous.storage_class]:
+                if storage_class(step.storage_class).rank <= storage_class(previous.storage_class).rank:
                     raise ValueError(
                         f"transition from {previous.storage_class} to {step.storage_class} goes uphill; "
                         f"Lifecycle only moves STANDARD_IA/INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"
                     )
-                if previous.storage_class in ("STANDARD_IA", "ONEZONE_IA") and step.days - previous.days < 30:
+                stay = storage_class(previous.storage_class).min_days_before_transition
+                if step.days - previous.days < stay:
                     raise ValueError(
-                        f"objects must stay 30 days in {previous.storage_class} before moving on "
+                        f"objects must stay {stay} days in {previous.storage_class} before moving on "
                         f"(day {previous.days} then day {step.days})"
                     )
             previous = step

@@ -32,7 +32,7 @@ from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
 from chalicelib.formats.errors import one_line
 from chalicelib.formats.recompress import CHECK_BYTES, check_zstd_beginning
-from chalicelib.policy.units import ARCHIVE_CLASSES
+from chalicelib.economics.figures import needs_restore
 
 #: Produces the output at the given path from a source opener; returns (bytes_out, detail).
 Producer = Callable[[Callable[[], Any], str], tuple[int, dict[str, Any]]]
@@ -42,7 +42,7 @@ def refusal(source: s3util.Head) -> str | None:
     """Why leanlake must not read or rewrite ``source``, or None."""
     if source.marker:
         return f"written by leanlake ({source.marker}); ignored"
-    if source.storage_class in ARCHIVE_CLASSES:
+    if needs_restore(source.storage_class):
         return f"in {source.storage_class}: cannot be read without a restore"
     if source.customer_key:
         return "encrypted with a customer-provided key (SSE-C): cannot be read"

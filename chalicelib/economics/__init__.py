@@ -49,10 +49,22 @@ from chalicelib.economics.core import (
     storage_month,
     transition_usd,
 )
-from chalicelib.economics.figures import ARCHIVE_CLASSES, CCF, CLASSES, CarbonMethod, Rates, model, rates, value
+from chalicelib.economics.figures import (
+    CCF,
+    CarbonMethod,
+    Rates,
+    StorageClassFacts,
+    class_names,
+    model,
+    needs_restore,
+    rates,
+    storage_class,
+    value,
+)
 
 __all__ = [
-    "ARCHIVE_CLASSES", "CCF", "CCF_CLASS_NOTE", "CLASSES", "DAYS_PER_MONTH", "GB", "CarbonMethod", "Estimate",
-    "Footprint", "LambdaRun", "Rates", "break_even_bytes", "class_change", "conversion", "deletion", "lambda_run",
-    "model", "penalty_usd", "rates", "requests_usd", "retrieval_usd", "storage_month", "transition_usd", "value",
+    "CCF", "CCF_CLASS_NOTE", "DAYS_PER_MONTH", "GB", "CarbonMethod", "Estimate", "Footprint", "LambdaRun", "Rates",
+    "StorageClassFacts", "break_even_bytes", "class_change", "class_names", "conversion", "deletion", "lambda_run",
+    "model", "needs_restore", "penalty_usd", "rates", "requests_usd", "retrieval_usd", "storage_class",
+    "storage_month", "transition_usd", "value",
 ]

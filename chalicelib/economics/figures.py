@@ -27,9 +27,6 @@ import yaml
 
 MODEL_PATH = Path(__file__).with_name("model.yaml")
 DEFAULT_REGION = "us-east-1"
-#: Storage classes the model prices (S3's names).
-CLASSES = ("STANDARD", "INTELLIGENT_TIERING", "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
-ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 GridTable = Literal["ccf", "electricity_maps_2025", "gsf_2023"]
 PueSource = Literal["ccf", "aws_2025"]
 
@@ -48,6 +45,53 @@ def value(*path: str) -> Any:
     for part in path:
         node = node[part]
     return node["value"]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClassFacts:
+    """What decides what leanlake may do with a class: its Lifecycle rank, minimum storage days,
+    minimum billable object size, the days Lifecycle wants an object to be old before it enters
+    the class (and stays in it before moving on), and whether reading needs a restore (all from
+    the model)."""
+
+    name: str
+    rank: int
+    min_days: int
+    min_billable: int
+    min_days_before_transition: int
+    needs_restore: bool
+
+
+@functools.cache
+def class_names() -> tuple[str, ...]:
+    """The storage classes the model knows and prices (S3's names), in Lifecycle order.
+
+        >>> class_names()[:3]
+        ('STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING')
+    """
+    ranks = model()["storage_classes"]["lifecycle_rank"]["values"]
+    return tuple(sorted(ranks, key=ranks.__getitem__))
+
+
+def needs_restore(name: str) -> bool:
+    """True for a class whose objects can't be read without a restore (GLACIER, DEEP_ARCHIVE); False for
+    classes the model does not know (reading them says what S3 thinks)."""
+    return name in class_names() and storage_class(name).needs_restore
+
+
+@functools.cache
+def storage_class(name: str) -> StorageClassFacts:
+    """The facts of one storage class; KeyError for a class the model does not know.
+
+        >>> storage_class("GLACIER_IR").min_days, storage_class("ONEZONE_IA").min_billable, storage_class("GLACIER").needs_restore
+        (90, 131072, True)
+    """
+    m = model()
+    facts, storage = m["storage_classes"], m["storage"][name]
+    return StorageClassFacts(name=name, rank=facts["lifecycle_rank"]["values"][name],
+                             min_days=storage["min_storage_days"]["value"], min_billable=storage["min_billable_bytes"]["value"],
+                             min_days_before_transition=storage.get("min_days_before_lifecycle_transition", {"value": 0})["value"],
+                             needs_restore=facts["needs_restore"]["values"][name])
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +158,7 @@ def rates(region: str = DEFAULT_REGION, carbon: CarbonMethod = CCF) -> Rates:
     storage: dict[str, float] = {}
     bands: dict[str, tuple[tuple[float | None, float], ...]] = {}
     tb_gb = value("assumptions", "tb_gb")
-    for cls in CLASSES:
+    for cls in class_names():
         node = st[cls]
         if "price_us_east_1_bands" in node:
             if east:
@@ -126,11 +170,11 @@ def rates(region: str = DEFAULT_REGION, carbon: CarbonMethod = CCF) -> Rates:
             storage[cls] = node["price_us_east_1"]["value"] if east else _table(node["price_by_region"], r)
 
     req = m["requests"]["us_east_1"]
-    put = {c: req[c]["put_per_1000"]["value"] / 1000 for c in CLASSES}
-    get = {c: req[c]["get_per_1000"]["value"] / 1000 for c in CLASSES}
-    transition = {c: req[c]["transition_into_per_1000"]["value"] / 1000 for c in CLASSES if "transition_into_per_1000" in req[c]}
+    put = {c: req[c]["put_per_1000"]["value"] / 1000 for c in class_names()}
+    get = {c: req[c]["get_per_1000"]["value"] / 1000 for c in class_names()}
+    transition = {c: req[c]["transition_into_per_1000"]["value"] / 1000 for c in class_names() if "transition_into_per_1000" in req[c]}
     retr = m["retrieval"]["us_east_1_per_gb"]
-    retrieval = {c: 0.0 for c in CLASSES}
+    retrieval = {c: 0.0 for c in class_names()}
     retrieval.update({"STANDARD_IA": retr["STANDARD_IA"]["value"], "ONEZONE_IA": retr["ONEZONE_IA"]["value"],
                       "GLACIER_IR": retr["GLACIER_IR"]["value"], "GLACIER": retr["GLACIER_standard"]["value"],
                       "DEEP_ARCHIVE": retr["DEEP_ARCHIVE_standard"]["value"]})
@@ -173,12 +217,12 @@ def rates(region: str = DEFAULT_REGION, carbon: CarbonMethod = CCF) -> Rates:
         get=get,
         transition=transition,
         retrieval=retrieval,
-        min_days={c: st[c]["min_storage_days"]["value"] for c in CLASSES},
-        min_billable={c: st[c]["min_billable_bytes"]["value"] for c in CLASSES},
-        overhead_class={c: st[c].get("overhead_bytes_at_class_rate", {"value": 0})["value"] for c in CLASSES},
-        overhead_std={c: st[c].get("overhead_bytes_at_standard_rate", {"value": 0})["value"] for c in CLASSES},
-        rf={c: st[c]["replication_factor"]["value"] for c in CLASSES},
-        energy_multiplier={c: (archive if c in ("GLACIER_IR", "GLACIER", "DEEP_ARCHIVE") else 1.0) for c in CLASSES},
+        min_days={c: st[c]["min_storage_days"]["value"] for c in class_names()},
+        min_billable={c: st[c]["min_billable_bytes"]["value"] for c in class_names()},
+        overhead_class={c: st[c].get("overhead_bytes_at_class_rate", {"value": 0})["value"] for c in class_names()},
+        overhead_std={c: st[c].get("overhead_bytes_at_standard_rate", {"value": 0})["value"] for c in class_names()},
+        rf={c: st[c]["replication_factor"]["value"] for c in class_names()},
+        energy_multiplier={c: (archive if c in ("GLACIER_IR", "GLACIER", "DEEP_ARCHIVE") else 1.0) for c in class_names()},
         int_monitoring=it["monitoring_fee_per_1000"]["value"] / 1000,
         int_min_bytes=it["monitoring_min_object_bytes"]["value"],
         pue=pue,

@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import re
 
+from chalicelib.economics.figures import class_names
+
 _UNITS = {
     "": 1, "B": 1,
     "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
     "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-
-#: Classes a policy may move objects into (S3's names).
-STORAGE_CLASSES = (
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER_IR",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-)
-#: Classes whose objects cannot be read without a restore.
-ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 
 
 def parse_size(value: int | str) -> int:
@@ -47,6 +36,6 @@ def parse_size(value: int | str) -> int:
 def check_storage_class(value: str) -> str:
     """The S3 storage class name, or ValueError naming the valid ones."""
     name = str(value).strip().upper()
-    if name not in STORAGE_CLASSES:
-        raise ValueError(f"unknown storage class {value!r}; one of {', '.join(STORAGE_CLASSES)}")
+    if name not in class_names():
+        raise ValueError(f"unknown storage class {value!r}; one of {', '.join(class_names())}")
     return name
