@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 from collections import defaultdict
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 from chalicelib.decision import Outcome
 
@@ -92,10 +92,6 @@ class Ledger:
         self.bad_records.append({"trigger": trigger, "record": record, "reason": reason})
         logger.error(f"bad record: {record}: {reason}", extra={"trigger": trigger, "record": record, "reason": reason})
         self._pending[(("trigger", trigger),)]["BadRecords"] += 1
-
-    def extend(self, outcomes: Iterable[Outcome]) -> None:
-        for outcome in outcomes:
-            self.record(outcome)
 
     def flush(self) -> None:
         """Emit one EMF document per (bucket, policy), and per trigger with bad records, for this run."""

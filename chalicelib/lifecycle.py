@@ -57,8 +57,6 @@ if TYPE_CHECKING:
 OWNED_PREFIX = "leanlake-"
 MAX_RULES = 1000
 LIFECYCLE_ACTIONS = (Transition.name, Expire.name, Noncurrent.name, AbortMultipart.name)
-#: Actions whose per-object work moves from the sweep to Lifecycle when the filters are expressible.
-SWEEPABLE = (Transition.name, Expire.name)
 
 
 class LifecycleError(ValueError):
@@ -87,12 +85,6 @@ def _reaches_reserved(filters: "Filters") -> bool:
 def rule_id(policy_name: str, n: int) -> str:
     """``leanlake-<policy>-<n>``; ``n`` counts from 1."""
     return f"{OWNED_PREFIX}{policy_name}-{n}"
-
-
-def rule_for_prefix(policy: "Policy", prefix: str) -> str:
-    """The ID of the rule that handles objects of ``policy`` matched through ``prefix``."""
-    prefixes = policy.filters.prefix or ("",)
-    return rule_id(policy.name, prefixes.index(prefix) + 1 if prefix in prefixes else 1)
 
 
 def _filter(prefix: str, filters: "Filters", *, with_tags_and_size: bool = True) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 pyarrow's streaming reader (``pyarrow.csv.open_csv``) infers column types from the first block
 and fails when a later block does not fit (``A12`` in a column that was integer for 300,000
-rows). :func:`csv_batches` turns that failure into :class:`Widen`: the caller drops what it wrote
+rows). :class:`CsvBatches` turns that failure into :class:`Widen`: the caller drops what it wrote
 and takes another pass from a fresh ``open_source()`` with that column pinned to a wider type
 (null → int64 → float64 → string, chosen from the offending value so usually one pass suffices;
 other types → string), repeating until the whole file fits. Every value therefore survives with
@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from .errors import ConversionError, one_line, row_too_long
 from .options import ConvertOptions
 
-__all__ = ["CsvPlan", "Widen", "csv_batches", "dedupe_names", "find_ragged_line", "check_header_width", "NULL_VALUES"]
+__all__ = ["CsvPlan", "Widen", "dedupe_names", "find_ragged_line", "check_header_width", "NULL_VALUES"]
 
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 USE_THREADS = True
@@ -482,8 +482,3 @@ def check_header_width(stream, delimiter: str, max_columns: int, max_row_size: i
         if size > max_row_size:
             raise row_too_long(max_row_size, line=1)
         size = min(size * 4, max_row_size + 1)
-
-
-def csv_batches(stream, plan: CsvPlan) -> CsvBatches:
-    """Convenience constructor (see :class:`CsvBatches`)."""
-    return CsvBatches(stream, plan)

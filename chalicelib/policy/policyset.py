@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from chalicelib.policy.loader import LoadedPolicy, Problem
@@ -69,6 +69,8 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
+    #: bucket → ((prefixes, policy), …) of its policies, filled as ``match`` meets buckets.
+    _by_bucket: dict[str, tuple[tuple[tuple[str, ...], LoadedPolicy], ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
@@ -101,10 +103,20 @@ class PolicySet:
         return any(lp.policy.filters.tags for lp in self.for_bucket(bucket))
 
     def match(self, ref: ObjectRef) -> Iterator[Match]:
-        """The policies whose bucket and filters hold for ``ref``; nothing under ``_leanlake/`` ever matches."""
-        if ref.key.startswith(RESERVED_PREFIX):
+        """The policies whose bucket and filters hold for ``ref``; nothing under ``_leanlake/`` ever matches.
+
+        The hot path of planning: the bucket's policies are looked up once per bucket (with their
+        prefixes as one tuple for ``str.startswith``), then ``filters_hold`` decides.
+        """
+        key = ref.key
+        if key.startswith(RESERVED_PREFIX):
             return
-        for lp in self.for_bucket(ref.bucket):
+        candidates = self._by_bucket.get(ref.bucket)
+        if candidates is None:
+            candidates = self._by_bucket[ref.bucket] = tuple((lp.policy.filters.prefix, lp) for lp in self.for_bucket(ref.bucket))
+        for prefixes, lp in candidates:
+            if prefixes and not key.startswith(prefixes):
+                continue
             prefix = filters_hold(lp.policy.filters, ref)
             if prefix is not None:
                 yield Match(lp, prefix)
