@@ -67,7 +67,7 @@ from chalicelib.actions.recompress import Recompress
 from chalicelib.actions.storage_class import StorageClass
 from chalicelib.decision import Decision
 from chalicelib.lifecycle import LIFECYCLE_ACTIONS, LifecycleError, expressible, lifecycle_warnings, policy_rules, rule_id
-from chalicelib.policy.loader import LoadedPolicy
+from chalicelib.policy.problems import LoadedPolicy
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.policy.templates import KeyParts
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved

@@ -233,7 +233,7 @@ def test_storage_class_facts_have_one_source_the_model():
 
     node = model()["storage_classes"]
     assert node["lifecycle_rank"]["source"].startswith("https://") and node["needs_restore"]["source"].startswith("https://")
-    assert class_names() == ("STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+    assert class_names() == ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
     assert [c for c in class_names() if needs_restore(c)] == ["GLACIER", "DEEP_ARCHIVE"]
     assert not needs_restore("EXPRESS_ONEZONE")  # a class the model does not know
     assert {c: storage_class(c).min_days for c in class_names()} == {

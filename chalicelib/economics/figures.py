@@ -64,13 +64,12 @@ class StorageClassFacts:
 
 @functools.cache
 def class_names() -> tuple[str, ...]:
-    """The storage classes the model knows and prices (S3's names), in Lifecycle order.
+    """The storage classes the model knows and prices (S3's names), in the model's order.
 
         >>> class_names()[:3]
-        ('STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING')
+        ('STANDARD', 'STANDARD_IA', 'ONEZONE_IA')
     """
-    ranks = model()["storage_classes"]["lifecycle_rank"]["values"]
-    return tuple(sorted(ranks, key=ranks.__getitem__))
+    return tuple(model()["storage_classes"]["lifecycle_rank"]["values"])
 
 
 def needs_restore(name: str) -> bool:

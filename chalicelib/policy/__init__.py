@@ -15,7 +15,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "LoadedPolicy": "loader", "PolicyError": "loader", "Problem": "loader", "load_policies": "loader",
+    "LoadedPolicy": "problems", "PolicyError": "problems", "Problem": "problems", "load_policies": "loader",
     "Filters": "models", "Policy": "models", "Settings": "models",
     "Match": "policyset", "PolicySet": "policyset",
 }

@@ -11,48 +11,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import yaml
 from pydantic import ValidationError
 
 from chalicelib.policy.models import Policy, Settings
-
-if TYPE_CHECKING:
-    from chalicelib.policy.policyset import PolicySet
+from chalicelib.policy.policyset import PolicySet, check_overlaps
+from chalicelib.policy.problems import LoadedPolicy, PolicyError, Problem
 
 #: The file whose ``settings`` apply to every file that has none of its own.
 GLOBAL_SETTINGS_FILE = "leanlake.yaml"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a policy file."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
-
-class PolicyError(Exception):
-    """Policies did not validate; ``problems`` lists each with file and line."""
-
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-@dataclass(frozen=True)
-class LoadedPolicy:
-    """A validated policy with the settings that apply to it and where it was written."""
-
-    policy: Policy
-    settings: Settings
-    file: str
-    line: int
 
 
 @dataclass
@@ -92,7 +61,7 @@ def _check_depth(text: str, file: str) -> None:
 
         >>> _check_depth("a: " + "[" * 101 + "]" * 101, "p.yaml")
         Traceback (most recent call last):
-        chalicelib.policy.loader.PolicyError: p.yaml:1: nested too deeply for a policy file (more than 100 levels)
+        chalicelib.policy.problems.PolicyError: p.yaml:1: nested too deeply for a policy file (more than 100 levels)
     """
     depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
@@ -119,7 +88,7 @@ def _compose(text: str, file: str) -> PolicyDocument:
         [[[1, 1], [1, 1]], [[1, 1], [1, 1]]]
         >>> _compose("a: &a [*a]\n", "p.yaml")
         Traceback (most recent call last):
-        chalicelib.policy.loader.PolicyError: p.yaml:1: alias refers to the node that contains it
+        chalicelib.policy.problems.PolicyError: p.yaml:1: alias refers to the node that contains it
     """
     _check_depth(text, file)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -228,10 +197,8 @@ def policy_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def load_policies(paths: Sequence[str | os.PathLike]) -> "PolicySet":
+def load_policies(paths: Sequence[str | os.PathLike]) -> PolicySet:
     """Load and validate every policy file under ``paths``; raise PolicyError listing every problem."""
-    from chalicelib.policy.policyset import PolicySet, check_overlaps
-
     problems: list[Problem] = []
     docs: list[PolicyDocument] = []
     for path in policy_files(paths):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from chalicelib.policy.loader import LoadedPolicy, Problem
+from chalicelib.policy.problems import LoadedPolicy, Problem
 from chalicelib.policy.models import Filters, Policy, Settings
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
