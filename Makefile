@@ -7,23 +7,23 @@ STAGE ?= dev
 
 ## package: dist/terraform/ and dist/cloudformation/ for STAGE (python3.12, trimmed pyarrow, policies inside)
 package:
-	$(PYTHON) -m chalicelib.deploy package --stage $(STAGE)
+	$(PYTHON) -m leanlake.deploy package --stage $(STAGE)
 
 ## deploy: chalice deploy --stage STAGE from the build copy (python3.12, trimmed pyarrow, policies/), after creating
 ## the stage's SQS work queue and its -dlq; .chalice/deployed/STAGE.json comes back. DRY_RUN=1: the plan, no AWS calls
 deploy:
-	$(PYTHON) -m chalicelib.deploy deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run)
+	$(PYTHON) -m leanlake.deploy deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run)
 
 ## destroy: chalice delete --stage STAGE (from .chalice/deployed/STAGE.json), then delete its queues; asks, or YES=1
 destroy:
-	$(PYTHON) -m chalicelib.deploy destroy --stage $(STAGE) $(if $(YES),--yes)
+	$(PYTHON) -m leanlake.deploy destroy --stage $(STAGE) $(if $(YES),--yes)
 
 ## iam: regenerate .chalice/policy-<stage>.json from policies/ (commit the result)
 iam:
-	$(PYTHON) -m chalicelib.deploy iam
+	$(PYTHON) -m leanlake.deploy iam
 
 iam-check:
-	$(PYTHON) -m chalicelib.deploy iam --check
+	$(PYTHON) -m leanlake.deploy iam --check
 
 ## test: the test suite
 test:

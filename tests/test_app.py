@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import runtime
-from chalicelib.demo.run import deliver
+from leanlake.demo.run import deliver
 from chalicelib.refs import RESERVED_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]

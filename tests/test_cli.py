@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def leanlake(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "leanlake.cli", *args], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT, timeout=300)
 
 
@@ -86,7 +86,7 @@ def test_convert_missing_input(tmp_path):
 
 def test_convert_local_files_import_no_aws_library(tmp_path):
     write_csv(tmp_path / "a.csv", rows=100)
-    code = ("import sys; from chalicelib.cli import main; sys.argv=['leanlake','convert',sys.argv[1],sys.argv[2]]\n"
+    code = ("import sys; from leanlake.cli import main; sys.argv=['leanlake','convert',sys.argv[1],sys.argv[2]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','aws_lambda_powertools','moto')]\n"
             "assert not bad, bad")

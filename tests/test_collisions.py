@@ -108,7 +108,7 @@ def test_validate_prints_the_warning_on_stderr_and_still_succeeds(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(json.dumps({"policies": [writer_policy(None, action="recompress", prefix="logs/", suffix=(".gz", ".bz2"),
                                                            name="logs")]}))
-    result = subprocess.run([sys.executable, "-m", "chalicelib.cli", "validate", str(path)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "leanlake.cli", "validate", str(path)], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=300)
     assert result.returncode == 0 and "1 policies valid" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: policy 'logs': destination")]

@@ -21,7 +21,7 @@ from botocore.config import Config
 from typer.testing import CliRunner
 
 from chalicelib import ledger as ledger_module
-from chalicelib.cli import app
+from leanlake.cli import app
 from chalicelib.context import RunContext
 from chalicelib.ledger import Ledger
 from chalicelib.pipeline import handle_uploads

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
 import pytest
 from conftest import moto_in_own_process
 
-from chalicelib.deploy.__main__ import main
-from chalicelib.deploy.deploy import deploy, delete_queues, ensure_queues, stage_queues
-from chalicelib.deploy.project import ChaliceConfig
-from chalicelib.deploy.python import PythonNotFound, find_python
+from leanlake.deploy.__main__ import main
+from leanlake.deploy.deploy import deploy, delete_queues, ensure_queues, stage_queues
+from leanlake.deploy.project import ChaliceConfig
+from leanlake.deploy.python import PythonNotFound, find_python
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ChaliceConfig.load(ROOT / ".chalice")
@@ -80,6 +82,14 @@ def test_destroy_asks_and_refuses_without_yes_when_it_cannot_ask(capsys, tmp_pat
     assert main(["destroy", "--stage", "prod", "--project", str(_project(tmp_path))]) == 1  # pytest's stdin is no terminal
     err = capsys.readouterr().err
     assert "leanlake-prod-work" in err and err.strip().splitlines()[-1].startswith("error: refusing without --yes")
+
+
+def test_leanlake_destroy_is_the_same_step_with_the_clis_one_line_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "leanlake", "destroy", "--stage", "prod", "--project", str(_project(tmp_path))],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and done.stdout == ""
+    said, error = done.stderr.strip().splitlines()
+    assert "leanlake-prod-work" in said and error == "leanlake: destroy prod: refusing without --yes (not asked: stdin is not a terminal)"
 
 
 def _python312():

@@ -86,7 +86,7 @@ def deep_json_array(path: Path, depth: int) -> Path:
 def convert_in_child(src: Path, dst: Path, *flags: str) -> tuple[int, str, int]:
     """Run ``leanlake convert SRC DST`` in a child process: (exit code, stderr, peak RSS in bytes)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "convert", str(src), str(dst), *flags],
+        child = subprocess.Popen([sys.executable, "-m", "leanlake.cli", "convert", str(src), str(dst), *flags],
                                  stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again

@@ -18,8 +18,8 @@ import pytest
 
 from chalicelib.actions import REGISTRY
 from chalicelib.actions.permissions import REQUESTS, TRANSFERS, Call, calls_of, needs, policy_calls
-from chalicelib.deploy.iam import generate, least_privilege_problems, policy_document, write_policies
-from chalicelib.deploy.project import ChaliceConfig
+from leanlake.deploy.iam import generate, least_privilege_problems, policy_document, write_policies
+from leanlake.deploy.project import ChaliceConfig
 from chalicelib.policy import Policy, PolicySet, load_policies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def _actions_on(document, resource):
 
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "leanlake.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
 
 
@@ -349,7 +349,7 @@ def test_write_policies_check_mode_reports_stale_files_and_writes_nothing(tmp_pa
 
 
 def test_deploy_module_iam_check_passes_on_the_repository():
-    done = subprocess.run([sys.executable, "-m", "chalicelib.deploy", "iam", "--check"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "leanlake.deploy", "iam", "--check"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stdout

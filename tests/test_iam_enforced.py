@@ -36,8 +36,8 @@ from typing import Any, Iterator
 import pytest
 from conftest import moto_in_own_process
 
-from chalicelib.deploy.iam import policy_document
-from chalicelib.deploy.project import ChaliceConfig
+from leanlake.deploy.iam import policy_document
+from leanlake.deploy.project import ChaliceConfig
 from chalicelib.policy import load_policies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,12 +249,12 @@ def setup(lake: Lake, tmp_path: Path, tag: str) -> tuple[Buckets, Path]:
 # --- Running leanlake as the user --------------------------------------------------------------------------------
 
 def leanlake(lake: Lake, keys: dict[str, str], *args: str) -> tuple[int, Any, str]:
-    """``python -m chalicelib.cli ARGS`` with the user's keys (no session token): exit status, JSON, stderr."""
+    """``python -m leanlake.cli ARGS`` with the user's keys (no session token): exit status, JSON, stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")}
     env.update({"AWS_ENDPOINT_URL": lake.endpoint, "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
                 "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"], "AWS_DEFAULT_REGION": REGION,
                 "PYTHONPATH": str(ROOT)})
-    done = subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "leanlake.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     try:
         document = json.loads(done.stdout)
@@ -395,7 +395,7 @@ def test_every_lambda_handler_works_with_exactly_the_derived_policy(lake, tmp_pa
     a direct S3 invocation; prefix features/ and hist/: the SQS handler), S3 → EventBridge → SQS
     (logs/). The alarm and the daily schedule then sweep, ten days later."""
     from chalicelib import runtime
-    from chalicelib.demo.run import deliver
+    from leanlake.demo.run import deliver
 
     buckets, policy_file = setup(lake, tmp_path, "rt")
     sqs, events, s3 = lake.client("sqs"), lake.client("events"), lake.client("s3")

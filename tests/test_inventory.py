@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 
 from typer.testing import CliRunner
 
-from chalicelib.cli import app
+from leanlake.cli import app
 from chalicelib.inventory import refs_from_inventory
 
 SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass"

@@ -35,7 +35,7 @@ def log(i: int) -> bytes:
 def apply(endpoint: str, policies: str, as_of: str) -> subprocess.Popen:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    code = "from chalicelib.cli import main; main()"
+    code = "from leanlake.cli import main; main()"
     return subprocess.Popen([sys.executable, "-c", code, "apply", "--policies", policies, "--as-of", as_of, "--yes", "--json"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

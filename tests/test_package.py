@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from chalicelib.deploy import package as pkg
-from chalicelib.deploy.extras import complete_sam, terraform_config, terraform_files
-from chalicelib.deploy.project import ChaliceConfig
-from chalicelib.deploy.python import PythonNotFound, find_python
-from chalicelib.deploy.vendor import trimmed
+from leanlake.deploy import package as pkg
+from leanlake.deploy.extras import complete_sam, terraform_config, terraform_files
+from leanlake.deploy.project import ChaliceConfig
+from leanlake.deploy.python import PythonNotFound, find_python
+from leanlake.deploy.vendor import trimmed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ChaliceConfig.load(ROOT / ".chalice")
@@ -89,13 +92,22 @@ def test_build_requirements_leave_pyarrow_to_the_vendored_copy():
     assert pkg._requirement_names(pkg._build_requirements(text)) == ["aws-lambda-powertools", "zstandard"]
 
 
-def test_build_copy_puts_policies_beside_app_and_leaves_the_deploy_code_out(tmp_path):
+#: What the Lambda functions never run: the build, deploy, demo, CLI and moto code. It lives in leanlake/,
+#: which the build never copies, so none of it can reach a deployment zip.
+TOOLING = ("leanlake/", "chalicelib/deploy/", "chalicelib/demo/", "chalicelib/local.py", "chalicelib/cli.py")
+
+
+def _tooling_in(names) -> list[str]:
+    return sorted(n for n in names if n.startswith(TOOLING))
+
+
+def test_build_copy_puts_policies_beside_app_and_leaves_the_tooling_out(tmp_path):
     project, build = tmp_path / "project", tmp_path / "build"
     project.mkdir()
     build.mkdir()
     for name in ("app.py", "requirements.txt"):
         shutil.copy2(ROOT / name, project / name)
-    for name in ("chalicelib", "policies", ".chalice"):
+    for name in ("chalicelib", "leanlake", "policies", ".chalice"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments", "deployed"))
     before = {p: p.stat().st_mtime_ns for p in project.rglob("*")}
     pkg.make_build_copy(project, build)
@@ -103,7 +115,8 @@ def test_build_copy_puts_policies_beside_app_and_leaves_the_deploy_code_out(tmp_
     assert (build / "vendor" / "policies" / "ml-lake.yaml").is_file()  # lands at the zip root, beside app.py
     assert (build / "policies" / "ml-lake.yaml").is_file()             # what app.py reads while Chalice imports it
     assert (build / "app.py").is_file() and (build / "chalicelib" / "policy").is_dir()
-    assert not (build / "chalicelib" / "deploy").exists()
+    copied = [p.relative_to(build).as_posix() + ("/" if p.is_dir() else "") for p in build.rglob("*")]
+    assert "chalicelib/runtime.py" in copied and _tooling_in(copied) == []
     requirements = pkg._requirement_names((build / "requirements.txt").read_text(encoding="utf-8"))
     assert requirements and "pyarrow" not in [r.lower() for r in requirements]
     assert not list(build.rglob("__pycache__"))
@@ -117,8 +130,25 @@ def test_a_policy_that_does_not_validate_fails_the_build_first_with_its_file_and
     assert "\n" not in str(raised.value) and not (tmp_path / "dist").exists()
 
 
+def _leanlake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "leanlake", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LEANLAKE_BUILD_PYTHON": "/nonexistent/python3.12"})
+
+
+def test_leanlake_package_is_the_build_with_its_flags_and_a_one_line_error(tmp_path):
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "bad.yaml").write_text("policies:\n  - name: x\n    bucket: ml-lake\n    actions: [{shrink: {}}]\n")
+    done = _leanlake("package", "--stage", "prod", "--project", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--format", "terraform", "--keep-build", cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert re.fullmatch(r"leanlake: package prod: policies: .*bad\.yaml:4: .*\n", done.stderr)
+    assert not (tmp_path / "out").exists()
+    wrong = _leanlake("package", "--format", "zip", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr == "leanlake: --format: 'zip' is not one of terraform, cloudformation\n"
+
+
 def test_no_python_312_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("chalicelib.deploy.python._candidates", lambda version: [("python3.12 on PATH", "/nonexistent/python3.12")])
+    monkeypatch.setattr("leanlake.deploy.python._candidates", lambda version: [("python3.12 on PATH", "/nonexistent/python3.12")])
     with pytest.raises(PythonNotFound, match=r"no Python 3.12 found .*pyenv install 3.12"):
         find_python()
 
@@ -192,7 +222,7 @@ class _NotificationStore:
 
 
 def test_eventbridge_is_turned_on_and_off_idempotently_keeping_other_notifications():
-    from chalicelib.deploy.notifications import set_eventbridge
+    from leanlake.deploy.notifications import set_eventbridge
 
     theirs = {"LambdaFunctionConfigurations": [{"Id": "theirs", "LambdaFunctionArn": "arn:aws:lambda:us-east-1:1:function:f",
                                                 "Events": ["s3:ObjectCreated:*"]}]}
@@ -205,7 +235,7 @@ def test_eventbridge_is_turned_on_and_off_idempotently_keeping_other_notificatio
 
 
 def test_turning_eventbridge_on_keeps_a_real_buckets_queue_notifications(s3, bucket):
-    from chalicelib.deploy.notifications import set_eventbridge
+    from leanlake.deploy.notifications import set_eventbridge
 
     sqs = __import__("boto3").client("sqs")
     queue_arn = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName=f"{bucket}-q")["QueueUrl"],
@@ -238,7 +268,8 @@ def test_both_formats_build_within_lambdas_limits(tmp_path):
         names = frozenset().union(*(a.names for a in fmt.artifacts))
         assert {"app.py", "policies/ml-lake.yaml", "pyarrow/__init__.py", f"pyarrow/lib.{ABI}.so",
                 "pyarrow/libarrow_substrait.so.2600"} <= names
-        assert not [n for n in names if n.startswith(("chalicelib/deploy/", "pyarrow/tests/", "pyarrow/include/"))]
+        assert "chalicelib/runtime.py" in names and _tooling_in(names) == []  # no build, deploy, demo, CLI or moto code
+        assert not [n for n in names if n.startswith(("pyarrow/tests/", "pyarrow/include/", "moto/"))]
 
     tf = json.loads((tmp_path / "dist" / "terraform" / "chalice.tf.json").read_text())
     functions = tf["resource"]["aws_lambda_function"]

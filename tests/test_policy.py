@@ -36,7 +36,7 @@ def test_shipped_example_validates():
 
 
 def test_demo_policies_validate():
-    load_policies([ROOT / "chalicelib" / "demo" / "policies.yaml"])
+    load_policies([ROOT / "leanlake" / "demo" / "policies.yaml"])
 
 
 @pytest.mark.parametrize("snippet, line, fragment", [
@@ -195,7 +195,7 @@ policies: *i
 def validate_in_subprocess(path: Path) -> tuple[subprocess.CompletedProcess, float]:
     """``leanlake validate`` in its own process, so a runaway parse is killed after 20 s instead of hanging the suite."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "chalicelib.cli", "validate", str(path)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "leanlake.cli", "validate", str(path)], capture_output=True,
                             text=True, timeout=20, cwd=ROOT)
     return result, time.monotonic() - started
 

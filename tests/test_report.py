@@ -7,7 +7,7 @@ import json
 import boto3
 from typer.testing import CliRunner
 
-from chalicelib.cli import app
+from leanlake.cli import app
 
 
 def test_report_sums_metrics_per_bucket_and_policy(aws):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from chalicelib import ledger as ledger_module
 from chalicelib import s3 as s3util
-from chalicelib.cli import app
+from leanlake.cli import app
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision
 from chalicelib.pipeline import execute

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chalicelib import ledger as ledger_module
-from chalicelib.cli import app
+from leanlake.cli import app
 from chalicelib.context import RunContext
 from chalicelib.ledger import Ledger
 from chalicelib.policy import load_policies

@@ -3,7 +3,7 @@
 Run as a script with the interpreter of the Lambda runtime (Python 3.12) and isolated flags, so
 neither the repository nor a dev environment's pyarrow can stand in for what the zip holds::
 
-    python3.12 -I chalicelib/deploy/smoke.py EXTRACTED_DIR TEMPLATE_JSON [--handler]
+    python3.12 -I leanlake/deploy/smoke.py EXTRACTED_DIR TEMPLATE_JSON [--handler]
 
 Checks, each printed: pyarrow (with zstd) is imported from the package; the packaged
 ``chalicelib.formats`` converts a generated CSV to Parquet that the packaged pyarrow reads back

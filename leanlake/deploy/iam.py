@@ -11,7 +11,7 @@ EMF log lines, so no ``cloudwatch:PutMetricData``. Nothing else: no wildcard act
 
 Example:
     >>> from chalicelib.policy import PolicySet
-    >>> from chalicelib.deploy.project import ChaliceConfig
+    >>> from leanlake.deploy.project import ChaliceConfig
     >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "lake-one", "actions": [{"storage_class": "ONEZONE_IA"}]}])
     >>> cfg = ChaliceConfig({"app_name": "leanlake", "stages": {"dev": {}}})
     >>> doc = policy_document(ps, cfg, "dev")
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from chalicelib.actions.permissions import needs, policy_calls
-from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
+from leanlake.deploy.project import ChaliceConfig, dead_letter_queue
 from chalicelib.policy import PolicySet, load_policies
 
 #: IAM's limit for an inline role policy (Chalice attaches the file as one), whitespace excluded.

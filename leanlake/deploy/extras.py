@@ -15,7 +15,7 @@ EventBridge rules without the stage (dev and prod would collide in one account).
   the SAM template is completed in place.
 
 Example:
-    >>> from chalicelib.deploy.project import ChaliceConfig
+    >>> from leanlake.deploy.project import ChaliceConfig
     >>> cfg = ChaliceConfig({"app_name": "leanlake", "lambda_timeout": 900,
     ...                      "stages": {"dev": {"environment_variables": {"LEANLAKE_QUEUE": "q"}}}})
     >>> sam = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Events": {}}}}}
@@ -30,7 +30,7 @@ import json
 import re
 from typing import Any, Sequence
 
-from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
+from leanlake.deploy.project import ChaliceConfig, dead_letter_queue
 
 #: Lambda retries a failed asynchronous invocation this often before giving up (to the dead-letter queue).
 ASYNC_RETRIES = 2

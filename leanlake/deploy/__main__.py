@@ -1,8 +1,8 @@
-"""``python -m chalicelib.deploy package|deploy|destroy|iam|eventbridge|find-python``: the deployment steps without the ``leanlake`` CLI.
+"""``python -m leanlake.deploy package|deploy|destroy|iam|eventbridge|find-python``: the deployment steps without the ``leanlake`` CLI.
 
 Example:
-    $ python -m chalicelib.deploy iam --check     # exit 1 when .chalice/policy-*.json are stale
-    $ python -m chalicelib.deploy deploy --stage prod --dry-run   # the plan and package sizes, no AWS calls
+    $ python -m leanlake.deploy iam --check     # exit 1 when .chalice/policy-*.json are stale
+    $ python -m leanlake.deploy deploy --stage prod --dry-run   # the plan and package sizes, no AWS calls
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.deploy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m leanlake.deploy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     package = commands.add_parser("package", help="build dist/<format>/ for Lambda (python3.12) and check the limits")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "find-python":
-        from chalicelib.deploy.python import PythonNotFound, find_python
+        from leanlake.deploy.python import PythonNotFound, find_python
 
         try:
             print(find_python())
@@ -64,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    if args.command in ("deploy", "destroy"):
-        return _deploy_or_destroy(args)
+    if args.command in ("package", "deploy", "destroy"):
+        return _build_step(args)
     if args.command == "eventbridge":
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from chalicelib.deploy.notifications import set_eventbridge
+        from leanlake.deploy.notifications import set_eventbridge
         from chalicelib.policy import PolicyError, load_policies
 
         try:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "iam":
-        from chalicelib.deploy.iam import write_policies
+        from leanlake.deploy.iam import write_policies
         from chalicelib.policy import PolicyError
 
         try:
@@ -96,57 +96,38 @@ def main(argv: list[str] | None = None) -> int:
         for path in changed:
             print(f"{'stale' if args.check else 'wrote'} {path}")
         if args.check and changed:
-            print("error: regenerate with `make iam` (python -m chalicelib.deploy iam) and commit", file=sys.stderr)
+            print("error: regenerate with `make iam` (python -m leanlake.deploy iam) and commit", file=sys.stderr)
             return 1
         if not changed:
             print("IAM policies up to date")
         return 0
 
-    from chalicelib.deploy.package import PackageError, build
-
-    try:
-        build(args.project, args.out, stage=args.stage, formats=args.formats or ("terraform", "cloudformation"),
-              python=args.python, pyarrow_version=args.pyarrow_version, cache_dir=args.cache_dir,
-              keep_build=args.keep_build, log=lambda line: print(line, file=sys.stderr))
-    except PackageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(Path(args.out) / "package-report.json")
-    return 0
+    raise AssertionError(f"unhandled command {args.command}")  # argparse allows only the commands above
 
 
-def _deploy_or_destroy(args: argparse.Namespace) -> int:
-    from chalicelib.deploy.deploy import DeployError, deploy, destroy, stage_queues
-    from chalicelib.deploy.package import PackageError
-    from chalicelib.deploy.project import ChaliceConfig
+def _build_step(args: argparse.Namespace) -> int:
+    """package, deploy or destroy (see ``commands``): progress on stderr, a one-line ``error: …`` on failure."""
+    from leanlake.deploy import commands
+    from leanlake.deploy.package import PackageError
 
     def log(line: str) -> None:
         print(line, file=sys.stderr)
 
     try:
-        if args.command == "deploy":
-            plan = deploy(args.project, args.stage, dry_run=args.dry_run, python=args.python,
-                          pyarrow_version=args.pyarrow_version, cache_dir=args.cache_dir, log=log)
-            if args.dry_run:
-                print("\n".join(plan.lines()))
-            return 0
-        state = Path(args.project) / ".chalice" / "deployed" / f"{args.stage}.json"
-        try:
-            queues = [q.name for q in stage_queues(ChaliceConfig.load(Path(args.project) / ".chalice"), args.stage)]
-        except (FileNotFoundError, KeyError) as exc:
-            raise DeployError(str(exc).strip("'\"")) from None
-        what = (f"the Chalice resources recorded in {state}" if state.is_file() else "no Chalice resources (no " + str(state) + ")")
-        if not args.yes:
-            log(f"destroy stage {args.stage}: {what}, and the SQS queues {', '.join(queues) or '(none)'} with their messages")
-            if not sys.stdin.isatty():
-                log("error: refusing without --yes (not asked: stdin is not a terminal)")
-                return 1
-            if input(f"type the stage name ({args.stage}) to go on: ").strip() != args.stage:
-                log("not destroyed")
-                return 1
-        destroy(args.project, args.stage, python=args.python, cache_dir=args.cache_dir, log=log)
+        if args.command == "package":
+            print(commands.package(project=args.project, out=args.out, stage=args.stage, formats=args.formats or (),
+                                   python=args.python, pyarrow_version=args.pyarrow_version, cache_dir=args.cache_dir,
+                                   keep_build=args.keep_build, log=log))
+        elif args.command == "deploy":
+            lines = commands.deploy_stage(project=args.project, stage=args.stage, dry_run=args.dry_run, python=args.python,
+                                          pyarrow_version=args.pyarrow_version, cache_dir=args.cache_dir, log=log)
+            if lines:
+                print("\n".join(lines))
+        else:
+            commands.destroy_stage(project=args.project, stage=args.stage, yes=args.yes, python=args.python,
+                                   cache_dir=args.cache_dir, log=log)
         return 0
-    except (DeployError, PackageError) as exc:
+    except PackageError as exc:  # DeployError is one
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

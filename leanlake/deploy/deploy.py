@@ -4,8 +4,8 @@ Run from the repository, ``chalice deploy`` would package under your Python (3.1
 without ``policies/`` and with the untrimmed 59 MB pyarrow (over the 50 MiB it uploads), and it
 creates no SQS queue for ``on_queued_upload``. ``deploy`` instead:
 
-1. makes the same build copy as ``package`` (``make_build_copy``: app.py, chalicelib/ without this
-   package, .chalice/, policies/ into vendor/), regenerates the stage's IAM policy, vendors the
+1. makes the same build copy as ``package`` (``make_build_copy``: app.py, chalicelib/, .chalice/,
+   policies/ into vendor/), regenerates the stage's IAM policy, vendors the
    trimmed pyarrow, and brings along the project's ``.chalice/deployed/<stage>.json`` so Chalice
    updates what it deployed before instead of creating it again;
 2. packages it offline once (``chalice package --pkg-format terraform``) and checks the zip like
@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from chalicelib.deploy import package as pkg
-from chalicelib.deploy.extras import (ASYNC_RETRIES, DEAD_LETTER_RETENTION_SECONDS, MAX_RECEIVES, WORK_RETENTION_SECONDS,
+from leanlake.deploy import package as pkg
+from leanlake.deploy.extras import (ASYNC_RETRIES, DEAD_LETTER_RETENTION_SECONDS, MAX_RECEIVES, WORK_RETENTION_SECONDS,
                                       _queue_policy, _visibility, terraform_config)
-from chalicelib.deploy.package import PackageError
-from chalicelib.deploy.project import ChaliceConfig, dead_letter_queue
-from chalicelib.deploy.python import RUNTIME_VERSION
+from leanlake.deploy.package import PackageError
+from leanlake.deploy.project import ChaliceConfig, dead_letter_queue
+from leanlake.deploy.python import RUNTIME_VERSION
 
 _RUNTIME = "python{}.{}".format(*RUNTIME_VERSION)
 NO_CREDENTIALS = ("no AWS credentials found: configure them (aws configure / aws sso login, AWS_PROFILE, or "

@@ -1,4 +1,4 @@
-"""The ``leanlake`` command: validate, plan, apply, convert, report, demo, package, iam.
+"""The ``leanlake`` command: validate, plan, apply, convert, report, demo, iam, package, deploy, destroy.
 
 Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
 stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
@@ -360,8 +360,8 @@ def demo(
     Creates a bucket with S3 → SQS notifications, applies the demo policies, uploads realistic
     ML-lake data (CSV, JSON Lines, gzip logs, one multipart upload), delivers the queued events to
     the Lambda handler code and prints what happened."""
-    from chalicelib.demo.run import run_demo
-    from chalicelib.local import MissingDemoExtra
+    from leanlake.demo.run import run_demo
+    from leanlake.local import MissingDemoExtra
 
     say = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     try:
@@ -403,8 +403,8 @@ def iam(
 ) -> None:
     """Print the functions' least-privilege IAM policy for a stage, derived from the policies; or write
     (--write) or check (--check) the .chalice/policy-<stage>.json files Chalice deploys."""
-    from chalicelib.deploy.iam import generate, write_policies
-    from chalicelib.deploy.project import ChaliceConfig
+    from leanlake.deploy.iam import generate, write_policies
+    from leanlake.deploy.project import ChaliceConfig
     from chalicelib.policy import PolicyError
 
     if write and check:
@@ -436,6 +436,89 @@ def iam(
         fail("iam", "policy files are stale: regenerate with `leanlake iam --write` (or `make iam`) and commit")
     if not changed:
         typer.echo("IAM policies up to date")
+
+
+StageOption = typer.Option("dev", "--stage", help="The Chalice stage (.chalice/config.json).")
+ProjectOption = typer.Option(Path("."), "--project", help="Project root.")
+Python312Option = typer.Option(None, "--python", help="A Python 3.12 interpreter (default: found on PATH, pyenv or uv).")
+PyarrowVersionOption = typer.Option(None, "--pyarrow-version", help="The pyarrow to vendor (default: the version installed here).")
+CacheDirOption = typer.Option(None, "--cache-dir", help="Build venvs and wheels (default: $LEANLAKE_BUILD_CACHE or ~/.cache/leanlake).")
+
+
+def _build_step(subject: str, run: Any) -> Any:
+    """Run a deployment step with its progress on stderr; its error is one ``leanlake: SUBJECT: reason`` line."""
+    from leanlake.deploy.package import PackageError
+
+    try:
+        return run(lambda line: typer.echo(line, err=True))
+    except PackageError as exc:  # DeployError is one
+        fail(subject, str(exc))
+    except KeyboardInterrupt:
+        fail(subject, "interrupted", 130)
+
+
+@app.command()
+def package(
+    stage: str = StageOption,
+    formats: Optional[list[str]] = typer.Option(None, "--format", help="terraform or cloudformation; repeatable (default: both)."),
+    out: Path = typer.Option(Path("dist"), "--out", help="Output directory."),
+    project: Path = ProjectOption,
+    python: Optional[str] = Python312Option,
+    pyarrow_version: Optional[str] = PyarrowVersionOption,
+    cache_dir: Optional[str] = CacheDirOption,
+    keep_build: bool = typer.Option(False, "--keep-build", help="Keep the temporary build copy and print where."),
+) -> None:
+    """Build the Lambda packages into OUT/<format>/ and check them against Lambda's limits.
+
+    Python 3.12, a trimmed pyarrow and the policies inside; prints the report's path. Also `make package`."""
+    from leanlake.deploy import commands
+    from leanlake.deploy.package import FORMATS
+
+    unknown = [f for f in formats or () if f not in FORMATS]
+    if unknown:
+        fail("--format", f"{unknown[0]!r} is not one of {', '.join(FORMATS)}", 2)
+    report_path = _build_step(f"package {stage}", lambda log: commands.package(
+        project=project, out=out, stage=stage, formats=formats or (), python=python, pyarrow_version=pyarrow_version,
+        cache_dir=cache_dir, keep_build=keep_build, log=log))
+    typer.echo(str(report_path))
+
+
+@app.command()
+def deploy(
+    stage: str = StageOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Build and check the package, print the plan; no AWS calls."),
+    project: Path = ProjectOption,
+    python: Optional[str] = Python312Option,
+    pyarrow_version: Optional[str] = PyarrowVersionOption,
+    cache_dir: Optional[str] = CacheDirOption,
+) -> None:
+    """Create the stage's SQS work queue and its -dlq, then chalice deploy it from the build copy.
+
+    The build copy is the package's: Python 3.12, a trimmed pyarrow, the policies. Also `make deploy`."""
+    from leanlake.deploy import commands
+
+    lines = _build_step(f"deploy {stage}", lambda log: commands.deploy_stage(
+        project=project, stage=stage, dry_run=dry_run, python=python, pyarrow_version=pyarrow_version,
+        cache_dir=cache_dir, log=log))
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def destroy(
+    stage: str = StageOption,
+    yes: bool = typer.Option(False, "--yes", help="Do it without asking."),
+    project: Path = ProjectOption,
+    python: Optional[str] = Python312Option,
+    cache_dir: Optional[str] = CacheDirOption,
+) -> None:
+    """chalice delete the stage (from .chalice/deployed/STAGE.json), then delete its SQS queues.
+
+    Asks for the stage name unless --yes; refuses when it cannot ask. Also `make destroy`."""
+    from leanlake.deploy import commands
+
+    _build_step(f"destroy {stage}", lambda log: commands.destroy_stage(
+        project=project, stage=stage, yes=yes, python=python, cache_dir=cache_dir, log=log))
 
 
 def main() -> None:

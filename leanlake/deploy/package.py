@@ -2,7 +2,8 @@
 
 What it does, in a temporary copy of the project so the repository is never dirtied:
 
-1. copies ``app.py``, ``chalicelib/`` (without this ``deploy`` package), ``.chalice/`` and ``policies/``
+1. copies ``app.py``, ``chalicelib/`` (what the functions run, and only that: the tooling, this package
+   included, lives in ``leanlake/``), ``.chalice/`` and ``policies/``
    — the last into ``vendor/policies/``, because Chalice ships only app.py, chalicelib/ and vendor/
    and puts vendor's contents at the zip root, so ``policies/`` lands beside ``app.py``;
 2. regenerates ``.chalice/policy-<stage>.json`` from the policies (least privilege, see ``iam``);
@@ -37,9 +38,9 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from chalicelib.deploy.project import ChaliceConfig
-from chalicelib.deploy.python import RUNTIME_VERSION, find_python, version_of
-from chalicelib.deploy.vendor import download_wheel, vendor_pyarrow
+from leanlake.deploy.project import ChaliceConfig
+from leanlake.deploy.python import RUNTIME_VERSION, find_python, version_of
+from leanlake.deploy.vendor import download_wheel, vendor_pyarrow
 
 #: Chalice refuses to upload a deployment package larger than this (its direct-upload limit).
 MAX_ZIP_BYTES = 50 * 1024 * 1024
@@ -183,8 +184,7 @@ def make_build_copy(project: Path, build_dir: Path) -> None:
         raise PackageError(f"{project / 'app.py'} not found: run from the project root (or pass --project)")
     noise = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     shutil.copy2(project / "app.py", build_dir / "app.py")
-    shutil.copytree(project / "chalicelib", build_dir / "chalicelib",
-                    ignore=lambda d, names: [*noise(d, names), *(["deploy"] if Path(d) == project / "chalicelib" else [])])
+    shutil.copytree(project / "chalicelib", build_dir / "chalicelib", ignore=noise)
     shutil.copytree(project / ".chalice", build_dir / ".chalice",
                     ignore=shutil.ignore_patterns("deployments", "deployed", "__pycache__"))
     if not any((project / "policies").glob("*.y*ml")):
@@ -273,7 +273,7 @@ def build_copy(project: Path, stage: str, *, python: str | Path | None = None, c
     """Validate the policies, find Python 3.12 and its build venv, and lay out the build copy in a temporary
     directory (app.py, chalicelib/, policies beside app.py, fresh ``policy-<stage>.json``, and with ``vendor``
     the trimmed pyarrow); removed on exit. Raises PackageError (one line)."""
-    from chalicelib.deploy import iam  # these need the policy models: pydantic and PyYAML
+    from leanlake.deploy import iam  # these need the policy models: pydantic and PyYAML
     from chalicelib.policy import PolicyError, load_policies
 
     try:  # first, as it is quick: a policy that does not validate fails here, before anything is built
@@ -326,7 +326,7 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
     ``pyarrow_version``: default the version installed here, else the newest.
     Raises PackageError (one line) when packaging fails or a limit is passed.
     """
-    from chalicelib.deploy import extras
+    from leanlake.deploy import extras
 
     started = time.monotonic()
     project, out = Path(project_dir).resolve(), Path(out_dir).resolve()

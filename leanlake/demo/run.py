@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from chalicelib.local import embedded_aws, patched_environ
+from leanlake.local import embedded_aws, patched_environ
 from chalicelib.refs import is_reserved
 
 BUCKET = "leanlake-demo"
@@ -56,7 +56,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
     from boto3.s3.transfer import TransferConfig
 
     from chalicelib import runtime
-    from chalicelib.demo.data import demo_files
+    from leanlake.demo.data import demo_files
 
     started = time.monotonic()
     with embedded_aws() as endpoint, patched_environ({"LEANLAKE_POLICIES": str(POLICY_FILE)}):
