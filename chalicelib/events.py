@@ -34,6 +34,7 @@ import json
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import unquote_plus
 
+from chalicelib.log import logger
 from chalicelib.refs import ObjectRef
 
 #: Called with (the record's name, why it cannot be read) for each malformed record.
@@ -161,8 +162,6 @@ def _json_object(text: Any, what: str) -> Mapping[str, Any]:
 def refs_from_message(body: Any, on_bad: OnBad, *, name: str = "message") -> Iterator[ObjectRef]:
     """Refs of one queued message: an S3 notification, an SNS envelope around one, or an EventBridge
     event. ``s3:TestEvent`` and SNS subscription messages are ignored; anything else is bad."""
-    from chalicelib.log import logger
-
     try:
         message = _json_object(body, "body")
         if message.get("Type") == "Notification":  # SNS → SQS without raw message delivery

@@ -45,6 +45,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import economics as econ
+from chalicelib.actions.intelligent_tiering import configurations
 from chalicelib.actions.lifecycle import AbortMultipart, Expire, Noncurrent, Transition
 from chalicelib.economics.figures import storage_class
 from chalicelib.refs import RESERVED_PREFIX, reaches_reserved
@@ -190,8 +192,6 @@ def put_arguments(bucket: str, merged: dict[str, Any]) -> dict[str, Any]:
 
 def lifecycle_warnings(policies: "PolicySet") -> list[str]:
     """Lifecycle actions that validate but lose money over the policy's horizon, or won't be compiled."""
-    from chalicelib import economics as econ
-
     warnings: list[str] = []
     for lp in policies.loaded:
         policy, settings = lp.policy, lp.settings
@@ -285,8 +285,6 @@ def apply_lifecycle(s3: Any, bucket: str, policies: "PolicySet") -> str:
 
 def apply_intelligent_tiering(s3: Any, bucket: str, policy: "Policy") -> str:
     """Write the policy's Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
-    from chalicelib.actions.intelligent_tiering import configurations
-
     configs = configurations(policy)
     for config in configs:
         s3.put_bucket_intelligent_tiering_configuration(Bucket=bucket, Id=config["Id"], IntelligentTieringConfiguration=config)

@@ -16,6 +16,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib.economics import storage_month
+
 METRICS = ("BytesIn", "BytesOut", "BytesSaved", "ObjectsConverted", "ObjectsRecompressed", "ObjectsReclassed",
            "ObjectsExpired", "ObjectsSkipped", "ConversionErrors")
 
@@ -23,8 +25,6 @@ METRICS = ("BytesIn", "BytesOut", "BytesSaved", "ObjectsConverted", "ObjectsReco
 def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", region: str = "us-east-1",
             buckets: set[str] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per (bucket, policy): the metric sums over the last ``days`` and the monthly $ / kg CO2e saved."""
-    from chalicelib.economics import storage_month
-
     end = (now or datetime.now(timezone.utc)) + timedelta(minutes=1)  # include the current minute
     start = end - timedelta(days=days)
     sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(METRICS, 0.0))

@@ -19,11 +19,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 from chalicelib.context import RunContext
 from chalicelib.decision import Outcome
+from chalicelib.errors import describe_error
 from chalicelib.events import OnBad, refs_from_eventbridge, refs_from_s3_notification, refs_from_sqs
 from chalicelib.ledger import Ledger
 from chalicelib.log import logger
+from chalicelib.pipeline import handle_uploads
 from chalicelib.policy import PolicySet, load_policies
 from chalicelib.refs import ObjectRef
+from chalicelib import s3 as s3util
+from chalicelib.sweep import sweep
 
 APP_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,9 +57,7 @@ def upload_bucket() -> str | None:
 
 
 def context() -> RunContext:
-    from chalicelib.s3 import client
-
-    return RunContext(policies=policies(), s3=client())
+    return RunContext(policies=policies(), s3=s3util.client())
 
 
 class RetryLater(RuntimeError):
@@ -74,9 +76,6 @@ def handle_records(trigger: str, read: Callable[[OnBad], Iterable[ObjectRef]], *
     (a non-transient HEAD error). The other records are still handled. Transient failures (throttling,
     5xx, network) raise RetryLater once every record has had its turn and metrics are flushed.
     """
-    from chalicelib.errors import describe_error
-    from chalicelib.pipeline import handle_uploads
-
     ledger = Ledger()
     ctx = context()
     outcomes: list[Outcome] = []
@@ -128,8 +127,6 @@ def handle_alarm(event: Mapping[str, Any]) -> dict[str, Any]:
     if not selected:
         logger.info(f"alarm {name} is in ALARM but no policy names it in on_alarm")
         return {"swept": []}
-    from chalicelib.sweep import sweep
-
     ledger = Ledger()
     try:
         report = sweep(context(), ledger, policy_names=[lp.policy.name for lp in selected])
@@ -140,8 +137,6 @@ def handle_alarm(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def scheduled_sweep() -> dict[str, Any]:
     """The daily sweep: every policy, every bucket."""
-    from chalicelib.sweep import sweep
-
     ledger = Ledger()
     try:
         return sweep(context(), ledger)

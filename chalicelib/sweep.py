@@ -25,9 +25,12 @@ from typing import Any, Callable, Iterable, Iterator
 from chalicelib import s3 as s3util
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
+from chalicelib.deletion import Target
 from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
-from chalicelib.log import logger
+from chalicelib.lifecycle import apply_to_bucket
+from chalicelib.pipeline import OBJECT_ACTIONS, execute
+from chalicelib.plan import deletes, locked, plan_buckets, plan_objects
 from chalicelib.policy import PolicySet
 from chalicelib.policy.policyset import matched_prefix
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
@@ -62,8 +65,6 @@ def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterat
 
 def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: Iterable[ObjectRef] | None = None) -> Iterator[Decision]:
     """Every decision for one bucket, from a listing or given refs (an inventory): bucket-level first, then per object."""
-    from chalicelib.plan import plan_buckets, plan_objects
-
     yield from plan_buckets(policies, [bucket])
     listed = list_refs(ctx.s3, bucket, policies) if refs is None else refs
     yield from with_locks(ctx, bucket, plan_objects(with_tags(ctx.s3, listed, policies), policies, ctx.now))
@@ -72,9 +73,6 @@ def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: It
 def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:
     """The decisions, with those that would delete a locked object (or one whose lock state can't be
     read) turned into what ``apply`` will do; one HEAD per deleting decision, on Object Lock buckets only."""
-    from chalicelib.deletion import Target
-    from chalicelib.plan import deletes, locked
-
     deletions = ctx.deletions_in(bucket)
     for decision in decisions:
         if decision.key is not None and deletes(decision) and deletions.lock_enabled():
@@ -87,7 +85,6 @@ def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> I
 
 def apply_bucket_decision(decision: Decision, ctx: RunContext) -> Outcome:
     """Lifecycle and Intelligent-Tiering decisions: merge leanlake's rules into the bucket's configuration."""
-    from chalicelib.lifecycle import apply_to_bucket
     if ctx.dry_run:
         return Outcome(decision, "skip", "dry run: bucket configuration not changed")
     try:
@@ -100,8 +97,6 @@ def apply_bucket_decision(decision: Decision, ctx: RunContext) -> Outcome:
 def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None = None, buckets: Iterable[str] | None = None,
           decisions: Iterable[Decision] | None = None, on_outcome: OnOutcome | None = None) -> dict[str, Any]:
     """Sweep the buckets of the selected policies (all by default): decide and act; return a report."""
-    from chalicelib.pipeline import OBJECT_ACTIONS, execute
-
     names = set(policy_names) if policy_names is not None else None
     selected = PolicySet(tuple(lp for lp in ctx.policies.loaded if names is None or lp.policy.name in names))
     wanted = set(buckets) if buckets is not None else None
