@@ -16,8 +16,6 @@ from typing import Any, Literal, Mapping
 
 from chalicelib.refs import ObjectRef
 
-#: The kinds of decision ``plan`` makes (``skip`` only for objects a policy's filters matched).
-ActionKind = Literal["convert", "recompress", "storage_class", "expire", "lifecycle", "intelligent_tiering", "skip"]
 Status = Literal["ok", "skip", "error"]
 
 
@@ -28,7 +26,9 @@ class Decision:
     bucket: str
     key: str | None
     policy: str
-    action: ActionKind
+    #: A registered action's name, ``lifecycle`` (the bucket's Lifecycle configuration) or ``skip``
+    #: (nothing to do, said in ``reason``): the kinds are the registry's, not listed here.
+    action: str
     reason: str
     monthly_usd_saved: float = 0.0
     monthly_kgco2e_saved: float = 0.0

@@ -256,8 +256,8 @@ class Deletions:
         for (decision, target), status in self._send():
             size = target.size or (decision.ref.size or 0 if decision.ref else 0)
             if status == "deleted":
-                outcomes.append(Outcome(decision, "ok", "deleted" + _version(target), bytes_before=size,
-                                        detail={"audit": self.audit_keys[-1], **({"version_id": target.version_id} if target.version_id else {})}))
+                detail = {"audit": self.audit_keys[-1], **({"version_id": target.version_id} if target.version_id else {})}
+                outcomes.append(Outcome(decision, "ok", "deleted" + _version(target), bytes_before=size, detail=detail))
             elif status.startswith("error: "):
                 outcomes.append(Outcome(decision, "error", status.removeprefix("error: "), bytes_before=size))
             else:
@@ -286,7 +286,7 @@ class Deletions:
         statuses: list[str] = [""] * len(batch)
         older = [i for i, (_, t) in enumerate(batch) if not t.is_latest]
         with ThreadPoolExecutor(max_workers=min(DELETE_WORKERS, len(batch))) as pool:
-            for i, status in zip(older, pool.map(lambda i: self._delete(batch[i][1]), older)):
+            for i, status in zip(older, pool.map(lambda i: self._delete(batch[i][1]), older), strict=True):
                 statuses[i] = status
             failed = {batch[i][1].key for i in older if statuses[i] != "deleted"}
             latest = [i for i, (_, t) in enumerate(batch) if t.is_latest]
@@ -294,15 +294,15 @@ class Deletions:
                 if batch[i][1].key in failed:
                     statuses[i] = "an older version of this key could not be deleted"
             send = [i for i in latest if not statuses[i]]
-            for i, status in zip(send, pool.map(lambda i: self._delete(batch[i][1]), send)):
+            for i, status in zip(send, pool.map(lambda i: self._delete(batch[i][1]), send), strict=True):
                 statuses[i] = status
-        for line, status in zip(lines, statuses):
+        for line, status in zip(lines, statuses, strict=True):
             line["status"] = status
         self.deleted += sum(s == "deleted" for s in statuses)
         failed_audit = self._write_audit()
         if failed_audit:
             logger.error(f"s3://{self.bucket}: deletions done, but their results are not in {self.audit_keys[-1]}: {failed_audit}")
-        return list(zip(batch, statuses))
+        return list(zip(batch, statuses, strict=True))
 
     def _delete(self, target: Target) -> str:
         """One conditional DELETE: ``deleted``, a skip reason, or ``error: <reason>``."""

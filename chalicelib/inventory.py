@@ -77,7 +77,7 @@ def refs_from_inventory(s3: Any, manifest_uri: str, manifest: dict[str, Any] | N
             body = s3.get_object(Bucket=data_bucket, Key=item["key"])["Body"]
             with gzip.open(body, "rt", encoding="utf-8", newline="") as text:
                 for values in csv.reader(text):
-                    ref = _row_to_ref(source, dict(zip(columns, values)), encoded=True)
+                    ref = _row_to_ref(source, dict(zip(columns, values, strict=False)), encoded=True)
                     if ref:
                         yield ref
     elif file_format == "PARQUET":

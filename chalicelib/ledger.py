@@ -37,7 +37,8 @@ def metrics_to_stderr(enabled: bool = True) -> None:
 #: An EMF document's dimensions, as (name, value) pairs: one document per distinct set.
 Dimensions = tuple[tuple[str, str], ...]
 
-_COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed", "expire": "ObjectsExpired"}
+_COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed",
+                 "expire": "ObjectsExpired"}
 
 
 class Ledger:

@@ -33,8 +33,9 @@ Example:
     >>> from chalicelib.policy import PolicySet
     >>> ps = PolicySet.from_dicts([{"name": "checkpoints", "bucket": "ml-lake", "filters": {"prefix": "checkpoints/"},
     ...     "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}, {"expire": {"days": 730}}]}])
-    >>> compile_rules(ps, "ml-lake")[0]
-    {'ID': 'leanlake-checkpoints-1', 'Status': 'Enabled', 'Filter': {'Prefix': 'checkpoints/'}, 'Transitions': [{'Days': 30, 'StorageClass': 'GLACIER_IR'}], 'Expiration': {'Days': 730}}
+    >>> compile_rules(ps, "ml-lake")[0]  # doctest: +NORMALIZE_WHITESPACE
+    {'ID': 'leanlake-checkpoints-1', 'Status': 'Enabled', 'Filter': {'Prefix': 'checkpoints/'},
+     'Transitions': [{'Days': 30, 'StorageClass': 'GLACIER_IR'}], 'Expiration': {'Days': 730}}
     >>> mine = {"ID": "my-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 9}}
     >>> [r["ID"] for r in merge({"Rules": [mine]}, compile_rules(ps, "ml-lake"))["Rules"]]
     ['my-logs', 'leanlake-checkpoints-1']
@@ -167,7 +168,7 @@ def merge(existing: dict[str, Any] | None, ours: list[dict[str, Any]], owned_pre
     """
     existing = existing or {}
     theirs = [copy.deepcopy(r) for r in existing.get("Rules", ()) if not str(r.get("ID", "")).startswith(owned_prefix)]
-    ids = [r.get("ID") for r in ours]
+    ids = [str(r.get("ID")) for r in ours]
     if any(not str(i).startswith(owned_prefix) for i in ids):
         raise LifecycleError(f"leanlake rule IDs must start with {owned_prefix!r}: {ids}")
     if len(set(ids)) != len(ids):
@@ -230,7 +231,8 @@ def lifecycle_warnings(policies: "PolicySet") -> list[str]:
                         what = "for every object size"
                     else:
                         what = f"for objects under {needed / 1024:,.0f} KiB"
-                    floor = " (S3 does not transition objects under 128 KiB by default)" if step.storage_class not in ("GLACIER", "DEEP_ARCHIVE") else ""
+                    archive = econ.needs_restore(step.storage_class)
+                    floor = "" if archive else " (S3 does not transition objects under 128 KiB by default)"
                     warnings.append(f"policy {name!r}: transition {previous} → {step.storage_class} at day {step.days} "
                                     f"loses money {what} over {horizon} days{floor}; set filters.size.min")
                 stay = step.days - since

@@ -244,7 +244,8 @@ def decide(ref: ObjectRef, prefix: str, pp: _PolicyPlan, as_of: datetime) -> Dec
     if expire is not None and not pp.by_lifecycle:
         return _skip(ref, pp, f"{age:.0f} days old, expires at day {expire.days}")
     if pp.by_lifecycle and (pp.transition is not None or expire is not None):
-        return _skip(ref, pp, f"handled by Lifecycle rule {rule_id(pp.name, pp.prefixes.index(prefix) + 1 if prefix in pp.prefixes else 1)}")
+        n = pp.prefixes.index(prefix) + 1 if prefix in pp.prefixes else 1
+        return _skip(ref, pp, f"handled by Lifecycle rule {rule_id(pp.name, n)}")
     if pp.tiering:
         return _skip(ref, pp, "handled by the bucket's Intelligent-Tiering configuration")
     return _skip(ref, pp, "no object-level action: the policy's actions are bucket-level")

@@ -34,7 +34,8 @@ MARKER = "leanlake"
 MARKER_OUTPUT = "output"      # written by convert/recompress
 MARKER_COPY = "copy"          # an in-place storage-class copy (fires ObjectCreated:Copy)
 #: Metadata keys naming an output's source.
-SOURCE_KEY, SOURCE_ETAG, SOURCE_SIZE, SOURCE_POLICY = "leanlake-source-key", "leanlake-source-etag", "leanlake-source-size", "leanlake-policy"
+SOURCE_KEY, SOURCE_ETAG, SOURCE_SIZE = "leanlake-source-key", "leanlake-source-etag", "leanlake-source-size"
+SOURCE_POLICY = "leanlake-policy"
 #: Metadata key on a Parquet output: the rows it holds (checked against its footer before it is trusted).
 ROWS = "leanlake-rows"
 #: Longest percent-encoded source key recorded (S3 allows 2 KB of user metadata in all).

@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -59,6 +59,9 @@ class Action(BaseModel):
     def writes_output(self) -> bool:
         """True for actions that write a new object from the source (at most one per object)."""
         return False
+
+    def check_with(self, actions: Sequence["Action"]) -> None:
+        """Raise ValueError when this action contradicts another action of the same policy (default: never)."""
 
     def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
         """Act on one object-level decision. Lifecycle and bucket actions are applied per bucket instead."""

@@ -23,7 +23,8 @@ class Convert(WriterAction):
 
     to: Literal["parquet"] = "parquet"
     compression: Literal["zstd"] = "zstd"
-    level: int | None = Field(default=None, ge=1, le=22, description="zstd level for every column; default: 3, and 6 for columns where it pays")
+    level: int | None = Field(default=None, ge=1, le=22,
+                              description="zstd level for every column; default: 3, and 6 for columns where it pays")
     destination: str = "{dir}{stem}.parquet"
     sort: Literal["none", "auto"] = "none"
     max_row_size: int = Field(default=64 * MiB, ge=1 * MiB, le=1024 * MiB,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, model_validator
 
 from chalicelib.actions import permissions as s3calls
-from chalicelib.actions.base import Action, register
+from chalicelib.actions.base import Action, Scope, register
 
 if TYPE_CHECKING:
     from chalicelib.policy.models import Policy
@@ -47,7 +47,7 @@ class IntelligentTiering(Action):
     """Archive tiers for the policy's Intelligent-Tiering objects, after days without access."""
 
     name: ClassVar[str] = "intelligent_tiering"
-    scope: ClassVar[str] = "bucket"
+    scope: ClassVar[Scope] = "bucket"
     s3_calls: ClassVar[s3calls.Calls] = s3calls.INTELLIGENT_TIERING
 
     archive_days: int | None = Field(default=None, ge=90, le=730)

@@ -14,12 +14,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.actions import permissions as s3calls
-from chalicelib.actions.base import Action, register
+from chalicelib.actions.base import Action, Scope, register
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 
@@ -48,7 +48,7 @@ class Transition(Action):
     """Move objects down a staircase of classes by age."""
 
     name: ClassVar[str] = "transition"
-    scope: ClassVar[str] = "lifecycle"
+    scope: ClassVar[Scope] = "lifecycle"
     shorthand_field: ClassVar[str] = "steps"
     #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep moves objects in place
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
@@ -85,13 +85,20 @@ class Expire(Action):
     """Delete objects older than ``days``; on versioned buckets leave a delete marker or remove every version."""
 
     name: ClassVar[str] = "expire"
-    scope: ClassVar[str] = "lifecycle"
+    scope: ClassVar[Scope] = "lifecycle"
     #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep deletes
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + s3calls.DELETE
     s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"versions": {"all": s3calls.DELETE_VERSIONS}}
 
     days: int = Field(ge=1)
     versions: Literal["marker", "all"] = "marker"
+
+    def check_with(self, actions: Sequence[Action]) -> None:
+        """Expiry must come after the policy's last transition: S3 refuses such a Lifecycle rule."""
+        for action in actions:
+            if isinstance(action, Transition) and self.days <= action.steps[-1].days:
+                raise ValueError(f"expire days ({self.days}) must be after the last transition "
+                                 f"(day {action.steps[-1].days}); S3 refuses such a Lifecycle rule")
 
 
 @register
@@ -102,7 +109,7 @@ class Noncurrent(Action):
     """
 
     name: ClassVar[str] = "noncurrent"
-    scope: ClassVar[str] = "lifecycle"
+    scope: ClassVar[Scope] = "lifecycle"
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 
     days: int = Field(ge=1)
@@ -118,7 +125,7 @@ class AbortMultipart(Action):
     """
 
     name: ClassVar[str] = "abort_multipart"
-    scope: ClassVar[str] = "lifecycle"
+    scope: ClassVar[Scope] = "lifecycle"
     shorthand_field: ClassVar[str] = "days"
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 

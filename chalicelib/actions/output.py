@@ -125,7 +125,8 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
     if destination == key:
         return outcome("error", "destination is the source key; refusing to overwrite", bytes_before=source.size)
     if refs.is_reserved(destination):  # plan skips these; a second line of defence for leanlake's own objects
-        return outcome("error", f"destination {destination} is under {refs.RESERVED_PREFIX}, reserved for leanlake; not written", bytes_before=source.size)
+        return outcome("error", f"destination {destination} is under {refs.RESERVED_PREFIX}, reserved for leanlake; not written",
+                       bytes_before=source.size)
     target = f"s3://{bucket}/{destination}"
 
     try:

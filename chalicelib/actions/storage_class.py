@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import field_validator
 
 from chalicelib.actions import permissions as s3calls
-from chalicelib.actions.base import Action, register
+from chalicelib.actions.base import Action, Scope, register
 from chalicelib.policy.units import check_storage_class
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ class StorageClass(Action):
     """Move an object to ``storage_class`` with an in-place copy, when the move pays (the "worth it" guarantee)."""
 
     name: ClassVar[str] = "storage_class"
-    scope: ClassVar[str] = "object"
+    scope: ClassVar[Scope] = "object"
     shorthand_field: ClassVar[str] = "storage_class"
     s3_calls: ClassVar[s3calls.Calls] = (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
 

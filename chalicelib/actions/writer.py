@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import field_validator
 
 from chalicelib.actions import permissions as s3calls
-from chalicelib.actions.base import Action
+from chalicelib.actions.base import Action, Scope
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
 
@@ -38,7 +38,7 @@ def check_source_disposition(value: str) -> str:
 class WriterAction(Action):
     """Base of actions that write an output object (at most one applies to an object)."""
 
-    scope: ClassVar[str] = "object"
+    scope: ClassVar[Scope] = "object"
     s3_calls: ClassVar[s3calls.Calls] = s3calls.READ_SOURCE + s3calls.WRITE_OUTPUT
     #: handling the source: ``delete`` deletes it, ``storage_class:CLASS`` copies it in place unless locked
     s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"source": {

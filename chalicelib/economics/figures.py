@@ -138,7 +138,8 @@ class Rates:
     notes: tuple[str, ...] = field(default=())
 
 
-def _table(node: Mapping[str, Any], key: str) -> Any | None:
+def _table(node: Mapping[str, Any], key: str) -> Any:
+    """A regional value of a table figure, or None where the table lacks the region."""
     return node["values"].get(key) if node else None
 
 

@@ -39,7 +39,7 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
     check_header_width(first, delimiter, options.max_columns, options.max_row_size)
     plan = CsvPlan(delimiter, options.block_size, options.max_row_size)
     chunked = True  # parse on both cores until the file shows it needs the streaming reader
-    src = first
+    src: DecodedSource | None = first
     head = first.head
     while True:
         if src is None:
@@ -55,7 +55,7 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
-                raise ConversionError(f"gave up after {plan.passes} passes widening column types")
+                raise ConversionError(f"gave up after {plan.passes} passes widening column types") from None
         except Sequential:
             remove_quietly(path)
             chunked = False
@@ -88,7 +88,7 @@ def _pin_literal_null_columns(schema, head: bytes, plan) -> bool:
     text = head.decode("utf-8", errors="replace")
     rows = csv.reader(io.StringIO(text[: text.rfind("\n") + 1] or text, newline=""), delimiter=plan.delimiter)
     next(rows, None)
-    literal = set()
+    literal: set[int] = set()
     try:
         for row in rows:
             literal.update(i for i in nulls if i < len(row) and row[i] != "")
@@ -106,7 +106,7 @@ def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
     from .parquet_writer import write_batches
 
     plan = JsonPlan(options.max_row_size)
-    src = first
+    src: DecodedSource | None = first
     while True:
         if src is None:
             src = open_decoded(open_source)
@@ -117,7 +117,7 @@ def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
-                raise ConversionError(f"gave up after {plan.passes} passes reconciling JSON types")
+                raise ConversionError(f"gave up after {plan.passes} passes reconciling JSON types") from None
         finally:
             _close(src)
             src = None
@@ -139,12 +139,13 @@ def use_jemalloc() -> None:
 
 
 def convert_to_parquet(open_source: Callable[[], BinaryIO], sink_path: PathLike,
-                       options: ConvertOptions = ConvertOptions()) -> ConvertResult:
+                       options: ConvertOptions | None = None) -> ConvertResult:
     """Convert CSV / TSV / JSON / JSON Lines (plain, gzip, bz2, zstd) to a zstd Parquet file.
 
     ``open_source`` returns a fresh binary stream each call (it may be called again for another
     pass). Raises ConversionError on any failure and then leaves no file at ``sink_path``.
     """
+    options = options or ConvertOptions()
     use_jemalloc()
     t0 = time.perf_counter()
     path = os.fspath(sink_path)

@@ -132,7 +132,7 @@ class CsvBatches:
     def __init__(self, stream, plan: CsvPlan) -> None:
         self.stream = stream
         self.plan = plan
-        self.reader = None
+        self.reader: Any = None
 
     def open(self):
         self.plan.passes += 1

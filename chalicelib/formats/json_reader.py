@@ -233,7 +233,8 @@ class ArrayToLines:
         depth, scan = 0, self.pos
         buf = self.buf
         while True:
-            at = _NESTS[min(_FAST_DEPTH, MAX_DEPTH - depth)].match(buf, scan).end()
+            found = _NESTS[min(_FAST_DEPTH, MAX_DEPTH - depth)].match(buf, scan)
+            at = found.end() if found else scan
             if at < len(buf):
                 c = buf[at]
                 if c in _OPEN:
@@ -488,7 +489,7 @@ class JsonBatches:
         return self.plan.schema
 
     def __iter__(self) -> Iterator[Any]:
-        tables = [] if self.first is None else [self.first]
+        tables: list[Any] = [] if self.first is None else [self.first]
         for t in tables:
             yield from t.to_batches()
         for t in self._tables_iter:

@@ -211,7 +211,7 @@ class _RowGroupWriter:
         self.level = DEFAULT_LEVEL if options.level is None else options.level
         self.pending: List[Any] = []
         self.rows = 0
-        self.writer = None
+        self.writer: Any = None
         self.sort_keys: List[str] = []
 
     def add(self, batches: List[Any]) -> None:
@@ -219,7 +219,7 @@ class _RowGroupWriter:
         self.pending = batches
         self.flush()
 
-    def _open(self, first) -> None:
+    def _open(self, first: Any) -> Any:
         import pyarrow.parquet as pq
 
         if self.options.sort == "auto" and first is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import time
-from typing import BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 from .errors import ConversionError, one_line
 
@@ -69,7 +69,7 @@ class _CountingReader(io.RawIOBase):
         self.count += len(data)
         return data
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
@@ -196,7 +196,7 @@ class DecodedSource(io.RawIOBase):
             return out
         return bytes(self._read_inner(n))
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)

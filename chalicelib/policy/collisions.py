@@ -18,8 +18,10 @@ Example:
     >>> ps = PolicySet.from_dicts([{"name": "tables", "bucket": "ml-lake",
     ...     "filters": {"prefix": "raw/", "suffix": [".csv", ".jsonl"]},
     ...     "actions": [{"convert": {"destination": "curated/{rel_dir}{stem}.parquet"}}]}])
-    >>> print(collision_warnings(ps)[0])
-    policy 'tables': destination 'curated/{rel_dir}{stem}.parquet' maps raw/a.csv and raw/a.jsonl to one output, curated/a.parquet: whichever comes first is written, the other is skipped and kept; use 'curated/{rel_dir}{name}.parquet'
+    >>> print(collision_warnings(ps)[0])  # doctest: +NORMALIZE_WHITESPACE
+    policy 'tables': destination 'curated/{rel_dir}{stem}.parquet' maps raw/a.csv and raw/a.jsonl to one output,
+    curated/a.parquet: whichever comes first is written, the other is skipped and kept;
+    use 'curated/{rel_dir}{name}.parquet'
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, field_validator, model_validator
 
@@ -104,13 +104,17 @@ def _action_union() -> Any:
     """``{name: config}`` entries, discriminated by their single key, one model per registered action."""
     steps = []
     for name, cls in sorted(REGISTRY.items()):
-        step = create_model(f"{cls.__name__}Step", __config__=ConfigDict(extra="forbid", frozen=True), **{name: (cls, ...)})
+        fields: dict[str, Any] = {name: (cls, ...)}
+        step = create_model(f"{cls.__name__}Step", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
         steps.append(Annotated[step, Tag(name)])
     return Annotated[Union[tuple(steps)], Discriminator(_action_key, custom_error_type="unknown_action",
         custom_error_message=f"an action is one of {', '.join(sorted(REGISTRY))}, written as '- name: config'")]
 
 
-ActionStep = _action_union()
+if TYPE_CHECKING:  # one model per registered action, built at import: a type checker sees Any
+    ActionStep = Any
+else:
+    ActionStep = _action_union()
 
 
 class Policy(_Strict):
@@ -169,10 +173,8 @@ class Policy(_Strict):
         duplicated = {n for n in names if names.count(n) > 1}
         if duplicated:
             raise ValueError(f"action {', '.join(sorted(duplicated))} given twice")
-        transition, expire = self.action("transition"), self.action("expire")
-        if transition is not None and expire is not None and expire.days <= transition.steps[-1].days:
-            raise ValueError(f"expire days ({expire.days}) must be after the last transition "
-                             f"(day {transition.steps[-1].days}); S3 refuses such a Lifecycle rule")
+        for action in self.actions:
+            action.check_with(self.actions)
         return self
 
     def action(self, name: str) -> Action | None:
