@@ -1,8 +1,9 @@
 """The ledger: every Outcome becomes EMF metrics (Powertools Metrics), a structured log line and totals.
 
 Metrics (namespace ``$POWERTOOLS_METRICS_NAMESPACE``, default ``leanlake``), dimensioned by
-``bucket`` and ``policy``: ``BytesIn``, ``BytesOut``, ``BytesSaved``, ``ObjectsConverted``,
-``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``, ``ObjectsSkipped``,
+``bucket`` and ``policy``: ``BytesIn``, ``BytesOut``, ``BytesSaved`` (of actions that write an
+output), the Count metric each action declares for its ``ok`` outcomes (``ObjectsConverted``,
+``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``), ``ObjectsSkipped``,
 ``ConversionErrors``; and ``BadRecords``, dimensioned by ``trigger`` (``sqs``, ``s3``,
 ``eventbridge``): event records leanlake could not act on (malformed, or naming an object it could
 not read), each also logged on one line naming the record and the reason. In CLI runs EMF and logs
@@ -22,6 +23,7 @@ import sys
 from collections import defaultdict
 from typing import Any, TextIO
 
+from chalicelib.actions import REGISTRY
 from chalicelib.decision import Outcome
 
 #: EMF goes to stdout in Lambda (CloudWatch reads it there) and to stderr in CLI runs.
@@ -37,8 +39,16 @@ def metrics_to_stderr(enabled: bool = True) -> None:
 #: An EMF document's dimensions, as (name, value) pairs: one document per distinct set.
 Dimensions = tuple[tuple[str, str], ...]
 
-_COUNT_METRIC = {"convert": "ObjectsConverted", "recompress": "ObjectsRecompressed", "storage_class": "ObjectsReclassed",
-                 "expire": "ObjectsExpired"}
+
+
+def count_metrics() -> dict[str, str]:
+    """Action name → the Count metric of its ``ok`` outcomes, as each registered action declares it."""
+    return {name: cls.metric for name, cls in REGISTRY.items() if cls.metric}
+
+
+def snake(metric: str) -> str:
+    """``ObjectsConverted`` → ``objects_converted`` (the key of a metric in totals and reports)."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in metric).lstrip("_")
 
 
 class Ledger:
@@ -69,8 +79,9 @@ class Ledger:
             pending["BytesIn"] += outcome.bytes_before
             pending["BytesOut"] += outcome.bytes_after
             pending["BytesSaved"] += outcome.bytes_saved
-            if d.action in _COUNT_METRIC:
-                pending[_COUNT_METRIC[d.action]] += 1
+            metric = count_metrics().get(d.action)
+            if metric:
+                pending[metric] += 1
         elif outcome.status == "skip":
             pending["ObjectsSkipped"] += 1
         else:
@@ -120,12 +131,9 @@ class Ledger:
         by_action: dict[str, int] = defaultdict(int)
         for o in ok:
             by_action[o.decision.action] += 1
-        written = [o for o in ok if o.decision.action in ("convert", "recompress")]
+        written = [o for o in ok if o.decision.action in REGISTRY and REGISTRY[o.decision.action].writes_output]
         return {
-            "objects_converted": by_action["convert"],
-            "objects_recompressed": by_action["recompress"],
-            "objects_reclassed": by_action["storage_class"],
-            "objects_expired": by_action["expire"],
+            **{snake(metric): by_action[name] for name, metric in count_metrics().items()},
             "objects_skipped": sum(o.status == "skip" for o in self.outcomes),
             "errors": sum(o.status == "error" for o in self.outcomes),
             "bytes_before": sum(o.bytes_before for o in written),

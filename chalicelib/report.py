@@ -17,9 +17,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from chalicelib.economics import storage_month
+from chalicelib.ledger import count_metrics, snake
 
-METRICS = ("BytesIn", "BytesOut", "BytesSaved", "ObjectsConverted", "ObjectsRecompressed", "ObjectsReclassed",
-           "ObjectsExpired", "ObjectsSkipped", "ConversionErrors")
+
+
+def metrics() -> tuple[str, ...]:
+    """The ledger's metrics that a report sums: bytes, each action's count, skips and errors."""
+    return ("BytesIn", "BytesOut", "BytesSaved", *count_metrics().values(), "ObjectsSkipped", "ConversionErrors")
 
 
 def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", region: str = "us-east-1",
@@ -27,14 +31,15 @@ def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", reg
     """One row per (bucket, policy): the metric sums over the last ``days`` and the monthly $ / kg CO2e saved."""
     end = (now or datetime.now(timezone.utc)) + timedelta(minutes=1)  # include the current minute
     start = end - timedelta(days=days)
-    sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
+    names = metrics()
+    sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(names, 0.0))
     seen: set[tuple[str, tuple]] = set()
     for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=namespace):
         for metric in page.get("Metrics", ()):
             dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", ())))
             name = metric["MetricName"]
             labels = dict(dims)
-            if name not in METRICS or "bucket" not in labels or (name, dims) in seen:  # list_metrics may repeat entries
+            if name not in names or "bucket" not in labels or (name, dims) in seen:  # list_metrics may repeat entries
                 continue
             seen.add((name, dims))
             if buckets and labels["bucket"] not in buckets:
@@ -46,10 +51,6 @@ def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", reg
     rows = []
     for (bucket, policy), values in sorted(sums.items()):
         saved = storage_month(int(max(values["BytesSaved"], 0)), "STANDARD", region)
-        rows.append({"bucket": bucket, "policy": policy, **{_snake(k): int(v) for k, v in values.items()},
+        rows.append({"bucket": bucket, "policy": policy, **{snake(k): int(v) for k, v in values.items()},
                      "monthly_usd_saved": round(saved.usd, 6), "monthly_kgco2e_saved": round(saved.kgco2e, 9)})
     return rows
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")

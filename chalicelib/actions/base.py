@@ -55,10 +55,11 @@ class Action(BaseModel):
             return {}
         return data
 
-    @property
-    def writes_output(self) -> bool:
-        """True for actions that write a new object from the source (at most one per object)."""
-        return False
+    #: True for actions that write a new object from the source (at most one per object); the ledger
+    #: counts their bytes before and after.
+    writes_output: ClassVar[bool] = False
+    #: The EMF Count metric of its ``ok`` outcomes (``ObjectsConverted``), or None for bucket-level actions.
+    metric: ClassVar[str | None] = None
 
     def check_with(self, actions: Sequence["Action"]) -> None:
         """Raise ValueError when this action contradicts another action of the same policy (default: never)."""

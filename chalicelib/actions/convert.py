@@ -19,6 +19,8 @@ class Convert(WriterAction):
     """Convert a tabular object to Parquet with zstd pages; then keep, delete or re-class the source."""
 
     name: ClassVar[str] = "convert"
+    metric: ClassVar[str | None] = "ObjectsConverted"
+    output_suffix: ClassVar[str] = ".parquet"
     content_type: ClassVar[str] = "application/vnd.apache.parquet"
 
     to: Literal["parquet"] = "parquet"

@@ -85,6 +85,7 @@ class Expire(Action):
     """Delete objects older than ``days``; on versioned buckets leave a delete marker or remove every version."""
 
     name: ClassVar[str] = "expire"
+    metric: ClassVar[str | None] = "ObjectsExpired"
     scope: ClassVar[Scope] = "lifecycle"
     #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep deletes
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + s3calls.DELETE

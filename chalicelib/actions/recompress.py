@@ -16,6 +16,8 @@ class Recompress(WriterAction):
     """Recompress an object to zstd; the default destination is ``{dir}{stem}{format suffix}.zst``."""
 
     name: ClassVar[str] = "recompress"
+    metric: ClassVar[str | None] = "ObjectsRecompressed"
+    output_suffix: ClassVar[str] = ".zst"
     content_type: ClassVar[str] = "application/zstd"
 
     codec: Literal["zstd"] = "zstd"

@@ -21,6 +21,7 @@ class StorageClass(Action):
     """Move an object to ``storage_class`` with an in-place copy, when the move pays (the "worth it" guarantee)."""
 
     name: ClassVar[str] = "storage_class"
+    metric: ClassVar[str | None] = "ObjectsReclassed"
     scope: ClassVar[Scope] = "object"
     shorthand_field: ClassVar[str] = "storage_class"
     s3_calls: ClassVar[s3calls.Calls] = (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE

@@ -50,9 +50,9 @@ class WriterAction(Action):
 
     _check_source = field_validator("source")(classmethod(lambda cls, v: check_source_disposition(v)))
 
-    @property
-    def writes_output(self) -> bool:
-        return True
+    writes_output: ClassVar[bool] = True
+    #: The suffix an output's key usually ends with (``.parquet``), for suggested destination templates.
+    output_suffix: ClassVar[str]
 
     def destination_key(self, parts: KeyParts) -> str:
         raise NotImplementedError

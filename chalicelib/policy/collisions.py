@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from chalicelib.actions.writer import WriterAction
 from chalicelib.policy.policyset import matched_prefix
 from chalicelib.policy.templates import COMPRESSION_SUFFIXES, FORMAT_SUFFIXES, KeyParts, check_template
 
 if TYPE_CHECKING:
-    from chalicelib.actions.writer import WriterAction
     from chalicelib.policy.models import Filters, Policy
     from chalicelib.policy.policyset import PolicySet
 
@@ -64,11 +64,11 @@ def probe_keys(filters: "Filters") -> Iterator[tuple[str, str]]:
             yield key, matched
 
 
-def _writer(policy: "Policy") -> "WriterAction | None":
-    return next((a for a in policy.actions if a.writes_output), None)  # type: ignore[return-value]
+def _writer(policy: "Policy") -> WriterAction | None:
+    return next((a for a in policy.actions if isinstance(a, WriterAction)), None)
 
 
-def first_collision(filters: "Filters", writer: "WriterAction") -> tuple[str, str, str] | None:
+def first_collision(filters: "Filters", writer: WriterAction) -> tuple[str, str, str] | None:
     """Two probe keys and the one destination ``writer`` gives both, or None when every probe has its own."""
     seen: dict[str, str] = {}
     for key, prefix in probe_keys(filters):
@@ -81,13 +81,13 @@ def first_collision(filters: "Filters", writer: "WriterAction") -> tuple[str, st
     return None
 
 
-def _template_of(writer: "WriterAction") -> str:
+def _template_of(writer: WriterAction) -> str:
     return getattr(writer, "destination", None) or _RECOMPRESS_DEFAULT
 
 
-def _candidates(writer: "WriterAction") -> Iterator[str]:
+def _candidates(writer: WriterAction) -> Iterator[str]:
     """Templates close to the writer's own that keep more of the key: the suffix, then the directory."""
-    extension = ".parquet" if writer.name == "convert" else ".zst"
+    extension = writer.output_suffix
     template = getattr(writer, "destination", None)
     if template is None:
         yield f"{{dir}}{{name}}{extension}"
@@ -101,7 +101,7 @@ def _candidates(writer: "WriterAction") -> Iterator[str]:
     yield f"{{key}}{extension}"
 
 
-def suggestion(filters: "Filters", writer: "WriterAction") -> str | None:
+def suggestion(filters: "Filters", writer: WriterAction) -> str | None:
     """A valid destination template with no collision for these filters, or None when none is found."""
     for candidate in _candidates(writer):
         try:
