@@ -15,7 +15,7 @@ from typing import Iterable
 from urllib.parse import unquote_plus
 
 from chalicelib import s3 as s3util
-from chalicelib.actions import Action, StorageClass
+from chalicelib.actions import REGISTRY, Action, StorageClass
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
@@ -25,8 +25,8 @@ from chalicelib.log import logger
 from chalicelib.plan import deletes, locked, plan_objects
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
-#: Actions that act on one object at a time, on upload and in sweeps.
-OBJECT_ACTIONS = ("convert", "recompress", "storage_class")
+#: Actions that act on one object at a time, on upload and in sweeps: those registered with scope ``object``.
+OBJECT_ACTIONS = tuple(name for name, cls in REGISTRY.items() if cls.scope == "object")
 
 
 def ref_from_head(head: s3util.Head) -> ObjectRef:
