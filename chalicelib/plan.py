@@ -60,6 +60,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 from chalicelib import economics as econ
+from chalicelib.actions import REGISTRY
 from chalicelib.actions.convert import Convert
 from chalicelib.actions.intelligent_tiering import IntelligentTiering, configurations
 from chalicelib.actions.lifecycle import Expire, Transition
@@ -357,7 +358,8 @@ def totals(decisions: Iterable[Decision]) -> dict[str, Any]:
 
 def deletes(decision: Decision) -> bool:
     """True when acting on ``decision`` deletes an object: an expiry, or a write whose source is then deleted."""
-    return decision.action == "expire" or (decision.action in ("convert", "recompress") and decision.params.get("source") == "delete")
+    action = REGISTRY.get(decision.action)
+    return action is not None and action.deletes(decision.params)
 
 
 def locked(decision: Decision, why: str, policies: PolicySet, *, region: str = econ.figures.DEFAULT_REGION) -> Decision:

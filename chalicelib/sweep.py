@@ -115,14 +115,16 @@ def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None
         deletions = ctx.deletions_in(bucket)
         source = (d for d in decisions if d.bucket == bucket) if decisions is not None else bucket_decisions(ctx, bucket, selected)
         for decision in source:
-            if decision.action == "expire":
-                outcomes = deletions.add(decision, decision.params.get("versions", "marker"))
+            if decision.action == "skip":
+                outcomes = [Outcome(decision, "skip", decision.reason)]
+            elif decision.key is None:  # the bucket's configuration (Lifecycle, Intelligent-Tiering)
+                outcomes = [apply_bucket_decision(decision, ctx)]
             elif decision.action in OBJECT_ACTIONS:
                 outcomes = [execute(decision, ctx)]
-            elif decision.action in ("lifecycle", "intelligent_tiering"):
-                outcomes = [apply_bucket_decision(decision, ctx)]
+            elif deletes(decision):  # what the sweep runs of Lifecycle actions on objects: deletions
+                outcomes = deletions.add(decision, decision.params.get("versions", "marker"))
             else:
-                outcomes = [Outcome(decision, "skip", decision.reason)]
+                outcomes = [Outcome(decision, "error", f"no way to carry out a {decision.action} decision on an object")]
             for outcome in outcomes:
                 record(outcome)
         for outcome in deletions.flush():

@@ -61,6 +61,11 @@ class Action(BaseModel):
     #: The EMF Count metric of its ``ok`` outcomes (``ObjectsConverted``), or None for bucket-level actions.
     metric: ClassVar[str | None] = None
 
+    @classmethod
+    def deletes(cls, params: Mapping[str, Any]) -> bool:
+        """True when acting on a decision with these parameters deletes an object (default: never)."""
+        return False
+
     def check_with(self, actions: Sequence["Action"]) -> None:
         """Raise ValueError when this action contradicts another action of the same policy (default: never)."""
 

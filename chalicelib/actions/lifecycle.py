@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -93,6 +93,10 @@ class Expire(Action):
 
     days: int = Field(ge=1)
     versions: Literal["marker", "all"] = "marker"
+
+    @classmethod
+    def deletes(cls, params: Mapping[str, Any]) -> bool:
+        return True
 
     def check_with(self, actions: Sequence[Action]) -> None:
         """Expiry must come after the policy's last transition: S3 refuses such a Lifecycle rule."""

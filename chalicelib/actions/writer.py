@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from pydantic import field_validator
 
@@ -51,6 +51,11 @@ class WriterAction(Action):
     _check_source = field_validator("source")(classmethod(lambda cls, v: check_source_disposition(v)))
 
     writes_output: ClassVar[bool] = True
+
+    @classmethod
+    def deletes(cls, params: Mapping[str, Any]) -> bool:
+        """A write deletes its source once the output is verified when the policy says ``source: delete``."""
+        return params.get("source") == "delete"
     #: The suffix an output's key usually ends with (``.parquet``), for suggested destination templates.
     output_suffix: ClassVar[str]
 
