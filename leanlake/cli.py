@@ -2,7 +2,9 @@
 
 Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
 stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
-traceback. ``convert`` on local files imports no AWS library.
+traceback. ``convert`` on local files imports no AWS library. Global options (before the command):
+``--log-format``, ``-v``/``--verbose``, ``-q``/``--quiet``: short human log lines on a terminal,
+Powertools JSON lines elsewhere (see ``leanlake.console``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 
@@ -22,7 +25,8 @@ app = typer.Typer(
     "Policies (policies/*.yaml) say what to convert, recompress, re-class and expire; `plan` shows what "
     "would change and what it saves, `apply` does it, the deployed Lambda keeps doing it on uploads, "
     "a daily schedule and CloudWatch alarms. Uses the standard AWS environment (AWS_PROFILE, AWS_REGION, "
-    "AWS_ENDPOINT_URL for S3-compatible stores).",
+    "AWS_ENDPOINT_URL for S3-compatible stores). The options below go before the command; "
+    "NO_COLOR turns colours off.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,6 +35,30 @@ app = typer.Typer(
 PoliciesOption = typer.Option(None, "--policies", "-p", help="Policy files or directories (default: $LEANLAKE_POLICIES, else ./policies).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (logs go to stderr).")
 InventoryOption = typer.Option(None, "--inventory", help="Read objects from an S3 Inventory manifest (s3://…/manifest.json, CSV or Parquet) instead of listing the bucket.")
+
+
+#: Commands that write no log line: the logger is left alone, so a local ``convert`` imports no AWS library.
+COMMANDS_WITHOUT_LOGS = ("convert",)
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    log_format: str = typer.Option("auto", "--log-format", metavar="auto|human|json",
+                                   help="Log lines on stderr: short human lines, or Powertools JSON as in Lambda; "
+                                        "auto: human on a terminal, JSON otherwise."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="Human logs: -v adds info lines, -vv debug and tracebacks (default: warnings and errors)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the result: no logs, no progress, no narration."),
+) -> None:
+    """Options for every command; NO_COLOR turns colours off."""
+    from leanlake.console import LOG_FORMATS, configure
+
+    if log_format not in LOG_FORMATS:
+        fail("--log-format", f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}", 2)
+    if quiet and verbose:
+        fail("--quiet", "give --quiet or --verbose, not both", 2)
+    configure(log_format, verbosity=verbose, quiet=quiet, logger=ctx.invoked_subcommand not in COMMANDS_WITHOUT_LOGS)
 
 
 def fail(subject: str, reason: str, code: int = 1) -> NoReturn:
@@ -176,14 +204,15 @@ def apply(
     """Execute the plan: convert, recompress, re-class, expire (audited, lock-aware) and merge Lifecycle rules.
 
     Exit status 1 when any action failed (after doing the rest)."""
-    from rich.console import Console
     from rich.progress import Progress
 
     from chalicelib.ledger import Ledger
     from chalicelib.plan import totals
     from chalicelib.sweep import sweep
+    from leanlake.console import output
 
-    err = Console(stderr=True)
+    out = output()
+    err = out.err
     if as_of:
         err.print(f"[yellow]warning:[/] --as-of {as_of}: ages are computed as of that date; expirations due then happen now")
     ctx = _context(policies, as_of, dry_run=dry_run)
@@ -198,7 +227,8 @@ def apply(
         _print_decisions(decisions, totals(decisions))
         typer.confirm(f"Apply {len(acting)} actions?", abort=True, err=True)
     ledger = Ledger()
-    with Progress(console=err, transient=True, disable=as_json and not err.is_terminal) as progress:
+    # A bar only for a person reading human logs: JSON log lines must reach stderr whole, not re-wrapped above a bar.
+    with Progress(console=err, transient=True, disable=out.quiet or not out.human or not err.is_terminal) as progress:
         task = progress.add_task("applying", total=len(decisions))
         report = sweep(ctx, ledger, buckets=buckets, decisions=decisions, on_outcome=lambda _: progress.advance(task))
     ledger.flush()
@@ -350,6 +380,26 @@ def report(
     Console().print(table if rows else "no leanlake metrics in this window")
 
 
+@contextmanager
+def _narration() -> Iterator[Callable[[str], None]]:
+    """``say(line)`` for what a long command is doing: an info log line (``-v`` shows it on a terminal, JSON logs
+    carry it), and on a terminal a transient spinner showing the latest, so the screen ends with only the result."""
+    from chalicelib.log import logger
+    from leanlake.console import output
+
+    out = output()
+    if not out.human or out.quiet or not out.err.is_terminal:
+        yield lambda line: logger.info(line)
+        return
+    with out.err.status("starting", spinner="dots") as status:
+        def say(line: str) -> None:
+            room = max(out.err.width - 3, 10)  # the spinner and a space; one line, so it never scrolls
+            status.update(line if len(line) <= room else line[:room - 1] + "…")
+            logger.info(line)
+
+        yield say
+
+
 @app.command()
 def demo(
     as_json: bool = JsonOption,
@@ -363,9 +413,9 @@ def demo(
     from leanlake.demo.run import run_demo
     from leanlake.local import MissingDemoExtra
 
-    say = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     try:
-        summary = run_demo(rows=rows, say=say)
+        with _narration() as say:
+            summary = run_demo(rows=rows, say=say)
     except MissingDemoExtra as exc:
         fail("demo", str(exc))
     if as_json:

@@ -77,6 +77,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
                 uploaded[key] = len(body)
                 say(f"uploaded s3://{BUCKET}/{key} ({len(body):,} bytes{', multipart' if len(body) > MULTIPART_THRESHOLD else ''})")
 
+            say("delivering the queued S3 events to the Lambda handler (on_queued_upload)")
             results = deliver(sqs, queue_url, queue_arn, runtime.handle_sqs)
             outcomes = [o for r in results for o in r["outcomes"]]
             listed = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", ())]
