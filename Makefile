@@ -3,7 +3,7 @@
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 STAGE ?= dev
 
-.PHONY: package deploy destroy iam iam-check test gate
+.PHONY: package deploy destroy iam iam-check test lint gate
 
 ## package: dist/terraform/ and dist/cloudformation/ for STAGE (python3.12, trimmed pyarrow, policies inside)
 package:
@@ -28,6 +28,12 @@ iam-check:
 ## test: the test suite
 test:
 	$(PYTHON) -m pytest -q
+
+## lint: ruff, mypy and vulture (pinned in the dev extra) on what the Lambda functions run; CI runs it
+lint:
+	$(PYTHON) -m ruff check chalicelib app.py
+	$(PYTHON) -m mypy
+	$(PYTHON) -m vulture chalicelib app.py --min-confidence 80
 
 ## gate: what CI runs after the tests: package dev and prod, run the packaged handler on moto
 gate:

@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 class _StderrHandler(logging.StreamHandler):
     """Looks up ``sys.stderr`` at each write, so redirected or captured stderr is honoured."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):  # noqa: D401
         return sys.stderr
 
