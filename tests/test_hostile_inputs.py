@@ -83,15 +83,24 @@ def deep_json_array(path: Path, depth: int) -> Path:
 
 
 # ---------------------------------------------------------------- the CLI in a child, with its peak RSS
+#: Runs argv[1:] and reports its peak RSS. A child forked straight from pytest would inherit pytest's
+#: high-water mark (Linux carries ``maxrss`` across exec from the mm it forked with), so the measured
+#: process is started from this small launcher instead and only its own peak is reported.
+_MEASURE = ("import os, subprocess, sys\n"
+            "child = subprocess.Popen(sys.argv[1:])\n"
+            "_, status, usage = os.wait4(child.pid, 0)\n"
+            "sys.stderr.write(f'\\npeak-rss-kib={usage.ru_maxrss}\\n')\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def convert_in_child(src: Path, dst: Path, *flags: str) -> tuple[int, str, int]:
     """Run ``leanlake convert SRC DST`` in a child process: (exit code, stderr, peak RSS in bytes)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, "-m", "leanlake.cli", "convert", str(src), str(dst), *flags],
-                                 stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again
+    with tempfile.TemporaryFile() as err:
+        done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "leanlake.cli", "convert", str(src), str(dst),
+                               *flags], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, check=False)
         err.seek(0)
-        return child.returncode, err.read().decode(), usage.ru_maxrss * 1024  # Linux reports KiB
+        text, _, peak = err.read().decode().rpartition("\npeak-rss-kib=")
+        return done.returncode, text, int(peak) * 1024  # Linux reports KiB
 
 
 HOSTILE: list[tuple[str, Callable[[Path], Path], str]] = [
