@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 
-TABLES, LOGS, SCRATCH = 12, 6, 30
+TABLES, LOGS, SCRATCH = 16, 6, 30
 ROWS = 3000
 
 
@@ -38,6 +38,14 @@ def apply(endpoint: str, policies: str, as_of: str) -> subprocess.Popen:
     code = "from leanlake.cli import main; main()"
     return subprocess.Popen([sys.executable, "-c", code, "apply", "--policies", policies, "--as-of", as_of, "--yes", "--json"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def progress(s3, bucket: str) -> int:
+    """How much apply has visibly done, never decreasing: outputs written, sources and scratch files gone."""
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    count = lambda prefix, suffix="": sum(k.startswith(prefix) and k.endswith(suffix) for k in keys)  # noqa: E731
+    return (count("curated/") + count("logs/", ".zst") + TABLES - count("raw/") + LOGS - count("logs/", ".gz")
+            + SCRATCH - count("tmp/"))
 
 
 def nothing_lost(s3, bucket: str) -> dict[str, str]:
@@ -90,8 +98,12 @@ def test_sigkill_during_apply_loses_nothing_and_the_next_run_finishes(s3, bucket
     rng = random.Random(7)
     kills = 0
     for _ in range(4):
+        wanted = progress(s3, bucket) + rng.randint(1, 12)  # kill once this run has visibly done some work
         process = apply(moto_endpoint, str(policies), as_of)
-        time.sleep(rng.uniform(1.5, 4.0))  # the CLI takes ~1 s to start: kill while it works
+        deadline = time.monotonic() + 120
+        while process.poll() is None and progress(s3, bucket) < wanted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.2))  # … at a random moment after
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
