@@ -47,7 +47,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import economics as econ
-from chalicelib.actions.intelligent_tiering import configurations
+from chalicelib.actions import REGISTRY
 from chalicelib.actions.lifecycle import AbortMultipart, Expire, Noncurrent, Transition
 from chalicelib.economics.figures import storage_class
 from chalicelib.refs import RESERVED_PREFIX, reaches_reserved
@@ -285,25 +285,18 @@ def apply_lifecycle(s3: Any, bucket: str, policies: "PolicySet") -> str:
     return f"Lifecycle: {len(ours)} leanlake rule(s) written, {len(merged['Rules']) - len(ours)} other rule(s) kept"
 
 
-def apply_intelligent_tiering(s3: Any, bucket: str, policy: "Policy") -> str:
-    """Write the policy's Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
-    configs = configurations(policy)
-    for config in configs:
-        s3.put_bucket_intelligent_tiering_configuration(Bucket=bucket, Id=config["Id"], IntelligentTieringConfiguration=config)
-    return f"Intelligent-Tiering: {', '.join(c['Id'] for c in configs)} written"
-
-
 def apply_to_bucket(s3: Any, decision: "Decision", policies: "PolicySet") -> str:
-    """Act on a bucket-level decision of ``plan_buckets`` (``lifecycle`` or ``intelligent_tiering``).
+    """Act on a bucket-level decision of ``plan_buckets``: ``lifecycle``, or a bucket-scope action's own.
 
     ``policies`` must be every policy (not a selection): leanlake rules of policies missing from
     it are removed from the bucket.
     """
     if decision.action == "lifecycle":
         return apply_lifecycle(s3, decision.bucket, policies)
-    if decision.action == "intelligent_tiering":
-        return apply_intelligent_tiering(s3, decision.bucket, policies.named(decision.policy).policy)
-    raise ValueError(f"not a bucket-level decision: {decision.action}")
+    action = REGISTRY.get(decision.action)
+    if action is None or action.scope != "bucket":
+        raise ValueError(f"not a bucket-level decision: {decision.action}")
+    return action.apply_to_bucket(s3, decision, policies.named(decision.policy).policy)
 
 
 def owned_rule_ids(config: dict[str, Any] | None, owned_prefix: str = OWNED_PREFIX) -> list[str]:

@@ -22,6 +22,7 @@ from chalicelib.actions.permissions import Calls
 if TYPE_CHECKING:
     from chalicelib.context import RunContext
     from chalicelib.decision import Decision, Outcome
+    from chalicelib.policy.models import Policy
 
 #: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
 #: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
@@ -68,6 +69,11 @@ class Action(BaseModel):
 
     def check_with(self, actions: Sequence["Action"]) -> None:
         """Raise ValueError when this action contradicts another action of the same policy (default: never)."""
+
+    @classmethod
+    def apply_to_bucket(cls, s3: Any, decision: "Decision", policy: "Policy") -> str:
+        """Write the configuration a bucket-scope action of ``policy`` gives the decision's bucket; say what changed."""
+        raise NotImplementedError(f"{cls.name} is not a bucket action")
 
     def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
         """Act on one object-level decision. Lifecycle and bucket actions are applied per bucket instead."""

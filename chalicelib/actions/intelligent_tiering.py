@@ -36,6 +36,7 @@ from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 
 if TYPE_CHECKING:
+    from chalicelib.decision import Decision
     from chalicelib.policy.models import Policy
 
 ID_PREFIX = "leanlake-"
@@ -60,6 +61,14 @@ class IntelligentTiering(Action):
         if self.archive_days is not None and self.deep_archive_days is not None and self.deep_archive_days <= self.archive_days:
             raise ValueError(f"deep_archive_days ({self.deep_archive_days}) must be after archive_days ({self.archive_days})")
         return self
+
+    @classmethod
+    def apply_to_bucket(cls, s3: Any, decision: "Decision", policy: "Policy") -> str:
+        """Write the policy's Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
+        configs = configurations(policy)
+        for config in configs:
+            s3.put_bucket_intelligent_tiering_configuration(Bucket=decision.bucket, Id=config["Id"], IntelligentTieringConfiguration=config)
+        return f"Intelligent-Tiering: {', '.join(c['Id'] for c in configs)} written"
 
     def tierings(self) -> list[dict[str, Any]]:
         out = []

@@ -186,7 +186,7 @@ DELETE: Calls = READ_LOCKS + (Call("HeadObject"), Call("PutObject"), Call("Delet
 DELETE_VERSIONS: Calls = (Call("ListObjectVersions"), Call("DeleteObject", version_id=True))
 #: Merging leanlake's rules into the bucket's Lifecycle configuration (chalicelib.lifecycle.apply_lifecycle).
 LIFECYCLE: Calls = (Call("GetBucketLifecycleConfiguration"), Call("PutBucketLifecycleConfiguration"), Call("DeleteBucketLifecycle"))
-#: Writing the policy's Intelligent-Tiering configurations (chalicelib.lifecycle.apply_intelligent_tiering).
+#: Writing the policy's Intelligent-Tiering configurations (IntelligentTiering.apply_to_bucket).
 INTELLIGENT_TIERING: Calls = (Call("PutBucketIntelligentTieringConfiguration"),)
 
 
