@@ -576,7 +576,41 @@ def main() -> None:
     from chalicelib import ledger
 
     ledger.metrics_to_stderr()
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        exit_past_arrow_threads(done.code)
+    exit_past_arrow_threads(0)
+
+
+def exit_past_arrow_threads(code: int | str | None) -> None:
+    """Exit with ``code``, skipping interpreter finalization once pyarrow has been loaded.
+
+    A conversion given up early (a hostile row, a type widening) can leave one of Arrow's read-ahead
+    threads about to call back into Python. If that happens while CPython finalizes, the thread is
+    ended inside Arrow's C++ pool and the process aborts ("terminate called without an active
+    exception", exit 250) after printing its one-line error: seen once in CI on a loaded machine.
+    The stream is already stopped (``DecodedSource.stop_readers``); this removes the window: output
+    is flushed and atexit handlers run, then the process ends without finalizing.
+    """
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    if "pyarrow" not in sys.modules:
+        raise SystemExit(code)
+    import atexit
+    import logging
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
