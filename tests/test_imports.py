@@ -14,15 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "chalicelib"
 
-#: Function-level imports of own modules that remain, and why: each defers pyarrow (chalicelib.formats
-#: imports it at module level), so that app.py imports without it.
+#: Function-level imports of own modules that remain, and why.
 DEFERRED = {
-    ("chalicelib.actions.convert", "chalicelib.formats"), ("chalicelib.actions.recompress", "chalicelib.formats"),
-    ("chalicelib.actions.output", "chalicelib.formats"), ("chalicelib.actions.writer", "chalicelib.actions.output"),
-    ("chalicelib.actions.storage_class", "chalicelib.actions.output"), ("chalicelib.actions.storage_class", "chalicelib.s3"),
-    ("chalicelib.actions.storage_class", "chalicelib.decision"),
-    ("chalicelib.formats.convert", "chalicelib.formats.csv_reader"), ("chalicelib.formats.convert", "chalicelib.formats.json_reader"),
-    ("chalicelib.formats.convert", "chalicelib.formats.parquet_writer"),
     # the Powertools logger is imported on first use: `leanlake convert` on local files loads no AWS library
     ("chalicelib.ledger", "chalicelib.log"),
 }

@@ -12,7 +12,11 @@ import os
 import time
 from typing import BinaryIO, Callable, Tuple, Union
 
+from .csv_reader import (ChunkedCsvBatches, CsvBatches, CsvPlan, RaggedRow, Sequential, Widen, check_header_width,
+                         find_ragged_line)
 from .errors import ConversionError, failing_cleanly, one_line, remove_quietly
+from .json_reader import JsonBatches, JsonPlan
+from .parquet_writer import write_batches
 from .options import ConvertOptions, ConvertResult
 from .sniff import sniff_format
 from .streams import DecodedSource, open_decoded
@@ -32,10 +36,6 @@ def _close(src) -> None:
 
 def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
                  options: ConvertOptions) -> Tuple[int, int, int]:
-    from .csv_reader import (ChunkedCsvBatches, CsvBatches, CsvPlan, RaggedRow, Sequential, Widen, check_header_width,
-                             find_ragged_line)
-    from .parquet_writer import write_batches
-
     check_header_width(first, delimiter, options.max_columns, options.max_row_size)
     plan = CsvPlan(delimiter, options.block_size, options.max_row_size)
     chunked = True  # parse on both cores until the file shows it needs the streaming reader
@@ -101,10 +101,6 @@ def _pin_literal_null_columns(schema, head: bytes, plan) -> bool:
 
 def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
                   options: ConvertOptions) -> Tuple[int, int, int]:
-    from .csv_reader import Widen
-    from .json_reader import JsonBatches, JsonPlan
-    from .parquet_writer import write_batches
-
     plan = JsonPlan(options.max_row_size)
     src: DecodedSource | None = first
     while True:
