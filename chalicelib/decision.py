@@ -11,12 +11,23 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from chalicelib.refs import ObjectRef
 
+if TYPE_CHECKING:
+    from chalicelib.actions.base import Action
+
 Status = Literal["ok", "skip", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionParams:
+    """Base of the typed parameters an action plans into a Decision (each action module defines its own)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,10 @@ class Decision:
     monthly_kgco2e_saved: float = 0.0
     one_off_usd: float = 0.0
     ref: ObjectRef | None = field(default=None, compare=False, repr=False)
-    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: What the deciding action planned (a destination, a class, …), typed by that action; None for a skip.
+    params: ActionParams | None = field(default=None, compare=False)
+    #: The configured action that carries the decision out (None for a skip).
+    by: Action | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``plan --json`` shape."""

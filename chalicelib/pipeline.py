@@ -15,31 +15,20 @@ from typing import Iterable
 from urllib.parse import unquote_plus
 
 from chalicelib import s3 as s3util
-from chalicelib.actions import REGISTRY, Action, StorageClass
+from chalicelib.actions import REGISTRY
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
 from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
 from chalicelib.log import logger
-from chalicelib.plan import deletes, locked, plan_objects
+from chalicelib.plan import deletes, plan_objects
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
-
-#: Actions that act on one object at a time, on upload and in sweeps: those registered with scope ``object``.
-OBJECT_ACTIONS = tuple(name for name, cls in REGISTRY.items() if cls.scope == "object")
 
 
 def ref_from_head(head: s3util.Head) -> ObjectRef:
     return ObjectRef(bucket=head.bucket, key=head.key, size=head.size, etag=head.etag, version_id=head.version_id,
                      storage_class=head.storage_class, last_modified=head.last_modified, tags=head.tags)
-
-
-def action_for(decision: Decision, ctx: RunContext) -> Action | None:
-    """The action a decision carries out: the policy's own, or, for a transition step the sweep runs
-    (Lifecycle can't filter by suffix), a ``storage_class`` move to that step's class."""
-    if decision.action == "storage_class" and decision.params.get("via") == "transition":
-        return StorageClass(storage_class=decision.params["storage_class"])
-    return ctx.policies.named(decision.policy).policy.action(decision.action)
 
 
 def deletion_guard(decision: Decision, ctx: RunContext) -> Outcome | None:
@@ -56,21 +45,30 @@ def deletion_guard(decision: Decision, ctx: RunContext) -> Outcome | None:
     why = deletions.lock_reason(Target(decision.key, version_id=decision.ref.version_id if decision.ref else None))
     if deletions.refused:
         return Outcome(decision, "error", f"not converted: {deletions.refused}")
-    return Outcome(decision, "skip", locked(decision, why, ctx.policies).reason) if why else None
+    if why and decision.by is not None:
+        return Outcome(decision, "skip", decision.by.when_locked(decision, why).reason)
+    return None
 
 
-def execute(decision: Decision, ctx: RunContext) -> Outcome:
-    """Act on one object-level decision; an exception becomes an ``error`` Outcome, never a crash."""
-    action = action_for(decision, ctx)
+def act(decision: Decision, ctx: RunContext) -> list[Outcome]:
+    """Carry out one object-level decision through the action that made it; an exception becomes an
+    ``error`` Outcome, never a crash. Deletions may come back later, in their batch (``Deletions.flush``)."""
     started = time.monotonic()
     try:
-        if action is None:
-            raise LookupError(f"policy {decision.policy!r} has no {decision.action} action")
-        return deletion_guard(decision, ctx) or action.execute(decision, ctx)
+        if decision.by is None:
+            raise LookupError(f"no action carries out a {decision.action} decision")
+        guarded = deletion_guard(decision, ctx)
+        return [guarded] if guarded else decision.by.act(decision, ctx)
     except Exception as exc:  # one object's failure must not stop the others
         reason, transient = describe_error(exc)
         logger.exception(f"{decision.action} s3://{decision.bucket}/{decision.key} failed: {reason}")
-        return Outcome(decision, "error", reason, seconds=time.monotonic() - started, detail={"transient": transient})
+        return [Outcome(decision, "error", reason, seconds=time.monotonic() - started, detail={"transient": transient})]
+
+
+def acts_on_upload(decision: Decision) -> bool:
+    """True for decisions an upload runs at once: those of object-scope kinds (deletions wait for the sweep)."""
+    kind = REGISTRY.get(decision.action)
+    return kind is not None and kind.scope == "object" and decision.by is not None
 
 
 def _is_object_policy(ctx: RunContext, decision: Decision) -> bool:
@@ -78,11 +76,11 @@ def _is_object_policy(ctx: RunContext, decision: Decision) -> bool:
 
 
 def decide_and_act(refs: Iterable[ObjectRef], ctx: RunContext, ledger: Ledger) -> list[Outcome]:
-    """Plan the refs and execute their object-level decisions; skips of object policies are recorded too."""
-    outcomes = []
+    """Plan the refs and carry out their object-level decisions; skips of object policies are recorded too."""
+    outcomes: list[Outcome] = []
     for decision in plan_objects(refs, ctx.policies, ctx.now):
-        if decision.action in OBJECT_ACTIONS:
-            outcomes.append(ledger.record(execute(decision, ctx)))
+        if acts_on_upload(decision):
+            outcomes.extend(ledger.record(outcome) for outcome in act(decision, ctx))
         elif decision.action == "skip" and _is_object_policy(ctx, decision):
             outcomes.append(ledger.record(Outcome(decision, "skip", decision.reason)))
     return outcomes

@@ -23,14 +23,14 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
+from chalicelib.actions.lifecycle_rules import apply_to_bucket
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
 from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
-from chalicelib.lifecycle import apply_to_bucket
-from chalicelib.pipeline import OBJECT_ACTIONS, execute
-from chalicelib.plan import deletes, locked, plan_buckets, plan_objects
+from chalicelib.pipeline import act
+from chalicelib.plan import deletes, plan_buckets, plan_objects
 from chalicelib.policy import PolicySet
 from chalicelib.policy.policyset import matched_prefix
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
@@ -75,11 +75,11 @@ def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> I
     read) turned into what ``apply`` will do; one HEAD per deleting decision, on Object Lock buckets only."""
     deletions = ctx.deletions_in(bucket)
     for decision in decisions:
-        if decision.key is not None and deletes(decision) and deletions.lock_enabled():
+        if decision.key is not None and decision.by is not None and deletes(decision) and deletions.lock_enabled():
             ref = decision.ref
             why = deletions.lock_reason(Target(decision.key, version_id=ref.version_id if ref else None))
             if why:
-                decision = locked(decision, why, ctx.policies)
+                decision = decision.by.when_locked(decision, why)
         yield decision
 
 
@@ -119,12 +119,8 @@ def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None
                 outcomes = [Outcome(decision, "skip", decision.reason)]
             elif decision.key is None:  # the bucket's configuration (Lifecycle, Intelligent-Tiering)
                 outcomes = [apply_bucket_decision(decision, ctx)]
-            elif decision.action in OBJECT_ACTIONS:
-                outcomes = [execute(decision, ctx)]
-            elif deletes(decision):  # what the sweep runs of Lifecycle actions on objects: deletions
-                outcomes = deletions.add(decision, decision.params.get("versions", "marker"))
             else:
-                outcomes = [Outcome(decision, "error", f"no way to carry out a {decision.action} decision on an object")]
+                outcomes = act(decision, ctx)
             for outcome in outcomes:
                 record(outcome)
         for outcome in deletions.flush():

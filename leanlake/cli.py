@@ -92,7 +92,7 @@ def _load(paths: Optional[list[Path]]) -> Any:
 def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Policy files or directories (default: ./policies).")) -> None:
     """Check policy files; print `file:line: message` for each problem and exit 1 if there is any."""
     policies = _load(paths)
-    from chalicelib.lifecycle import lifecycle_warnings
+    from chalicelib.actions.lifecycle_rules import lifecycle_warnings
     from chalicelib.policy.collisions import collision_warnings
 
     for warning in lifecycle_warnings(policies) + collision_warnings(policies):

@@ -28,6 +28,7 @@ from chalicelib import s3 as s3util
 from chalicelib.actions import REGISTRY
 from chalicelib.actions.output import untrusted, write_output
 from chalicelib.context import RunContext
+from chalicelib.actions.writer import WriteParams
 from chalicelib.decision import Decision
 from chalicelib.formats import ConversionError
 from chalicelib.formats.recompress import CHECK_BYTES, CHECK_DECODED, check_zstd_beginning
@@ -270,7 +271,7 @@ def test_a_refused_completion_is_aborted_and_reported(s3, bucket, tmp_path):
 
 
 def convert_decision(bucket: str, key: str, destination: str) -> Decision:
-    return Decision(bucket, key, "tables", "convert", "test", params={"destination": destination, "source": "delete"})
+    return Decision(bucket, key, "tables", "convert", "test", params=WriteParams(destination, "delete"))
 
 
 def producer_racing_with(write_competitor):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from chalicelib.actions import REGISTRY
 from chalicelib.actions.intelligent_tiering import configuration, configuration_id, configurations
 from chalicelib.decision import Decision
-from chalicelib.lifecycle import (
+from chalicelib.actions.lifecycle_rules import (
     LifecycleError,
     apply_to_bucket,
     compile_rules,
@@ -19,6 +19,7 @@ from chalicelib.lifecycle import (
     owned_rule_ids,
     put_arguments,
 )
+from chalicelib.plan import plan_buckets
 from chalicelib.policy import PolicySet, Settings
 
 BUCKET = "ml-lake"
@@ -302,7 +303,8 @@ def test_size_filters_put_to_local_s3(s3):
 def test_intelligent_tiering_put_to_local_s3(s3):
     s3.create_bucket(Bucket="tiered-bucket")
     ps = PolicySet.from_dicts([policy("cold", {"prefix": "a/"}, [{"intelligent_tiering": {"archive_days": 90}}], bucket="tiered-bucket")])
-    message = apply_to_bucket(s3, Decision("tiered-bucket", None, "cold", "intelligent_tiering", "test"), ps)
+    [decision] = plan_buckets(ps)
+    message = apply_to_bucket(s3, decision, ps)
     assert "leanlake-cold" in message
     # botocore validated the request shape and moto accepted it; moto 5.2.5 returns an empty
     # configuration on GET, so the body is checked with a recording client below.
@@ -320,7 +322,8 @@ class _Recorder:
 def test_intelligent_tiering_put_body():
     ps = PolicySet.from_dicts([policy("cold", {"prefix": "a/"}, [{"intelligent_tiering": {"archive_days": 90}}])])
     client = _Recorder()
-    apply_to_bucket(client, Decision(BUCKET, None, "cold", "intelligent_tiering", "test"), ps)
+    [decision] = plan_buckets(ps)
+    apply_to_bucket(client, decision, ps)
     assert client.calls == [{"Bucket": BUCKET, "Id": "leanlake-cold", "IntelligentTieringConfiguration": {
         "Id": "leanlake-cold", "Filter": {"Prefix": "a/"}, "Status": "Enabled",
         "Tierings": [{"Days": 90, "AccessTier": "ARCHIVE_ACCESS"}]}}]

@@ -82,8 +82,8 @@ def test_overlapping_policies_each_get_their_decision():
 def test_convert_decides_with_destination_and_stated_assumption(lake):
     d = one(lake, ref("raw/2024/a.csv", size=100 * MiB))
     assert d.action == "convert"
-    assert d.params["destination"] == "curated/2024/a.parquet"
-    assert d.params["output_ratio"] == 0.2
+    assert d.params.destination == "curated/2024/a.parquet"
+    assert d.params.output_ratio == 0.2
     assert "ASSUMPTION" in d.reason
     assert d.monthly_usd_saved == pytest.approx(100 / 1024 * 0.8 * 0.023)
     assert d.monthly_kgco2e_saved > 0
@@ -93,15 +93,15 @@ def test_convert_decides_with_destination_and_stated_assumption(lake):
 
 def test_convert_of_compressed_input_assumes_a_smaller_gain(lake):
     d = one(lake, ref("raw/a.csv.gz", size=100 * MiB))
-    assert d.params["destination"] == "curated/a.parquet"
-    assert d.params["output_ratio"] == 0.85
+    assert d.params.destination == "curated/a.parquet"
+    assert d.params.output_ratio == 0.85
 
 
 def test_recompress_default_destination_and_ratio(lake):
     d = one(lake, ref("logs/app/a.log.gz", size=50 * MiB))
     assert d.action == "recompress"
-    assert d.params["destination"] == "logs/app/a.log.zst"
-    assert d.params["output_ratio"] == 0.85
+    assert d.params.destination == "logs/app/a.log.zst"
+    assert d.params.output_ratio == 0.85
     assert "zstd" in d.reason or "gzip" in d.reason
 
 
@@ -127,7 +127,7 @@ def test_convert_with_source_kept_reports_the_extra_storage():
     d = one(policies, ref("raw/a.csv", size=100 * MiB))
     assert d.action == "convert"  # invariant 5 judges convert by output size; the executor checks it
     assert d.monthly_usd_saved < 0
-    assert any("source kept" in n for n in d.params["notes"])
+    assert any("source kept" in n for n in d.params.notes)
 
 
 # --- storage_class -----------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_convert_with_source_kept_reports_the_extra_storage():
 def test_storage_class_acts_when_it_pays_and_onezone_saves_co2e(lake):
     d = one(lake, ref("features/f.parquet", size=GiB, tags={"recreatable": "true"}))
     assert d.action == "storage_class"
-    assert d.params["storage_class"] == "ONEZONE_IA"
+    assert d.params.storage_class == "ONEZONE_IA"
     assert d.monthly_usd_saved == pytest.approx(0.013)
     assert d.monthly_kgco2e_saved > 0
 
@@ -189,7 +189,7 @@ def test_class_change_without_co2e_says_so_in_the_reason():
 
 def test_sweep_expires_suffix_filtered_objects_when_due(lake):
     old = one(lake, ref("tmp/a.tmp", age_days=8))
-    assert old.action == "expire" and old.params["versions"] == "marker"
+    assert old.action == "expire" and old.params.versions == "marker"
     assert old.monthly_usd_saved > 0
     young = one(lake, ref("tmp/a.tmp", age_days=3))
     assert young.action == "skip" and young.reason == "3 days old, expires at day 7"
@@ -198,7 +198,7 @@ def test_sweep_expires_suffix_filtered_objects_when_due(lake):
 def test_expire_versions_all_is_passed_on():
     policies = ps({"name": "s", "bucket": BUCKET, "filters": {"prefix": "tmp/", "suffix": ".tmp"},
                    "actions": [{"expire": {"days": 1, "versions": "all"}}]})
-    assert one(policies, ref("tmp/x.tmp", age_days=2)).params["versions"] == "all"
+    assert one(policies, ref("tmp/x.tmp", age_days=2)).params.versions == "all"
 
 
 def test_lifecycle_expressible_policies_are_left_to_lifecycle(lake):
@@ -212,9 +212,9 @@ def test_sweep_transitions_suffix_filtered_objects_to_the_step_due():
                    "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}, {"days": 180, "class": "DEEP_ARCHIVE"}]}]})
     assert one(policies, ref("m/a.bin", size=GiB, age_days=10)).reason == "10 days old, first transition at day 30"
     d = one(policies, ref("m/a.bin", size=GiB, age_days=40))
-    assert d.action == "storage_class" and d.params == {**d.params, "storage_class": "GLACIER_IR", "via": "transition"}
+    assert d.action == "storage_class" and (d.params.storage_class, d.params.via) == ("GLACIER_IR", "transition")
     d = one(policies, ref("m/a.bin", size=GiB, age_days=200, cls="GLACIER_IR"))
-    assert d.action == "storage_class" and d.params["storage_class"] == "DEEP_ARCHIVE"
+    assert d.action == "storage_class" and d.params.storage_class == "DEEP_ARCHIVE"
     d = one(policies, ref("m/a.bin", size=GiB, age_days=40, cls="DEEP_ARCHIVE"))
     assert d.action == "skip"
 
@@ -230,16 +230,16 @@ def test_the_sweep_expires_and_transitions_what_lifecycle_cannot_keep_off_the_re
     assert list(plan_objects([ref("_leanlake/audit/2026/01/01/r.jsonl", age_days=800, tags=tags)], expiring, NOW)) == []
     moving = ps({"name": "t", "bucket": BUCKET, "filters": filters, "actions": [{"transition": [{"days": 30, "class": "GLACIER"}]}]})
     d = one(moving, ref(key, size=GiB, age_days=40, tags=tags))
-    assert d.action == "storage_class" and d.params["via"] == "transition"
+    assert d.action == "storage_class" and d.params.via == "transition"
     [bucket_level] = plan_buckets(moving)
-    assert bucket_level.action == "lifecycle" and bucket_level.params["rules"] == []
+    assert bucket_level.action == "lifecycle" and bucket_level.params.rules == []
     assert "run in the sweep" in bucket_level.reason
 
 
 def test_abort_multipart_of_a_prefixless_policy_is_still_a_lifecycle_rule():
     policies = ps({"name": "all", "bucket": BUCKET, "actions": [{"expire": {"days": 7}}, {"abort_multipart": 2}]})
     [d] = plan_buckets(policies)
-    assert d.params["rules"] == [{"ID": "leanlake-all-1", "Status": "Enabled", "Filter": {"Prefix": ""},
+    assert d.params.rules == [{"ID": "leanlake-all-1", "Status": "Enabled", "Filter": {"Prefix": ""},
                                   "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}]
     assert d.reason.startswith("Lifecycle rule(s) leanlake-all-1; transition/expire run in the sweep")
 
@@ -251,7 +251,7 @@ def test_a_destination_rendered_under_the_reserved_prefix_is_a_skip():
     assert d.action == "skip"
     assert d.reason == "destination _leanlake/audit/x.parquet is under _leanlake/, which is reserved for leanlake"
     ok = one(policies, ref("raw/leanlake/audit/x.csv"))
-    assert ok.action == "convert" and ok.params["destination"] == "leanlake/audit/x.parquet"
+    assert ok.action == "convert" and ok.params.destination == "leanlake/audit/x.parquet"
 
 
 def test_unknown_age_is_not_expired():
@@ -281,14 +281,14 @@ def test_plan_buckets(lake):
     assert set(by_policy) == {"checkpoints"}  # scratch filters by suffix: its decisions are per object
     cp = by_policy["checkpoints"]
     assert cp.action == "lifecycle" and cp.key is None
-    assert cp.params["rule_ids"] == ["leanlake-checkpoints-1", "leanlake-checkpoints-2"]
+    assert cp.params.rule_ids == ["leanlake-checkpoints-1", "leanlake-checkpoints-2"]
 
 
 def test_plan_buckets_intelligent_tiering():
     policies = ps({"name": "cold", "bucket": BUCKET, "filters": {"prefix": "archive/"},
                    "actions": [{"intelligent_tiering": {"archive_days": 90}}]})
     [d] = plan_buckets(policies)
-    assert d.action == "intelligent_tiering" and d.params["configurations"][0]["Id"] == "leanlake-cold"
+    assert d.action == "intelligent_tiering" and d.params.configurations[0]["Id"] == "leanlake-cold"
     assert one(policies, ref("archive/x")).reason == "handled by the bucket's Intelligent-Tiering configuration"
 
 

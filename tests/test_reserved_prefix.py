@@ -19,7 +19,8 @@ from chalicelib import s3 as s3util
 from leanlake.cli import app
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision
-from chalicelib.pipeline import execute
+from chalicelib.actions.writer import WriteParams
+from chalicelib.pipeline import act
 from chalicelib.policy import load_policies
 
 AS_OF = (datetime.now(timezone.utc) + timedelta(days=30)).date().isoformat()
@@ -143,9 +144,9 @@ def test_the_executor_refuses_a_reserved_destination_too(s3, bucket, tmp_path):
             filters: {{prefix: raw/, suffix: .csv}}
             actions: [{{convert: {{source: delete}}}}]
         """)])
-    decision = Decision(bucket, "raw/a.csv", "tables", "convert", "by hand",
-                        params={"destination": "_leanlake/audit/a.parquet", "source": "delete"})
-    outcome = execute(decision, RunContext(policies=policies, s3=s3))
+    decision = Decision(bucket, "raw/a.csv", "tables", "convert", "by hand", params=WriteParams("_leanlake/audit/a.parquet", "delete"),
+                        by=policies.named("tables").policy.actions[0])
+    [outcome] = act(decision, RunContext(policies=policies, s3=s3))
     assert (outcome.status, outcome.reason) == (
         "error", "destination _leanlake/audit/a.parquet is under _leanlake/, reserved for leanlake; not written")
     assert keys(s3, bucket) == ["raw/a.csv"]

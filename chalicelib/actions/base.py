@@ -1,8 +1,13 @@
-"""The action registry: each action is a class that declares its schema and the S3 requests it makes.
+"""The action registry: each action is a class that owns its whole life, from schema to metric.
 
 Like Cloud Custodian's action registry, a policy's ``actions:`` entries are looked up here by
-name, validated against the class's pydantic schema before anything runs, and the deployed IAM
-policy is derived from the S3 requests the classes declare (``chalicelib.actions.permissions``).
+name and validated against the class's pydantic schema before anything runs. The class also says
+which S3 requests it makes (the deployed IAM policy is derived from them,
+``chalicelib.actions.permissions``), how it plans an object (``decide``, ``idle_reason``) or a
+bucket (``plan_bucket``), how it carries a decision out (``execute`` / ``act``,
+``apply_to_bucket``), whether that deletes (``deletes``, ``when_locked``) and which metric counts
+it (``metric``). Planning, the pipeline, the sweep, the ledger and the report dispatch through
+these hooks and never name an action.
 
 Example:
     >>> from chalicelib.actions import REGISTRY
@@ -13,16 +18,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from chalicelib.actions.permissions import Calls
 
 if TYPE_CHECKING:
+    from chalicelib.actions.planning import PolicyView
     from chalicelib.context import RunContext
     from chalicelib.decision import Decision, Outcome
     from chalicelib.policy.models import Policy
+    from chalicelib.refs import ObjectRef
 
 #: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
 #: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
@@ -30,6 +37,8 @@ if TYPE_CHECKING:
 Scope = Literal["object", "lifecycle", "bucket"]
 
 REGISTRY: dict[str, type["Action"]] = {}
+#: Called after the registry changes (the policy model rebuilds its ``actions:`` schema).
+ON_CHANGE: list[Callable[[], None]] = []
 
 
 class Action(BaseModel):
@@ -61,23 +70,56 @@ class Action(BaseModel):
     writes_output: ClassVar[bool] = False
     #: The EMF Count metric of its ``ok`` outcomes (``ObjectsConverted``), or None for bucket-level actions.
     metric: ClassVar[str | None] = None
+    #: The order in which a policy's actions are asked to ``decide`` on an object, lowest first.
+    plan_rank: ClassVar[int] = 100
 
-    @classmethod
-    def deletes(cls, params: Mapping[str, Any]) -> bool:
-        """True when acting on a decision with these parameters deletes an object (default: never)."""
+    # --- planning (pure) ----------------------------------------------------------------------------
+
+    def decide(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Decision | None":
+        """This action's Decision on a matched object (``prefix``: the policy prefix it matched
+        through; ``age``: days since LastModified, None when unknown), or None to let the next
+        action of the policy decide. Default: object-level actions never decide."""
+        return None
+
+    def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> str | None:
+        """Why nothing happens to the object now although this action is in its policy ("expires at
+        day 30", "handled by Lifecycle rule …"), asked when no action decided; None: nothing to say."""
+        return None
+
+    def plan_bucket(self, bucket: str, policy: "Policy") -> Iterator["Decision"]:
+        """The bucket-level Decisions of a ``bucket``-scope action (key None). Default: none."""
+        return iter(())
+
+    @property
+    def expires_after_days(self) -> int | None:
+        """The age at which this action deletes objects, if it does by age (a move must pay before)."""
+        return None
+
+    # --- acting ---------------------------------------------------------------------------------------
+
+    def deletes(self) -> bool:
+        """True when carrying out this action's decisions deletes an object (default: never)."""
         return False
+
+    def when_locked(self, decision: "Decision", why: str) -> "Decision":
+        """What a deleting decision becomes when its object is locked (``why``): a skip saying so."""
+        raise NotImplementedError(f"{self.name} does not delete")
 
     def check_with(self, actions: Sequence["Action"]) -> None:
         """Raise ValueError when this action contradicts another action of the same policy (default: never)."""
 
-    @classmethod
-    def apply_to_bucket(cls, s3: Any, decision: "Decision", policy: "Policy") -> str:
-        """Write the configuration a bucket-scope action of ``policy`` gives the decision's bucket; say what changed."""
-        raise NotImplementedError(f"{cls.name} is not a bucket action")
+    def apply_to_bucket(self, s3: Any, decision: "Decision") -> str:
+        """Write the bucket configuration a ``bucket``-scope decision plans; say what changed."""
+        raise NotImplementedError(f"{self.name} is not a bucket action")
 
     def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
-        """Act on one object-level decision. Lifecycle and bucket actions are applied per bucket instead."""
-        raise NotImplementedError(f"{self.name} is not an object action")
+        """Act on one object-level decision."""
+        raise NotImplementedError(f"{self.name} does not act on objects")
+
+    def act(self, decision: "Decision", ctx: "RunContext") -> list["Outcome"]:
+        """Carry out a decision in a run; the outcomes may be of earlier decisions an action batches
+        (deletions go in batches of a DeleteObjects request). Default: ``execute`` it."""
+        return [self.execute(decision, ctx)]
 
 
 def register(cls: type[Action]) -> type[Action]:
@@ -85,4 +127,13 @@ def register(cls: type[Action]) -> type[Action]:
     if cls.name in REGISTRY:
         raise ValueError(f"action {cls.name!r} registered twice")
     REGISTRY[cls.name] = cls
+    for listener in ON_CHANGE:
+        listener()
     return cls
+
+
+def unregister(name: str) -> None:
+    """Remove an action registered at run time (a test's throwaway action): policies no longer accept it."""
+    del REGISTRY[name]
+    for listener in ON_CHANGE:
+        listener()

@@ -7,7 +7,8 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from chalicelib.actions.base import register
-from chalicelib.actions.writer import WriterAction
+from chalicelib.actions.writer import WriterAction, output_ratio
+from chalicelib.formats import ConvertOptions, convert_to_parquet, verify_parquet
 from chalicelib.policy.templates import KeyParts, check_template, render
 from chalicelib.policy.units import parse_size
 
@@ -22,6 +23,7 @@ class Convert(WriterAction):
     metric: ClassVar[str | None] = "ObjectsConverted"
     output_suffix: ClassVar[str] = ".parquet"
     content_type: ClassVar[str] = "application/vnd.apache.parquet"
+    min_input_assumption: ClassVar[str] = "min_input_bytes_parquet"
 
     to: Literal["parquet"] = "parquet"
     compression: Literal["zstd"] = "zstd"
@@ -39,10 +41,11 @@ class Convert(WriterAction):
     def destination_key(self, parts: KeyParts) -> str:
         return render(self.destination, parts)
 
+    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
+        return output_ratio("parquet_from_compressed_text" if parts.compression_suffix else "parquet_from_text")
+
     def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
         """Convert to Parquet at ``path`` and verify it (footer readable, row count equal to rows read)."""
-        from chalicelib.formats import ConvertOptions, convert_to_parquet, verify_parquet
-
         options = ConvertOptions(level=self.level, sort=self.sort, max_row_size=self.max_row_size)
         result = convert_to_parquet(open_source, path, options)
         verify_parquet(path, result.rows)

@@ -28,19 +28,29 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from pydantic import Field, model_validator
 
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
+from chalicelib.decision import ActionParams, Decision
+from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
-    from chalicelib.decision import Decision
+    from chalicelib.actions.planning import PolicyView
     from chalicelib.policy.models import Policy
 
 ID_PREFIX = "leanlake-"
 _MAX_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TieringParams(ActionParams):
+    """The ``put_bucket_intelligent_tiering_configuration`` bodies planned for one bucket."""
+
+    configurations: tuple[dict[str, Any], ...]
 
 
 @register
@@ -62,10 +72,28 @@ class IntelligentTiering(Action):
             raise ValueError(f"deep_archive_days ({self.deep_archive_days}) must be after archive_days ({self.archive_days})")
         return self
 
-    @classmethod
-    def apply_to_bucket(cls, s3: Any, decision: "Decision", policy: "Policy") -> str:
-        """Write the policy's Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
-        configs = configurations(policy)
+    plan_rank: ClassVar[int] = 50
+
+    def plan_bucket(self, bucket: str, policy: "Policy") -> Iterator[Decision]:
+        """One decision per bucket: write the policy's configurations, or a skip when its filters can't be said."""
+        try:
+            configs = configurations(policy)
+        except ValueError as exc:
+            yield Decision(bucket, None, policy.name, "skip", str(exc))
+            return
+        tiers = ", ".join(f"{t['AccessTier']} after {t['Days']} days" for t in configs[0]["Tierings"])
+        yield Decision(bucket, None, policy.name, self.name,
+                       f"Intelligent-Tiering {', '.join(c['Id'] for c in configs)}: {tiers} without access",
+                       params=TieringParams(tuple(configs)), by=self)
+
+    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str:
+        return "handled by the bucket's Intelligent-Tiering configuration"
+
+    def apply_to_bucket(self, s3: Any, decision: Decision) -> str:
+        """Write the planned Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""
+        if not isinstance(decision.params, TieringParams):
+            raise TypeError(f"an {self.name} decision needs TieringParams, not {decision.params!r}")
+        configs = decision.params.configurations
         for config in configs:
             s3.put_bucket_intelligent_tiering_configuration(Bucket=decision.bucket, Id=config["Id"], IntelligentTieringConfiguration=config)
         return f"Intelligent-Tiering: {', '.join(c['Id'] for c in configs)} written"

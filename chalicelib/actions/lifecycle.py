@@ -2,8 +2,14 @@
 
 ``transition`` and ``expire`` compile to the bucket's S3 Lifecycle configuration where Lifecycle
 can express the policy's filters (prefix, tags, size) and run in the sweep where it can't (suffix
-filters). ``noncurrent`` (delete old versions) and ``abort_multipart`` (clean up incomplete
-uploads) only compile to Lifecycle: ``chalicelib.lifecycle`` warns where they can't.
+filters, or prefixes that would take in ``_leanlake/``). ``noncurrent`` (delete old versions) and
+``abort_multipart`` (clean up incomplete uploads) only compile to Lifecycle:
+``chalicelib.actions.lifecycle_rules`` compiles the bucket's rules and warns where it can't.
+
+In the sweep, per object: a due ``expire`` decides first (before any conversion), with its
+``versions`` (``marker`` or ``all``); a ``transition`` step due at the object's age is a
+``storage_class`` move judged like one (``chalicelib.actions.storage_class``). Otherwise the skip
+says when the next step comes, or which Lifecycle rule handles the object.
 
 Example:
     >>> Transition.model_validate([{"days": 30, "class": "GLACIER_IR"}, {"days": 180, "class": "DEEP_ARCHIVE"}]).steps[1].storage_class
@@ -14,14 +20,23 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
+from chalicelib.actions.storage_class import move_in_place, plan_move
+from chalicelib.decision import ActionParams, Decision, Outcome
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
+from chalicelib.refs import ObjectRef
+
+if TYPE_CHECKING:
+    from chalicelib.actions.planning import PolicyView
+    from chalicelib.context import RunContext
 
 
 
@@ -53,7 +68,29 @@ class Transition(Action):
     #: Lifecycle where it can say the policy; where it can't (suffix filters) the sweep moves objects in place
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
 
+    plan_rank: ClassVar[int] = 40
+
     steps: tuple[TransitionStep, ...] = Field(min_length=1)
+
+    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision | None:
+        """In the sweep: the step due at the object's age, as a move; before the first step, a skip
+        saying when (unless the policy also expires: its skip says more)."""
+        if view.by_lifecycle:
+            return None
+        days = age or 0.0
+        due = [step for step in self.steps if step.days <= days]
+        if due:
+            return plan_move(ref, view, due[-1].storage_class, age, "transition", self)
+        if view.expires_after is None:
+            return view.skip(ref, f"{days:.0f} days old, first transition at day {self.steps[0].days}")
+        return None
+
+    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str | None:
+        return f"handled by Lifecycle rule {view.lifecycle_rule(prefix)}" if view.by_lifecycle else None
+
+    def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
+        """A step the sweep runs: the same in-place copy as ``storage_class``."""
+        return move_in_place(decision, ctx)
 
     @model_validator(mode="after")
     def _check_staircase(self) -> "Transition":
@@ -80,6 +117,14 @@ class Transition(Action):
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryParams(ActionParams):
+    """A planned expiry: ``marker`` deletes the current version (a delete marker on a versioned
+    bucket), ``all`` every version."""
+
+    versions: Literal["marker", "all"] = "marker"
+
+
 @register
 class Expire(Action):
     """Delete objects older than ``days``; on versioned buckets leave a delete marker or remove every version."""
@@ -91,12 +136,48 @@ class Expire(Action):
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE + s3calls.DELETE
     s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"versions": {"all": s3calls.DELETE_VERSIONS}}
 
+    plan_rank: ClassVar[int] = 10
+
     days: int = Field(ge=1)
     versions: Literal["marker", "all"] = "marker"
 
-    @classmethod
-    def deletes(cls, params: Mapping[str, Any]) -> bool:
+    @property
+    def expires_after_days(self) -> int:
+        return self.days
+
+    def deletes(self) -> bool:
         return True
+
+    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision | None:
+        """In the sweep, an object at or past ``days`` is expired before anything else is done to it."""
+        if view.by_lifecycle:
+            return None
+        if age is None:
+            return view.skip(ref, "age unknown (no last_modified): expiry can't be judged")
+        if age < self.days:
+            return None
+        est = econ.deletion(ref.size or 0, ref.effective_storage_class, view.region, age)
+        return Decision(ref.bucket, ref.key, view.name, self.name, f"{age:.0f} days old, older than {self.days}: expire ({self.versions})",
+                        est.monthly_usd_saved, est.monthly_kgco2e_saved, est.one_off_usd, ref=ref,
+                        params=ExpiryParams(self.versions), by=self)
+
+    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str:
+        if view.by_lifecycle:
+            return f"handled by Lifecycle rule {view.lifecycle_rule(prefix)}"
+        return f"{age or 0:.0f} days old, expires at day {self.days}"
+
+    def when_locked(self, decision: Decision, why: str) -> Decision:
+        """A locked object is not expired.
+
+            >>> d = Decision("b", "tmp/a.tmp", "p", "expire", "400 days old", 0.1)
+            >>> Expire(days=7).when_locked(d, "under legal hold").reason
+            'under legal hold: not deleted'
+        """
+        return Decision(decision.bucket, decision.key, decision.policy, "skip", f"{why}: not deleted", ref=decision.ref)
+
+    def act(self, decision: Decision, ctx: "RunContext") -> list[Outcome]:
+        """Queue the deletions with the run's others in the bucket: locks read, cap counted, audited (``chalicelib.deletion``)."""
+        return ctx.deletions_in(decision.bucket).add(decision, self.versions)
 
     def check_with(self, actions: Sequence[Action]) -> None:
         """Expiry must come after the policy's last transition: S3 refuses such a Lifecycle rule."""
@@ -115,6 +196,7 @@ class Noncurrent(Action):
 
     name: ClassVar[str] = "noncurrent"
     scope: ClassVar[Scope] = "lifecycle"
+    plan_rank: ClassVar[int] = 60
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 
     days: int = Field(ge=1)
@@ -131,6 +213,7 @@ class AbortMultipart(Action):
 
     name: ClassVar[str] = "abort_multipart"
     scope: ClassVar[Scope] = "lifecycle"
+    plan_rank: ClassVar[int] = 60
     shorthand_field: ClassVar[str] = "days"
     s3_calls: ClassVar[s3calls.Calls] = s3calls.LIFECYCLE
 

@@ -24,15 +24,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib import refs, s3 as s3util
-from chalicelib.context import RunContext
 from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
+from chalicelib.formats import ConversionError
 from chalicelib.formats.errors import one_line
 from chalicelib.formats.recompress import CHECK_BYTES, check_zstd_beginning
 from chalicelib.economics.figures import needs_restore
+
+if TYPE_CHECKING:
+    from chalicelib.context import RunContext
 
 #: Produces the output at the given path from a source opener; returns (bytes_out, detail).
 Producer = Callable[[Callable[[], Any], str], tuple[int, dict[str, Any]]]
@@ -71,7 +74,6 @@ def _parquet_unreadable(s3: Any, output: s3util.Head) -> str | None:
 
 def _zstd_unreadable(s3: Any, output: s3util.Head) -> str | None:
     """Why ``output`` does not begin a readable zstd frame (one ranged GET of at most 128 KiB), or None."""
-    from chalicelib.formats import ConversionError
 
     length = min(output.size, CHECK_BYTES)
     try:
@@ -159,8 +161,6 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
         fd, tmp = tempfile.mkstemp(prefix="leanlake-", suffix=".out")
         os.close(fd)
         try:
-            from chalicelib.formats import ConversionError
-
             try:
                 bytes_out, detail = produce(open_source, tmp)
             except ConversionError as exc:

@@ -184,7 +184,7 @@ READ_LOCKS: Calls = (Call("GetObjectLockConfiguration"), Call("HeadObject+lock",
 DELETE: Calls = READ_LOCKS + (Call("HeadObject"), Call("PutObject"), Call("DeleteObject"))
 #: ``expire: {versions: all}``: the key's versions and delete markers are listed, each deleted by VersionId.
 DELETE_VERSIONS: Calls = (Call("ListObjectVersions"), Call("DeleteObject", version_id=True))
-#: Merging leanlake's rules into the bucket's Lifecycle configuration (chalicelib.lifecycle.apply_lifecycle).
+#: Merging leanlake's rules into the bucket's Lifecycle configuration (chalicelib.actions.lifecycle_rules.apply_lifecycle).
 LIFECYCLE: Calls = (Call("GetBucketLifecycleConfiguration"), Call("PutBucketLifecycleConfiguration"), Call("DeleteBucketLifecycle"))
 #: Writing the policy's Intelligent-Tiering configurations (IntelligentTiering.apply_to_bucket).
 INTELLIGENT_TIERING: Calls = (Call("PutBucketIntelligentTieringConfiguration"),)

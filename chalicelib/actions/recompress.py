@@ -7,7 +7,8 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from chalicelib.actions.base import register
-from chalicelib.actions.writer import WriterAction
+from chalicelib.actions.writer import WriterAction, output_ratio
+from chalicelib.formats import recompress_to_zstd
 from chalicelib.policy.templates import KeyParts, check_template, render
 
 
@@ -19,6 +20,10 @@ class Recompress(WriterAction):
     metric: ClassVar[str | None] = "ObjectsRecompressed"
     output_suffix: ClassVar[str] = ".zst"
     content_type: ClassVar[str] = "application/zstd"
+    min_input_assumption: ClassVar[str] = "min_input_bytes_zstd"
+    #: The assumed ratio by the source's compression suffix; plain text otherwise.
+    ratio_by_compression: ClassVar[dict[str, str]] = {".gz": "zstd_from_gzip", ".gzip": "zstd_from_gzip",
+                                                      ".bz2": "zstd_from_bz2", ".zst": "zstd_from_zstd", ".zstd": "zstd_from_zstd"}
 
     codec: Literal["zstd"] = "zstd"
     level: int = Field(default=19, ge=1, le=22)
@@ -33,9 +38,10 @@ class Recompress(WriterAction):
             return render(self.destination, parts)
         return f"{parts.dir}{parts.stem}{parts.format_suffix}.zst"
 
+    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
+        return output_ratio(self.ratio_by_compression.get(parts.compression_suffix.lower(), "zstd_from_plain"))
+
     def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
         """Recompress to zstd at ``path``; the converter verifies by decompressing before returning."""
-        from chalicelib.formats import recompress_to_zstd
-
         result = recompress_to_zstd(open_source, path, level=self.level)
         return result.bytes_out, {"raw_bytes": result.raw_bytes, "source_compression": result.source_compression}

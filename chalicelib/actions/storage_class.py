@@ -1,19 +1,113 @@
-"""``storage_class``: copy an object in place into another class (on upload and in sweeps)."""
+"""``storage_class``: copy an object in place into another class (on upload and in sweeps).
+
+Planning (``plan_move``, shared with the ``transition`` steps the sweep runs): act only if the net
+USD saving over ``settings.horizon_days`` (storage, COPY request, retrieval, minimum-duration and
+minimum-size penalties) is positive; skip objects already in the class, in an archive class,
+smaller than the class's minimum billable size ("billed as 128 KiB"), or expiring (the policy's
+``expire``) before the class's minimum duration. Under ``settings.objective: co2e`` a CO2e saving
+is required too, which under the CCF carbon method only a move into ONEZONE_IA has (the reason
+says so). The class facts (rank, minimum days and size) come from the economics model.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import field_validator
 
+from chalicelib import economics as econ
+from chalicelib import s3 as s3util
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
+from chalicelib.actions.output import refusal
+from chalicelib.decision import ActionParams, Decision, Outcome, Status
 from chalicelib.policy.units import check_storage_class
+from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
+    from chalicelib.actions.planning import PolicyView
     from chalicelib.context import RunContext
-    from chalicelib.decision import Decision, Outcome
+
+Via = Literal["copy", "transition"]
+
+
+@dataclass(frozen=True, slots=True)
+class MoveParams(ActionParams):
+    """A planned class change: the target class, and whether it is a ``storage_class`` copy or a ``transition`` step."""
+
+    storage_class: str
+    via: Via = "copy"
+    notes: tuple[str, ...] = ()
+
+
+def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None, via: Via, by: Action) -> Decision:
+    """A ``storage_class`` Decision moving ``ref`` into ``target`` when it pays, else a skip saying why."""
+    cls = ref.effective_storage_class
+    if cls == target:
+        return view.skip(ref, f"already in {target}")
+    if econ.needs_restore(cls):
+        return view.skip(ref, f"in {cls}: cannot be read without a restore")
+    facts = econ.storage_class(target)
+    if via == "transition" and cls in econ.class_names() and econ.storage_class(cls).rank >= facts.rank:
+        return view.skip(ref, f"already in {cls}, at or past {target}")
+    size = ref.size
+    if size is None:
+        return view.skip(ref, "size unknown: saving can't be judged")
+    if size < facts.min_billable:
+        return view.skip(ref, f"small object ({size:,} B): billed as {facts.min_billable // 1024} KiB in {target}")
+    expires_in = None
+    if view.expires_after is not None:
+        expires_in = view.expires_after - (age or 0.0)
+        if expires_in < facts.min_days:
+            return view.skip(ref, f"expires at day {view.expires_after} ({max(expires_in, 0):.0f} days from now), "
+                                  f"before the {facts.min_days}-day minimum of {target}")
+    est = econ.class_change(size, cls, target, view.region, age_days=age, expires_in_days=expires_in)
+    net = est.net_usd(view.horizon)
+    if net <= 0:
+        unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
+                      "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
+        return view.skip(ref, f"{cls} → {target} not worth it: net ${net:.6f} over {view.horizon} days "
+                              f"(${est.monthly_usd_saved:.6f}/month, one-off ${est.one_off_usd:.6f}){unmodelled}")
+    if view.co2e and est.monthly_kgco2e_saved <= 0:
+        return view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
+    co2e = (f"{est.monthly_kgco2e_saved:.6f} kg CO2e a month" if est.monthly_kgco2e_saved > 0
+            else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
+    reason = f"{cls} → {target}: net ${net:.6f} over {view.horizon} days; saves {co2e}"
+    return Decision(ref.bucket, ref.key, view.name, StorageClass.name, reason, est.monthly_usd_saved,
+                    est.monthly_kgco2e_saved, est.one_off_usd, ref=ref, params=MoveParams(target, via, tuple(est.notes)), by=by)
+
+
+def move_in_place(decision: Decision, ctx: "RunContext") -> Outcome:
+    """Copy the decision's object in place into its planned class, after a fresh HEAD confirms it is still worth doing."""
+    if not isinstance(decision.params, MoveParams):
+        raise TypeError(f"a class change needs MoveParams, not {decision.params!r}")
+    target = decision.params.storage_class
+    started = time.monotonic()
+    current = s3util.head(ctx.s3, decision.bucket, decision.key or "")
+
+    def outcome(status: Status, reason: str) -> Outcome:
+        size = current.size if current else 0
+        return Outcome(decision, status, reason, bytes_before=size, bytes_after=size, seconds=time.monotonic() - started)
+
+    if current is None:
+        return outcome("skip", "object no longer exists")
+    decided = decision.ref.etag if decision.ref else None
+    if decided and current.etag != decided:
+        return outcome("skip", "changed since it was decided: not moved")
+    if current.storage_class == target:
+        return outcome("skip", f"already in {target}")
+    why_not = refusal(current)
+    if why_not:
+        return outcome("skip", why_not)
+    if ctx.dry_run:
+        return outcome("skip", f"dry run: would copy in place to {target}")
+    try:
+        s3util.copy_in_place(ctx.s3, current, target)
+    except s3util.ConditionFailed as exc:
+        return outcome("skip", f"{exc}: not moved")
+    return outcome("ok", f"moved {current.storage_class} → {target}")
 
 
 @register
@@ -23,6 +117,7 @@ class StorageClass(Action):
     name: ClassVar[str] = "storage_class"
     metric: ClassVar[str | None] = "ObjectsReclassed"
     scope: ClassVar[Scope] = "object"
+    plan_rank: ClassVar[int] = 30
     shorthand_field: ClassVar[str] = "storage_class"
     s3_calls: ClassVar[s3calls.Calls] = (s3calls.Call("HeadObject"),) + s3calls.COPY_IN_PLACE
 
@@ -30,34 +125,8 @@ class StorageClass(Action):
 
     _check_class = field_validator("storage_class")(classmethod(lambda cls, v: check_storage_class(v)))
 
-    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
-        """Copy in place into the class, after a fresh HEAD confirms it is still worth doing."""
-        from chalicelib import s3 as s3util
-        from chalicelib.actions.output import refusal
-        from chalicelib.decision import Outcome
+    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision:
+        return plan_move(ref, view, self.storage_class, age, "copy", self)
 
-        started = time.monotonic()
-        current = s3util.head(ctx.s3, decision.bucket, decision.key or "")
-
-        def outcome(status: str, reason: str) -> Outcome:
-            size = current.size if current else 0
-            return Outcome(decision, status, reason, bytes_before=size, bytes_after=size,  # type: ignore[arg-type]
-                           seconds=time.monotonic() - started)
-
-        if current is None:
-            return outcome("skip", "object no longer exists")
-        decided = decision.ref.etag if decision.ref else None
-        if decided and current.etag != decided:
-            return outcome("skip", "changed since it was decided: not moved")
-        if current.storage_class == self.storage_class:
-            return outcome("skip", f"already in {self.storage_class}")
-        why_not = refusal(current)
-        if why_not:
-            return outcome("skip", why_not)
-        if ctx.dry_run:
-            return outcome("skip", f"dry run: would copy in place to {self.storage_class}")
-        try:
-            s3util.copy_in_place(ctx.s3, current, self.storage_class)
-        except s3util.ConditionFailed as exc:
-            return outcome("skip", f"{exc}: not moved")
-        return outcome("ok", f"moved {current.storage_class} → {self.storage_class}")
+    def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
+        return move_in_place(decision, ctx)

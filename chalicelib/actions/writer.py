@@ -3,6 +3,14 @@
 The source disposition is ``keep``, ``delete`` or ``storage_class:CLASS`` (copy in place into
 CLASS); the I/O steps live in ``chalicelib.actions.output``.
 
+Planning (``decide``): act with an estimated saving, unless the object is in an archive class (it
+can't be read without a restore), so small the output can't be smaller (under
+``min_input_bytes``; an empty object goes on so the executor reports it as bad input), or its
+destination is itself or under ``_leanlake/`` (a key like ``raw/_leanlake/audit/x.csv`` can render
+one). Output sizes are ASSUMPTIONS from the economics model, stated in the reason (Parquet ~20% of
+plain CSV/JSON, ~85% of compressed text; zstd-19 ~85% of gzip, …); the executor checks the real
+size.
+
 Example:
     >>> check_source_disposition("storage_class:glacier_ir")
     'storage_class:GLACIER_IR'
@@ -10,18 +18,50 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import field_validator
 
+from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
+from chalicelib.actions.output import write_output
+from chalicelib.decision import ActionParams, Decision
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
+from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
 
 if TYPE_CHECKING:
+    from chalicelib.actions.planning import PolicyView
     from chalicelib.context import RunContext
-    from chalicelib.decision import Decision, Outcome
+    from chalicelib.decision import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class WriteParams(ActionParams):
+    """A planned write: the output key, what then happens to the source, and the assumed output size."""
+
+    destination: str
+    source: str = "keep"
+    output_ratio: float = 1.0
+    assumption: str = ""
+    region: str = econ.figures.DEFAULT_REGION
+    notes: tuple[str, ...] = ()
+
+
+@cache
+def output_ratio(name: str) -> tuple[float, str]:
+    """An assumed output/input size ratio of the economics model (``zstd_from_gzip``…) and its note."""
+    node = econ.model()["assumptions"]["output_ratio"][name]
+    return node["value"], node["note"]
+
+
+@cache
+def min_input_bytes(name: str) -> int:
+    """The economics model's smallest input (``min_input_bytes_parquet``…) whose output can be smaller."""
+    return int(econ.value("assumptions", "output_ratio", name))
 
 
 def check_source_disposition(value: str) -> str:
@@ -39,35 +79,85 @@ class WriterAction(Action):
     """Base of actions that write an output object (at most one applies to an object)."""
 
     scope: ClassVar[Scope] = "object"
+    plan_rank: ClassVar[int] = 20
     s3_calls: ClassVar[s3calls.Calls] = s3calls.READ_SOURCE + s3calls.WRITE_OUTPUT
     #: handling the source: ``delete`` deletes it, ``storage_class:CLASS`` copies it in place unless locked
     s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"source": {
         "delete": s3calls.DELETE, "storage_class": s3calls.READ_LOCKS + s3calls.COPY_IN_PLACE}}
+    writes_output: ClassVar[bool] = True
     #: Content type of the outputs.
     content_type: ClassVar[str]
+    #: The suffix an output's key usually ends with (``.parquet``), for suggested destination templates.
+    output_suffix: ClassVar[str]
+    #: The economics model's smallest input whose output can be smaller (``min_input_bytes_parquet``).
+    min_input_assumption: ClassVar[str]
 
     source: str = "keep"
 
     _check_source = field_validator("source")(classmethod(lambda cls, v: check_source_disposition(v)))
 
-    writes_output: ClassVar[bool] = True
-
-    @classmethod
-    def deletes(cls, params: Mapping[str, Any]) -> bool:
-        """A write deletes its source once the output is verified when the policy says ``source: delete``."""
-        return params.get("source") == "delete"
-    #: The suffix an output's key usually ends with (``.parquet``), for suggested destination templates.
-    output_suffix: ClassVar[str]
-
     def destination_key(self, parts: KeyParts) -> str:
+        raise NotImplementedError
+
+    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
+        """The assumed output/input size ratio for a source like ``parts`` (by its compression suffix), and its note."""
         raise NotImplementedError
 
     def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
         """Write the verified output to ``path``; return its size and details for the Outcome."""
         raise NotImplementedError
 
-    def execute(self, decision: "Decision", ctx: "RunContext") -> "Outcome":
-        from chalicelib.actions.output import write_output
+    def deletes(self) -> bool:
+        """A write deletes its source once the output is verified when the policy says ``source: delete``."""
+        return self.source == "delete"
 
-        return write_output(decision, ctx, destination=decision.params["destination"], source_disposition=self.source,
+    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision:
+        cls = ref.effective_storage_class
+        if econ.needs_restore(cls):
+            return view.skip(ref, f"in {cls}: cannot be read without a restore")
+        size = ref.size
+        smallest = min_input_bytes(self.min_input_assumption)
+        if size is not None and 0 < size < smallest:  # an empty object goes on: the executor reports it as bad input
+            return view.skip(ref, f"{size} B: under {smallest} B the output would not be smaller")
+        parts = KeyParts.of(ref.key, prefix)
+        destination = self.destination_key(parts)
+        if destination == ref.key:
+            return view.skip(ref, f"destination {destination} is the source itself")
+        if is_reserved(destination):
+            return view.skip(ref, f"destination {destination} is under {RESERVED_PREFIX}, which is reserved for leanlake")
+        ratio, assumption = self.output_ratio(parts)
+        if size is None:
+            params = WriteParams(destination, self.source, ratio, assumption, view.region)
+            return Decision(ref.bucket, ref.key, view.name, self.name, f"{self.name} to {destination}; size unknown, "
+                            "saving not estimated", ref=ref, params=params, by=self)
+        est = econ.conversion(size, size * ratio, cls, view.region, source=self.source, age_days=age)
+        params = WriteParams(destination, self.source, ratio, assumption, view.region, tuple(est.notes))
+        reason = (f"{self.name} to {destination}: output assumed {ratio:.0%} of {size:,} B (ASSUMPTION: {assumption}); "
+                  f"saves ${est.monthly_usd_saved:.6f} and {est.monthly_kgco2e_saved:.6f} kg CO2e a month")
+        return Decision(ref.bucket, ref.key, view.name, self.name, reason, est.monthly_usd_saved, est.monthly_kgco2e_saved,
+                        est.one_off_usd, ref=ref, params=params, by=self)
+
+    def when_locked(self, decision: Decision, why: str) -> Decision:
+        """A locked source would stay, so the output would only add storage: not worth it, and the
+        reason prices what it would add.
+
+            >>> from chalicelib.actions import Convert
+            >>> d = Decision("b", "raw/a.csv", "p", "convert", "…", ref=ObjectRef("b", "raw/a.csv", size=2**30),
+            ...              params=WriteParams("raw/a.parquet", "delete", 0.2))
+            >>> Convert(source="delete").when_locked(d, "under legal hold").reason
+            'source under legal hold: it would stay, so convert is not worth it; the output would add $0.004600 a month'
+        """
+        ref = decision.ref
+        added = ""
+        if ref is not None and ref.size and isinstance(decision.params, WriteParams):
+            est = econ.conversion(ref.size, ref.size * decision.params.output_ratio, ref.effective_storage_class,
+                                  decision.params.region, source="keep")
+            added = f"; the output would add ${-est.monthly_usd_saved:.6f} a month"
+        return Decision(decision.bucket, decision.key, decision.policy, "skip",
+                        f"source {why}: it would stay, so {decision.action} is not worth it{added}", ref=ref)
+
+    def execute(self, decision: Decision, ctx: "RunContext") -> "Outcome":
+        if not isinstance(decision.params, WriteParams):
+            raise TypeError(f"a {self.name} decision needs WriteParams, not {decision.params!r}")
+        return write_output(decision, ctx, destination=decision.params.destination, source_disposition=self.source,
                             produce=self.produce, content_type=self.content_type)

@@ -10,11 +10,12 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, field_validator, model_validator
 
 from chalicelib.actions import REGISTRY, Action
+from chalicelib.actions.base import ON_CHANGE
 from chalicelib.policy.units import parse_size
 from chalicelib.refs import RESERVED_PREFIX
 
@@ -178,4 +179,23 @@ class Policy(_Strict):
         return self
 
     def action(self, name: str) -> Action | None:
+        """The policy's action registered as ``name``, if it has one."""
         return next((a for a in self.actions if a.name == name), None)
+
+    def find(self, kind: type[A]) -> A | None:
+        """The policy's action of class ``kind``, if it has one, typed as that class."""
+        return next((a for a in self.actions if isinstance(a, kind)), None)
+
+
+A = TypeVar("A", bound=Action)
+
+
+def _accept_registered_actions() -> None:
+    """Actions registered (or removed) after this module was imported (a plugin, a test) are valid in ``actions:`` (or no longer)."""
+    global ActionStep
+    ActionStep = _action_union()
+    Policy.model_fields["steps"].annotation = tuple[ActionStep, ...]
+    Policy.model_rebuild(force=True)
+
+
+ON_CHANGE.append(_accept_registered_actions)

@@ -1,0 +1,93 @@
+"""What an action sees of its policy when it plans an object (``PolicyView``), and what planners share.
+
+Planning asks each action of a matched policy, in ``Action.plan_rank`` order, to ``decide`` on the
+object; the first Decision wins. When none decides, the first ``idle_reason`` becomes the skip's
+reason ("10 days old, expires at day 30"). ``chalicelib.plan`` drives this; the actions hold the
+rules, so an action's planning lives in its own module.
+
+Example:
+    >>> expressible_prefixes = [expressible((p,), ()) for p in ("logs/", "_", "")]
+    >>> expressible_prefixes
+    [True, False, False]
+    >>> rule_id("checkpoints", 2)
+    'leanlake-checkpoints-2'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from chalicelib.decision import Decision
+from chalicelib.refs import ObjectRef, reaches_reserved
+
+if TYPE_CHECKING:
+    from chalicelib.actions.base import Action
+    from chalicelib.policy.problems import LoadedPolicy
+
+#: leanlake's Lifecycle rules and bucket configurations have IDs that start with this.
+OWNED_PREFIX = "leanlake-"
+_DAY = 86400.0
+
+
+def rule_id(policy_name: str, n: int) -> str:
+    """``leanlake-<policy>-<n>``, the ID of a policy's n-th Lifecycle rule; ``n`` counts from 1."""
+    return f"{OWNED_PREFIX}{policy_name}-{n}"
+
+
+def expressible(prefixes: tuple[str, ...], suffixes: tuple[str, ...]) -> bool:
+    """True when S3 Lifecycle, not the sweep, runs the lifecycle-scope actions of a policy with these filters.
+
+    Lifecycle can say a prefix, tags and size, but not a suffix; and it can't exclude a prefix, so
+    filters whose prefixes take in ``_leanlake/`` (none at all, "_", "_lean", …) would expire
+    leanlake's audit trail too. Both go to the sweep, which skips ``_leanlake/``. This is the one
+    place that decides; planning and the Lifecycle compiler follow it.
+    """
+    return not suffixes and not any(reaches_reserved(prefix) for prefix in prefixes or ("",))
+
+
+def age_days(ref: ObjectRef, as_of: datetime) -> float | None:
+    """Days from the object's LastModified to ``as_of`` (a naive datetime is UTC); None when unknown."""
+    modified = ref.last_modified
+    if modified is None:
+        return None
+    if (as_of.tzinfo is None) != (modified.tzinfo is None):
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
+        modified = modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)
+    return (as_of - modified).total_seconds() / _DAY
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """One policy as its actions plan with it, computed once per run."""
+
+    name: str
+    region: str
+    horizon: int
+    co2e: bool
+    #: True when S3 Lifecycle runs the policy's lifecycle-scope actions (``expressible``); else the sweep does.
+    by_lifecycle: bool
+    prefixes: tuple[str, ...]
+    #: The policy's actions in plan order (``Action.plan_rank``).
+    actions: tuple["Action", ...]
+    #: The age at which the policy expires objects, if it does (a move must pay before then).
+    expires_after: int | None
+
+    @classmethod
+    def of(cls, lp: "LoadedPolicy", region: str) -> "PolicyView":
+        policy, settings = lp.policy, lp.settings
+        filters = policy.filters
+        expiries = [a.expires_after_days for a in policy.actions if a.expires_after_days is not None]
+        return cls(name=policy.name, region=settings.region or region, horizon=settings.horizon_days,
+                   co2e=settings.objective == "co2e", by_lifecycle=expressible(filters.prefix, filters.suffix),
+                   prefixes=filters.prefix or ("",), actions=tuple(sorted(policy.actions, key=lambda a: a.plan_rank)),
+                   expires_after=min(expiries, default=None))
+
+    def skip(self, ref: ObjectRef, reason: str) -> Decision:
+        """This policy's ``skip`` of ``ref``, saying why."""
+        return Decision(ref.bucket, ref.key, self.name, "skip", reason, ref=ref)
+
+    def lifecycle_rule(self, prefix: str) -> str:
+        """The ID of the Lifecycle rule that covers objects matched through ``prefix``."""
+        return rule_id(self.name, self.prefixes.index(prefix) + 1 if prefix in self.prefixes else 1)
