@@ -18,7 +18,7 @@ from chalicelib.context import RunContext
 from chalicelib.economics import model
 from chalicelib.plan import plan_objects
 from chalicelib.policy import load_policies
-from chalicelib.sweep import list_refs
+from chalicelib.sweep import list_refs, with_locks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "scale_costs.py"
@@ -107,15 +107,16 @@ def _requests_of_converting(s3, bucket: str, tmp_path: Path, objects: int) -> co
         s3.put_object(Bucket=bucket, Key=f"raw/{i}.csv", Body=body)
     policies = load_policies([_policy(tmp_path, bucket)])
     ctx = RunContext(policies=policies, s3=s3)
-    decisions = [d for d in plan_objects(list_refs(s3, bucket, policies), policies, datetime.now(timezone.utc)) if d.action == "convert"]
-    assert len(decisions) == objects
+    planned = list(plan_objects(list_refs(s3, bucket, policies), policies, datetime.now(timezone.utc)))
     calls: collections.Counter = collections.Counter()
 
     def count(model, **_):
         calls[model.name] += 1
 
     s3.meta.events.register("before-call.s3", count)
-    try:
+    try:  # what a sweep does per object once it is listed and planned: read lock state (with_locks), then act
+        decisions = [d for d in with_locks(ctx, bucket, planned) if d.action == "convert"]
+        assert len(decisions) == objects
         outcomes = [o for d in decisions for o in pipeline.act(d, ctx)]
     finally:
         s3.meta.events.unregister("before-call.s3", count)
