@@ -302,7 +302,8 @@ def assumptions_table(a: Assumptions) -> str:
         ("conversion throughput", f"{a.read_mib_per_s:g} MiB/s (model: assumptions.lambda_read_mib_per_s)"),
         ("average converted object", f"{a.object_bytes / MiB:g} MiB → {a.object_bytes * a.output_ratio / MiB:g} MiB of Parquet"),
         ("share converted by the backfill", f"{a.fraction:.0%}"),
-        ("work item / items per message", f"{a.item_bytes} B / {a.items_per_message} → {a.item_bytes * a.items_per_message / 1024:.1f} KiB per message"),
+        ("work item / items per message",
+         f"{a.item_bytes} B / {a.items_per_message} → {a.item_bytes * a.items_per_message / 1024:.1f} KiB per message"),
         ("S3 requests per converted object (measured)", ", ".join(f"{k} {v}" for k, v in a.requests_per_object.items())),
         ("Inventory report", f"{a.inventory_bytes_per_object} B/object (assumed), read at the conversion throughput"),
     ]
@@ -314,7 +315,8 @@ def plan_table(a: Assumptions, scales: Sequence[int]) -> str:
     for n in scales:
         for inventory in (False, True):
             s = plan_sweep(n, a, inventory=inventory)
-            rows.append((_scale(n), s.source, _n(s.list_requests), _usd(s.list_usd + s.checkpoint_usd), _usd(s.inventory_usd), _time(s.seconds),
+            rows.append((_scale(n), s.source, _n(s.list_requests), _usd(s.list_usd + s.checkpoint_usd), _usd(s.inventory_usd),
+                         _time(s.seconds),
                          _n(s.invocations), _n(s.gb_s), _usd(s.lambda_usd), _usd(s.usd), _usd(30 * s.usd)))
     return table(("objects", "reads", "LIST requests", "LIST + checkpoint $", "Inventory $", "Lambda time (sequential)",
                   "invocations", "GB-s", "Lambda $", "per sweep $", "30 daily sweeps $"), rows, text_columns=2)
@@ -350,7 +352,8 @@ def limits_table(a: Assumptions, scales: Sequence[int]) -> str:
         rows.append((f"{_scale(n)}: one listing, pages in sequence", f"{_time(listing.seconds)} in {listing.invocations:,} invocation(s)",
                      "fits a day" if listing.seconds < DAY_S else "does not fit a day: list prefixes in parallel or read the Inventory"))
         sqs = backfill_sqs(n, a)
-        rows.append((f"{_scale(n)}: backfill at reserved concurrency {a.reserved_concurrency}", f"{sqs.days_at(a.reserved_concurrency):,.1f} days",
+        rows.append((f"{_scale(n)}: backfill at reserved concurrency {a.reserved_concurrency}",
+                     f"{sqs.days_at(a.reserved_concurrency):,.1f} days",
                      f"{sqs.days_at(a.account_concurrency):,.2f} days at the account default of {a.account_concurrency:,}"
                      + (" (more workers than one prefix takes: spread the work over prefixes)"
                         if a.account_concurrency > workers_per_prefix else "")))
@@ -359,8 +362,10 @@ def limits_table(a: Assumptions, scales: Sequence[int]) -> str:
          f"{a.sqs_batch_size} × {a.items_per_message} × {per_object:.2f} s = {consumer_s:.0f} s",
          f"{'within' if consumer_s <= a.budget_s else 'OVER'} the {a.budget_s:.0f} s budget; the largest object converted in it: "
          f"{a.budget_s * a.read_mib_per_s / 1024:.1f} GiB"),
-        ("SQS message size", f"{message_bytes / 1024:.1f} KiB per message, {a.sqs_batch * message_bytes / 1024:.0f} KiB per batch of {a.sqs_batch}",
-         f"max {a.sqs_max_message_bytes // 1024} KiB per message and per batch: at most {a.sqs_max_message_bytes // (a.sqs_batch * a.item_bytes)} items "
+        ("SQS message size",
+         f"{message_bytes / 1024:.1f} KiB per message, {a.sqs_batch * message_bytes / 1024:.0f} KiB per batch of {a.sqs_batch}",
+         f"max {a.sqs_max_message_bytes // 1024} KiB per message and per batch: "
+         f"at most {a.sqs_max_message_bytes // (a.sqs_batch * a.item_bytes)} items "
          f"per message in full batches; billed per {a.sqs_chunk_bytes // 1024} KiB chunk"),
         ("S3 request rate, one prefix", f"{puts} PUT/DELETE and {gets} GET/HEAD per conversion",
          f"≤ {per_prefix:,.0f} conversions/s per prefix ({per_prefix_locked:,.0f} on an Object Lock bucket), reached by "
