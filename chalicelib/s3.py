@@ -5,9 +5,10 @@
 - ``head()``: what an object really is (size, ETag, class, metadata, SSE, Object Lock).
 - Objects leanlake writes carry the metadata key ``leanlake`` (the loop-guard marker) and name
   their source (key percent-encoded: S3 metadata is ASCII, 2 KB in all).
-- ``upload()`` is always conditional: ``If-None-Match: *`` for a new object, ``If-Match: ETAG``
-  to replace a known one (on the single PUT, or on CompleteMultipartUpload above 8 MiB); a
-  destination that is not as expected raises ``ConditionFailed`` and nothing is overwritten.
+- ``write_condition()``: every write is conditional, ``If-None-Match: *`` for a new object,
+  ``If-Match: ETAG`` to replace a known one; a destination that is not as expected raises
+  ``ConditionFailed`` and nothing is overwritten. Outputs are streamed to S3 as they are
+  produced (``chalicelib.multipart``).
 - ``read_range()`` / ``RangedReader``: bytes of an object pinned to the ETag HEAD reported, so
   an output can be checked without downloading it.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,18 +36,19 @@ MARKER_COPY = "copy"          # an in-place storage-class copy (fires ObjectCrea
 #: Metadata keys naming an output's source.
 SOURCE_KEY, SOURCE_ETAG, SOURCE_SIZE = "leanlake-source-key", "leanlake-source-etag", "leanlake-source-size"
 SOURCE_POLICY = "leanlake-policy"
-#: Metadata key on a Parquet output: the rows it holds (checked against its footer before it is trusted).
+#: Metadata key on a Parquet output written in one PUT (and on every one the previous version wrote): the
+#: rows it holds, checked against its footer before it is trusted. A multipart output's metadata is fixed
+#: before its rows are known: its Parquet footer records its source and rows instead.
 ROWS = "leanlake-rows"
 #: Longest percent-encoded source key recorded (S3 allows 2 KB of user metadata in all).
 MAX_RECORDED_KEY = 1024
 #: Single-request copy limit; above it copies go multipart.
 MAX_SINGLE_COPY = 5 * 1024**3
-#: Uploads above this size go multipart, in parts of at least ``PART_SIZE`` (S3 allows 10,000 parts).
-MULTIPART_THRESHOLD = PART_SIZE = 8 * 1024**2
+#: The most parts a multipart upload may have.
 MAX_PARTS = 10_000
 #: Smallest part of a multipart in-place copy (over 5 GB).
 COPY_PART_SIZE = 512 * 1024**2
-#: Parts in flight at once: bounds memory to about ``UPLOAD_THREADS`` parts.
+#: Part copies in flight at once.
 UPLOAD_THREADS = 4
 #: S3 error codes saying a conditional request found the object not as expected.
 _CONDITION_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412")
@@ -187,6 +188,15 @@ def source_metadata(source: Head, policy: str, *, rows: int | None = None) -> di
     return metadata
 
 
+def output_arguments(source: Head, metadata: Mapping[str, str], content_type: str) -> dict[str, Any]:
+    """PutObject / CreateMultipartUpload arguments of an output of ``source``: its metadata and content
+    type, and the source's SSE settings and tags carried over."""
+    extra: dict[str, Any] = {**source.write_args(), "Metadata": dict(metadata), "ContentType": content_type}
+    if source.tags:
+        extra["Tagging"] = encode_tags(source.tags)
+    return extra
+
+
 def made_from(output: Head) -> str | None:
     """The source key an output's metadata names (decoded), or None when it names none."""
     recorded = output.metadata.get(SOURCE_KEY)
@@ -202,7 +212,7 @@ def write_condition(replacing: str | None) -> dict[str, str]:
     return {"IfNoneMatch": "*"} if replacing is None else {"IfMatch": f'"{replacing.strip(chr(34))}"'}
 
 
-def _condition_failed(exc: Exception, *, replacing: str | None) -> bool:
+def is_condition_failure(exc: Exception, *, replacing: str | None) -> bool:
     """True when ``exc`` is S3 refusing a conditional request (or, for If-Match, the object being gone)."""
     from botocore.exceptions import ClientError
 
@@ -212,75 +222,13 @@ def _condition_failed(exc: Exception, *, replacing: str | None) -> bool:
     return code in _CONDITION_CODES or (replacing is not None and code in ("NoSuchKey", "404"))
 
 
-def part_size_for(size: int, minimum: int = PART_SIZE) -> int:
-    """The part size that uploads ``size`` bytes in at most 10,000 parts of at least ``minimum`` bytes.
+def part_size_for(size: int, minimum: int) -> int:
+    """The part size that copies ``size`` bytes in at most 10,000 parts of at least ``minimum`` bytes.
 
-    >>> part_size_for(100 * 1024**3) // 1024**2
+    >>> part_size_for(100 * 1024**3, 8 * 1024**2) // 1024**2
     10
     """
     return max(minimum, -(-size // MAX_PARTS))
-
-
-def upload(s3: Any, path: str, bucket: str, key: str, *, metadata: Mapping[str, str], content_type: str,
-           source: Head, replacing: str | None = None, multipart_threshold: int = MULTIPART_THRESHOLD,
-           part_size: int = PART_SIZE) -> Head:
-    """Upload a local file conditionally, carrying tags and SSE from ``source``; return the HEAD of what we wrote.
-
-    ``replacing`` is None for a new object (``If-None-Match: *``) or the ETag of the object this
-    one replaces (``If-Match``). Above ``multipart_threshold`` the upload goes multipart and the
-    condition rides on CompleteMultipartUpload (an unfinished upload is aborted). Raises
-    ConditionFailed when the destination is not as expected, or was replaced right after our write.
-    """
-    extra: dict[str, Any] = {**source.write_args(), "Metadata": dict(metadata), "ContentType": content_type}
-    if source.tags:
-        extra["Tagging"] = encode_tags(source.tags)
-    condition = write_condition(replacing)
-    size = os.path.getsize(path)
-    try:
-        if size > multipart_threshold:
-            etag = _upload_multipart(s3, path, size, bucket, key, extra, condition, part_size_for(size, part_size))
-        else:
-            with open(path, "rb") as body:
-                etag = s3.put_object(Bucket=bucket, Key=key, Body=body, **extra, **condition)["ETag"]
-    except Exception as exc:
-        if _condition_failed(exc, replacing=replacing):
-            expected = f"no longer ETag {replacing}" if replacing else "it exists now"
-            raise ConditionFailed(f"s3://{bucket}/{key} changed meanwhile ({expected})") from exc
-        raise
-    written = head(s3, bucket, key)
-    if written is None:
-        raise ConditionFailed(f"s3://{bucket}/{key} was deleted right after it was written")
-    if written.etag != etag.strip('"'):
-        raise ConditionFailed(f"s3://{bucket}/{key} was replaced right after it was written")
-    return written
-
-
-def _upload_multipart(s3: Any, path: str, size: int, bucket: str, key: str, extra: Mapping[str, Any],
-                      condition: Mapping[str, str], part_size: int) -> str:
-    """Upload ``path`` in parts (``UPLOAD_THREADS`` at a time), complete under ``condition``; its ETag.
-
-    Parts carry CRC32 checksums (as boto3's transfer manager sends them); any failure, a refused
-    condition included, aborts the upload so no parts are left behind.
-    """
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", **extra)["UploadId"]
-
-    def send(number: int) -> dict[str, Any]:
-        with open(path, "rb") as f:
-            f.seek((number - 1) * part_size)
-            body = f.read(part_size)
-        sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
-                              ChecksumAlgorithm="CRC32")
-        part = {"PartNumber": number, "ETag": sent["ETag"]}
-        if sent.get("ChecksumCRC32"):
-            part["ChecksumCRC32"] = sent["ChecksumCRC32"]
-        return part
-
-    with _aborted_on_failure(s3, bucket, key, upload_id):
-        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-            parts = list(pool.map(send, range(1, -(-size // part_size) + 1)))
-        done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                            MultipartUpload={"Parts": parts}, **condition)
-    return str(done["ETag"])
 
 
 @contextlib.contextmanager
@@ -310,7 +258,7 @@ def read_range(s3: Any, obj: Head, start: int, end: int) -> bytes:
     try:
         return s3.get_object(**kwargs)["Body"].read()
     except Exception as exc:
-        if _condition_failed(exc, replacing=obj.etag):
+        if is_condition_failure(exc, replacing=obj.etag):
             raise ConditionFailed(f"s3://{obj.bucket}/{obj.key} changed while being read") from exc
         raise
 
@@ -379,7 +327,7 @@ def copy_in_place(s3: Any, source: Head, storage_class: str, *, marker: str = MA
             extra["Tagging"] = encode_tags(tags)
         _copy_multipart(s3, source, copy_source, extra, etag)
     except Exception as exc:
-        if _condition_failed(exc, replacing=source.etag):
+        if is_condition_failure(exc, replacing=source.etag):
             raise ConditionFailed(f"s3://{source.bucket}/{source.key} changed since it was decided") from exc
         raise
 

@@ -5,9 +5,9 @@
   source being deleted, and are never overwritten.
 - A destination written by someone else between our check and our PUT makes the PUT fail (412)
   and the outcome a skip, source kept; moto honours If-None-Match/If-Match on PutObject.
-- Multipart uploads carry the condition on CompleteMultipartUpload: IfNoneMatch runs on moto for
-  real; IfMatch and the abort after a refused completion use botocore's Stubber, since moto
-  ignores If-Match there.
+- Outputs are streamed through ``chalicelib.multipart.MultipartSink``; a multipart upload carries the
+  condition on CompleteMultipartUpload: IfNoneMatch runs on moto for real; IfMatch and the abort
+  after a refused completion use botocore's Stubber, since moto ignores If-Match there.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from chalicelib.decision import Decision
 from chalicelib.formats import ConversionError
 from chalicelib.formats.recompress import CHECK_BYTES, CHECK_DECODED, check_zstd_beginning
 from chalicelib.ledger import Ledger
+from chalicelib.multipart import MultipartSink
 from chalicelib.pipeline import handle_uploads
 from chalicelib.policy import PolicySet
 from chalicelib.refs import ObjectRef
@@ -177,6 +178,17 @@ def test_zstd_beginning_check():
 # --- conditional writes ------------------------------------------------------------------------
 
 
+def upload(s3, path: str, bucket: str, key: str, *, metadata, content_type: str, source: s3util.Head,
+           replacing: str | None = None, **sink_options) -> s3util.Head:
+    """Stream the file at ``path`` through a MultipartSink, 1 MiB at a time, and commit it."""
+    sink = MultipartSink(s3, bucket, key, extra=s3util.output_arguments(source, metadata, content_type),
+                         replacing=replacing, **sink_options)
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            sink.write(piece)
+    return sink.commit()
+
+
 def source_head(s3, bucket: str, key: str = "src.bin") -> s3util.Head:
     s3.put_object(Bucket=bucket, Key=key, Body=b"source", Tagging="team=ml")
     head = s3util.head(s3, bucket, key, with_tags=True)
@@ -188,17 +200,17 @@ def test_single_put_is_conditional_on_moto(s3, bucket, tmp_path):
     path = tmp_path / "out"
     path.write_bytes(b"new output")
     src = source_head(s3, bucket)
-    first = s3util.upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="text/plain", source=src)
+    first = upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="text/plain", source=src)
     assert body(s3, bucket, "out") == b"new output" and s3.get_object_tagging(Bucket=bucket, Key="out")["TagSet"]
 
     with pytest.raises(s3util.ConditionFailed, match="it exists now"):  # If-None-Match: *
-        s3util.upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src)
+        upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src)
     with pytest.raises(s3util.ConditionFailed, match="no longer ETag 0123"):  # If-Match with a stale ETag
-        s3util.upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src, replacing="0123")
+        upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src, replacing="0123")
     assert s3util.head(s3, bucket, "out").etag == first.etag
 
     path.write_bytes(b"replacement")
-    replaced = s3util.upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src,
+    replaced = upload(s3, str(path), bucket, "out", metadata={}, content_type="text/plain", source=src,
                              replacing=first.etag)
     assert body(s3, bucket, "out") == b"replacement" and replaced.etag != first.etag
 
@@ -209,14 +221,14 @@ def test_multipart_upload_is_conditional_on_moto_and_leaves_no_parts(s3, bucket,
     path.write_bytes(payload)
     src = source_head(s3, bucket)
     kwargs = dict(metadata={"leanlake": "output"}, content_type="application/zstd", source=src,
-                  multipart_threshold=5 * 1024**2, part_size=5 * 1024**2)
-    written = s3util.upload(s3, str(path), bucket, "big", **kwargs)
+                  first_part_size=5 * 1024**2)
+    written = upload(s3, str(path), bucket, "big", **kwargs)
     assert written.etag.endswith("-3") and written.metadata == {"leanlake": "output"}
     assert body(s3, bucket, "big") == payload
 
     path.write_bytes(os.urandom(11 * 1024**2))
     with pytest.raises(s3util.ConditionFailed):
-        s3util.upload(s3, str(path), bucket, "big", **kwargs)  # If-None-Match: * on CompleteMultipartUpload
+        upload(s3, str(path), bucket, "big", **kwargs)  # If-None-Match: * on CompleteMultipartUpload
     assert body(s3, bucket, "big") == payload
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
@@ -250,8 +262,8 @@ def test_complete_multipart_upload_carries_the_condition(s3, bucket, tmp_path, r
     path = tmp_path / "out"
     path.write_bytes(b"output")
     with stubbed_multipart(s3, bucket, condition) as stub:
-        written = s3util.upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="application/zstd",
-                                source=src, replacing=replacing, multipart_threshold=0)
+        written = upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="application/zstd",
+                                source=src, replacing=replacing, single_put=False)
         stub.assert_no_pending_responses()
     assert written.etag == "whole-1"
 
@@ -262,8 +274,8 @@ def test_a_refused_completion_is_aborted_and_reported(s3, bucket, tmp_path):
     path.write_bytes(b"output")
     with stubbed_multipart(s3, bucket, {"IfMatch": '"old-etag"'}, complete_fails=True) as stub:
         with pytest.raises(s3util.ConditionFailed, match="changed meanwhile"):
-            s3util.upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="application/zstd",
-                          source=src, replacing="old-etag", multipart_threshold=0)
+            upload(s3, str(path), bucket, "out", metadata={"leanlake": "output"}, content_type="application/zstd",
+                          source=src, replacing="old-etag", single_put=False)
         stub.assert_no_pending_responses()  # the abort was sent
 
 

@@ -8,7 +8,8 @@ from pydantic import Field, field_validator
 
 from chalicelib.actions.base import register
 from chalicelib.actions.writer import WriterAction, output_ratio
-from chalicelib.formats import ConvertOptions, convert_to_parquet, verify_parquet
+from chalicelib.formats import ConvertOptions, convert_to_parquet
+from chalicelib.formats.outputs import Output
 from chalicelib.policy.templates import KeyParts, check_template, render
 from chalicelib.policy.units import parse_size
 
@@ -44,9 +45,9 @@ class Convert(WriterAction):
     def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
         return output_ratio("parquet_from_compressed_text" if parts.compression_suffix else "parquet_from_text")
 
-    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
-        """Convert to Parquet at ``path`` and verify it (footer readable, row count equal to rows read)."""
+    def produce(self, open_source: Callable[[], Any], output: Output) -> tuple[int, dict[str, Any]]:
+        """Convert to Parquet into ``output``, its footer labelled with the source and rows; the rows
+        are checked against the footer once the output is in S3 (``output.untrusted``)."""
         options = ConvertOptions(level=self.level, sort=self.sort, max_row_size=self.max_row_size)
-        result = convert_to_parquet(open_source, path, options)
-        verify_parquet(path, result.rows)
+        result = convert_to_parquet(open_source, output, options)
         return result.bytes_out, {"rows": result.rows, "columns": result.columns, "format": result.input_format}

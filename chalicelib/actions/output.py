@@ -6,23 +6,27 @@
    overwritten, the source kept. Made from this source's current ETag: not written again, and
    trusted (so the source may be handled) only once verified (see ``untrusted``). Made from an
    older ETag of this source: replaced, conditional on that output's ETag (``If-Match``).
-3. Produce the output in a temp file from a fresh GET (pinned to the ETag/version), verify it.
-4. Worth it: a policy-driven action writes only when the output is smaller than the source.
-5. Upload with metadata naming the source (and, for Parquet, its rows) and the loop-guard marker,
-   tags/SSE carried over, under the condition of step 2; someone writing the destination
-   meanwhile makes it a skip. Then verify what S3 holds, as in step 2.
+3. Produce the output from a fresh GET (pinned to the ETag/version) straight into a multipart
+   upload (``chalicelib.multipart``: nothing on local disk), with metadata naming the source and
+   the loop-guard marker, tags/SSE carried over; a Parquet output's footer names the source too.
+   A failed conversion aborts the upload.
+4. Worth it: a policy-driven action keeps the output only when it is smaller than the source;
+   otherwise the upload is aborted (a dry run produces into a counter and writes nothing).
+5. Complete the upload under the condition of step 2 (a small output is one conditional PUT, its
+   rows in ``leanlake-rows``); someone writing the destination meanwhile makes it a skip, the
+   upload aborted. Then verify what S3 holds, as in step 2, and its size against what was produced.
 6. Only then handle the source as the policy says (keep, delete, storage_class:CLASS),
    never when it changed meanwhile or is under Object Lock retention or legal hold.
 
 An output is trusted when it carries the ``leanlake: output`` marker, names this source key and
-ETag, and reads back: a Parquet footer (fetched with ranged GETs) holding the rows its
-``leanlake-rows`` metadata records, or a zstd frame whose header and beginning decode.
+ETag, and reads back: a Parquet footer (fetched with ranged GETs) that records the same source
+key and ETag (``leanlake.source_etag``…) and its rows, or holds the rows its ``leanlake-rows``
+metadata records (outputs written in one PUT, and by the previous version); or a zstd frame whose
+header and beginning decode.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -31,14 +35,16 @@ from chalicelib.decision import Decision, Outcome
 from chalicelib.deletion import Target
 from chalicelib.formats import ConversionError
 from chalicelib.formats.errors import one_line
+from chalicelib.formats.outputs import FOOTER_ROWS, FOOTER_SOURCE_ETAG, FOOTER_SOURCE_KEY, Output
 from chalicelib.formats.recompress import CHECK_BYTES, check_zstd_beginning
 from chalicelib.economics.figures import needs_restore
+from chalicelib.multipart import CountingOutput, S3Output
 
 if TYPE_CHECKING:
     from chalicelib.context import RunContext
 
-#: Produces the output at the given path from a source opener; returns (bytes_out, detail).
-Producer = Callable[[Callable[[], Any], str], tuple[int, dict[str, Any]]]
+#: Produces the output into the given ``Output`` from a source opener; returns (bytes_out, detail).
+Producer = Callable[[Callable[[], Any], Output], tuple[int, dict[str, Any]]]
 
 
 def refusal(source: s3util.Head) -> str | None:
@@ -52,13 +58,18 @@ def refusal(source: s3util.Head) -> str | None:
     return None
 
 
-def _parquet_unreadable(s3: Any, output: s3util.Head) -> str | None:
-    """Why ``output`` is not a Parquet file holding the rows its metadata records (a few ranged GETs), or None."""
+def _parquet_unreadable(s3: Any, output: s3util.Head, expected_rows: int | None = None) -> str | None:
+    """Why ``output`` is not a readable Parquet file that records its rows and source, or None (a few ranged GETs).
+
+    Its rows are recorded by ``leanlake-rows`` metadata (checked against the footer's count), or by
+    its footer's key-value metadata, which must then name the same source key and ETag as its S3
+    metadata. ``expected_rows``: the rows the conversion wrote, for an output just written.
+    """
     import pyarrow.parquet as pq
 
-    rows = output.metadata.get(s3util.ROWS, "")
-    if not rows.isdigit():
-        return f"it records no row count ({s3util.ROWS})"
+    rows = output.metadata.get(s3util.ROWS)
+    if rows is not None and not rows.isdigit():
+        return f"it records no row count ({s3util.ROWS} is {rows!r})"
     if output.size < 12 or s3util.read_range(s3, output, 0, 4) != b"PAR1":
         return "it is not Parquet (no PAR1 magic at its start)"
     try:
@@ -67,13 +78,25 @@ def _parquet_unreadable(s3: Any, output: s3util.Head) -> str | None:
         raise
     except Exception as exc:
         return f"its Parquet footer is unreadable ({one_line(exc)})"
-    if footer.num_rows != int(rows):
+    labels = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (footer.metadata or {}).items()}
+    if rows is None and FOOTER_SOURCE_ETAG not in labels:
+        return f"it records no row count ({s3util.ROWS}) and its Parquet footer names no source ({FOOTER_SOURCE_ETAG})"
+    if rows is not None and footer.num_rows != int(rows):
         return f"its Parquet footer holds {footer.num_rows} rows, its metadata records {rows}"
+    if FOOTER_SOURCE_ETAG in labels:
+        for label, key in ((FOOTER_SOURCE_ETAG, s3util.SOURCE_ETAG), (FOOTER_SOURCE_KEY, s3util.SOURCE_KEY)):
+            if labels.get(label) != output.metadata.get(key):
+                return f"its Parquet footer names {label} {labels.get(label)!r}, its metadata {output.metadata.get(key)!r}"
+        if labels.get(FOOTER_ROWS) != str(footer.num_rows):
+            return f"its Parquet footer holds {footer.num_rows} rows, its {FOOTER_ROWS} records {labels.get(FOOTER_ROWS)!r}"
+    if expected_rows is not None and footer.num_rows != expected_rows:
+        return f"its Parquet footer holds {footer.num_rows} rows, the conversion wrote {expected_rows}"
     return None
 
 
-def _zstd_unreadable(s3: Any, output: s3util.Head) -> str | None:
-    """Why ``output`` does not begin a readable zstd frame (one ranged GET of at most 128 KiB), or None."""
+def _zstd_unreadable(s3: Any, output: s3util.Head, expected_rows: int | None = None) -> str | None:
+    """Why ``output`` does not begin a readable zstd frame (one ranged GET of at most 128 KiB), or None.
+    A zstd output has no rows: ``expected_rows`` is not used."""
 
     length = min(output.size, CHECK_BYTES)
     try:
@@ -84,17 +107,19 @@ def _zstd_unreadable(s3: Any, output: s3util.Head) -> str | None:
 
 
 #: How an output of each content type is checked readable without downloading it.
-READ_CHECKS: dict[str, Callable[[Any, s3util.Head], str | None]] = {
+READ_CHECKS: dict[str, Callable[[Any, s3util.Head, int | None], str | None]] = {
     "application/vnd.apache.parquet": _parquet_unreadable,
     "application/zstd": _zstd_unreadable,
 }
 
 
-def untrusted(s3: Any, output: s3util.Head, source: s3util.Head, content_type: str) -> str | None:
+def untrusted(s3: Any, output: s3util.Head, source: s3util.Head, content_type: str,
+              expected_rows: int | None = None) -> str | None:
     """Why ``output`` is not a verified output of ``source`` as it is now, or None when it is.
 
     Trusted means: leanlake's output marker, this source's key and ETag recorded, and readable as
-    ``content_type`` (``READ_CHECKS``). Raises ConditionFailed when the output changes while read.
+    ``content_type`` (``READ_CHECKS``; ``expected_rows`` for an output just written). Raises
+    ConditionFailed when the output changes while read.
     """
     if output.marker != s3util.MARKER_OUTPUT:
         return "it has no leanlake output marker"
@@ -105,7 +130,7 @@ def untrusted(s3: Any, output: s3util.Head, source: s3util.Head, content_type: s
     check = READ_CHECKS.get(content_type)
     if check is None:
         return f"leanlake cannot verify {content_type} outputs"
-    return check(s3, output)
+    return check(s3, output, expected_rows)
 
 
 def write_output(decision: Decision, ctx: RunContext, *, destination: str, source_disposition: str,
@@ -158,29 +183,33 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
                 kwargs["VersionId"] = source.version_id
             return s3.get_object(**kwargs)["Body"]
 
-        fd, tmp = tempfile.mkstemp(prefix="leanlake-", suffix=".out")
-        os.close(fd)
+        metadata = s3util.source_metadata(source, decision.policy)
+        labels = {FOOTER_SOURCE_KEY: metadata[s3util.SOURCE_KEY], FOOTER_SOURCE_ETAG: source.etag}
+        output: CountingOutput | S3Output
+        if ctx.dry_run:
+            output = CountingOutput(labels)
+        else:
+            output = S3Output(s3, bucket, destination, extra=s3util.output_arguments(source, metadata, content_type),
+                              replacing=replacing, labels=labels)
         try:
             try:
-                bytes_out, detail = produce(open_source, tmp)
+                bytes_out, detail = produce(open_source, output)
             except ConversionError as exc:
                 return outcome("error", f"s3://{bucket}/{key}: {exc}", bytes_before=source.size)
             if require_smaller and bytes_out >= source.size:
                 return outcome("skip", f"output would not be smaller ({source.size} → {bytes_out} bytes); left as it is",
                                bytes_before=source.size, bytes_after=bytes_out, detail=detail)
-            if ctx.dry_run:
+            if isinstance(output, CountingOutput):
                 return outcome("skip", f"dry run: would write {target} ({bytes_out} bytes)",
                                bytes_before=source.size, bytes_after=bytes_out, detail=detail)
-            metadata = s3util.source_metadata(source, decision.policy, rows=detail.get("rows"))
-            written = s3util.upload(s3, tmp, bucket, destination, metadata=metadata, content_type=content_type,
-                                    source=source, replacing=replacing)
+            rows = detail.get("rows")
+            written = output.commit({s3util.ROWS: str(rows)} if rows is not None else None)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            output.discard()  # a no-op once committed: any other way out aborts the upload
         if written.size != bytes_out:
             return outcome("error", f"uploaded {target} has {written.size} bytes, expected {bytes_out}; source kept",
                            bytes_before=source.size)
-        distrust = untrusted(s3, written, source, content_type)
+        distrust = untrusted(s3, written, source, content_type, expected_rows=rows)
         if distrust:
             return outcome("error", f"uploaded {target} failed verification: {distrust}; source kept",
                            bytes_before=source.size)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from chalicelib.actions.base import register
 from chalicelib.actions.writer import WriterAction, output_ratio
 from chalicelib.formats import recompress_to_zstd
+from chalicelib.formats.outputs import Output
 from chalicelib.policy.templates import KeyParts, check_template, render
 
 
@@ -41,7 +42,7 @@ class Recompress(WriterAction):
     def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
         return output_ratio(self.ratio_by_compression.get(parts.compression_suffix.lower(), "zstd_from_plain"))
 
-    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
-        """Recompress to zstd at ``path``; the converter verifies by decompressing before returning."""
-        result = recompress_to_zstd(open_source, path, level=self.level)
+    def produce(self, open_source: Callable[[], Any], output: Output) -> tuple[int, dict[str, Any]]:
+        """Recompress to zstd into ``output``; the converter verifies by decompressing what it writes."""
+        result = recompress_to_zstd(open_source, output, level=self.level)
         return result.bytes_out, {"raw_bytes": result.raw_bytes, "source_compression": result.source_compression}

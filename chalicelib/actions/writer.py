@@ -35,6 +35,7 @@ from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.formats.outputs import Output
     from chalicelib.context import RunContext
     from chalicelib.decision import Outcome
 
@@ -103,8 +104,9 @@ class WriterAction(Action):
         """The assumed output/input size ratio for a source like ``parts`` (by its compression suffix), and its note."""
         raise NotImplementedError
 
-    def produce(self, open_source: Callable[[], Any], path: str) -> tuple[int, dict[str, Any]]:
-        """Write the verified output to ``path``; return its size and details for the Outcome."""
+    def produce(self, open_source: Callable[[], Any], output: "Output") -> tuple[int, dict[str, Any]]:
+        """Write the output into ``output`` (streamed: a multipart upload, a counter in a dry run), checked
+        as it is produced; return its size and details for the Outcome (``rows`` for a table)."""
         raise NotImplementedError
 
     def deletes(self) -> bool:

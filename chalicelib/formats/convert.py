@@ -3,8 +3,10 @@
 A pass opens the source, sniffs the format on the decompressed head, streams record batches into
 the Parquet writer thread and returns. When the reader finds that the data needs a different
 plan (a wider column type, a bigger block, renamed duplicate columns, a grown JSON schema) the
-pass is abandoned, the partial output removed, and another pass starts from a fresh
-``open_source()``. Any failure leaves no file at ``sink_path`` and surfaces as ConversionError.
+pass is abandoned, and another pass starts from a fresh ``open_source()`` on a new attempt of the
+output (``outputs.Output.start`` discards the previous one: a file truncated, an S3 upload
+aborted). Any failure discards the output (no file left at a path, no upload left in S3) and
+surfaces as ConversionError.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from typing import BinaryIO, Callable, Tuple, Union
 
 from .csv_reader import (ChunkedCsvBatches, CsvBatches, CsvPlan, RaggedRow, Sequential, Widen, check_header_width,
                          find_ragged_line)
-from .errors import ConversionError, failing_cleanly, one_line, remove_quietly
+from .errors import ConversionError, failing_cleanly, one_line
 from .json_reader import JsonBatches, JsonPlan
 from .parquet_writer import write_batches
 from .options import ConvertOptions, ConvertResult
+from .outputs import Output, as_output
 from .sniff import sniff_format
 from .streams import DecodedSource, open_decoded
 
@@ -34,7 +37,7 @@ def _close(src) -> None:
         pass
 
 
-def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
+def _convert_csv(first: DecodedSource, open_source, delimiter: str, output: Output,
                  options: ConvertOptions) -> Tuple[int, int, int]:
     check_header_width(first, delimiter, options.max_columns, options.max_row_size)
     plan = CsvPlan(delimiter, options.block_size, options.max_row_size)
@@ -48,19 +51,17 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, path: str,
         try:
             batches = (ChunkedCsvBatches if chunked else CsvBatches)(src, plan)
             schema = batches.open()
-            rows = write_batches(batches, schema, path, options)
+            rows = write_batches(batches, schema, output.start(), options, output.labels)
             if _pin_literal_null_columns(schema, head, plan):
-                remove_quietly(path)
-                continue
+                continue  # the next pass's start() discards this one
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
                 raise ConversionError(f"gave up after {plan.passes} passes widening column types") from None
         except Sequential:
-            remove_quietly(path)
             chunked = False
         except RaggedRow as ragged:
-            remove_quietly(path)
+            output.discard()
             _close(src)
             src = open_decoded(open_source)
             line = find_ragged_line(src, delimiter, ragged.expected, ragged.actual)
@@ -99,7 +100,7 @@ def _pin_literal_null_columns(schema, head: bytes, plan) -> bool:
     return bool(literal)
 
 
-def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
+def _convert_json(first: DecodedSource, open_source, is_array: bool, output: Output,
                   options: ConvertOptions) -> Tuple[int, int, int]:
     plan = JsonPlan(options.max_row_size)
     src: DecodedSource | None = first
@@ -109,7 +110,7 @@ def _convert_json(first: DecodedSource, open_source, is_array: bool, path: str,
         try:
             batches = JsonBatches(src, plan, is_array)
             schema = batches.open()
-            rows = write_batches(batches, schema, path, options)
+            rows = write_batches(batches, schema, output.start(), options, output.labels)
             return rows, len(schema), src.bytes_in
         except Widen:
             if plan.passes >= MAX_PASSES:
@@ -134,29 +135,31 @@ def use_jemalloc() -> None:
         pass
 
 
-def convert_to_parquet(open_source: Callable[[], BinaryIO], sink_path: PathLike,
+def convert_to_parquet(open_source: Callable[[], BinaryIO], sink: Union[Output, PathLike],
                        options: ConvertOptions | None = None) -> ConvertResult:
     """Convert CSV / TSV / JSON / JSON Lines (plain, gzip, bz2, zstd) to a zstd Parquet file.
 
     ``open_source`` returns a fresh binary stream each call (it may be called again for another
-    pass). Raises ConversionError on any failure and then leaves no file at ``sink_path``.
+    pass). ``sink`` is a local path or an ``outputs.Output`` (an S3 upload); its ``labels`` go
+    into the Parquet footer. Raises ConversionError on any failure and then leaves nothing at
+    ``sink`` (the output discarded).
     """
     options = options or ConvertOptions()
     use_jemalloc()
     t0 = time.perf_counter()
-    path = os.fspath(sink_path)
+    output = as_output(sink)
     src = None
     try:
-        with failing_cleanly(path, "conversion", lambda: src):
+        with failing_cleanly(output.discard, "conversion", lambda: src):
             src = open_decoded(open_source)
             compression = src.compression
             fmt, delimiter = sniff_format(src.head)
             if fmt in ("csv", "tsv"):
-                rows, cols, bytes_in = _convert_csv(src, open_source, delimiter or ",", path, options)
+                rows, cols, bytes_in = _convert_csv(src, open_source, delimiter or ",", output, options)
             else:
-                rows, cols, bytes_in = _convert_json(src, open_source, fmt == "json", path, options)
+                rows, cols, bytes_in = _convert_json(src, open_source, fmt == "json", output, options)
             src = None
-            return ConvertResult(rows=rows, columns=cols, bytes_in=bytes_in, bytes_out=os.path.getsize(path),
+            return ConvertResult(rows=rows, columns=cols, bytes_in=bytes_in, bytes_out=output.finish(),
                                  seconds=time.perf_counter() - t0, input_format=fmt, compression=compression)
     finally:
         if src is not None:

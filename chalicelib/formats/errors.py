@@ -11,10 +11,9 @@ an audit record or a CLI message.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any, Callable, Iterator, Optional
 
-__all__ = ["ConversionError", "one_line", "failing_cleanly", "remove_quietly", "size_text", "row_too_long"]
+__all__ = ["ConversionError", "one_line", "failing_cleanly", "size_text", "row_too_long"]
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -44,30 +43,28 @@ class ConversionError(Exception):
         super().__init__(self.reason if line is None else f"line {line}: {self.reason}")
 
 
-def remove_quietly(path: str) -> None:
-    """Delete a partial output, if there is one."""
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
 @contextlib.contextmanager
-def failing_cleanly(path: str, what: str, source: Callable[[], Any] = lambda: None) -> Iterator[None]:
-    """Any failure inside removes ``path`` and surfaces as one ConversionError: the decompression error the
+def failing_cleanly(discard: Callable[[], None], what: str, source: Callable[[], Any] = lambda: None) -> Iterator[None]:
+    """Any failure inside calls ``discard`` (the partial output is dropped: a file removed, an upload
+    aborted) and surfaces as one ConversionError: the decompression error the
     ``source()`` stream recorded (pyarrow may have wrapped it), or ``<what> failed: <reason>``."""
     try:
         yield
     except ConversionError:
-        remove_quietly(path)
+        discard()
         raise
     except MemoryError:
-        remove_quietly(path)
+        discard()
         raise ConversionError("out of memory") from None
     except Exception as exc:
-        remove_quietly(path)
+        discard()
         recorded = getattr(source(), "error", None)
         if recorded is not None:
             raise recorded from exc
         raise ConversionError(f"{what} failed: {one_line(exc)}") from exc
+    except BaseException:
+        discard()
+        raise
 
 
 def row_too_long(limit: int, line: Optional[int] = None) -> "ConversionError":

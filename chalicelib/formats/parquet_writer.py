@@ -21,13 +21,13 @@
 from __future__ import annotations
 
 import io
-import os
 import queue
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
+from .outputs import FOOTER_ROWS
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS"]
 
@@ -204,8 +204,9 @@ def choose_sort_keys(table) -> List[str]:
 class _RowGroupWriter:
     """Accumulates batches into row groups and writes them (runs in the writer thread)."""
 
-    def __init__(self, path: str, schema, options: ConvertOptions) -> None:
-        self.path = path
+    def __init__(self, stream: Any, schema, options: ConvertOptions, labels: Mapping[str, str]) -> None:
+        self.stream = stream
+        self.labels = labels
         self.schema = schema
         self.options = options
         self.level = DEFAULT_LEVEL if options.level is None else options.level
@@ -235,7 +236,7 @@ class _RowGroupWriter:
             names = self.schema.names
             sorting = [pq.SortingColumn(names.index(k)) for k in self.sort_keys]
         self.writer = pq.ParquetWriter(
-            self.path, self.schema, compression="zstd",
+            self.stream, self.schema, compression="zstd",
             compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
             data_page_size=DATA_PAGE_SIZE, store_schema=False, write_statistics=True,
@@ -269,6 +270,8 @@ class _RowGroupWriter:
         self.flush()
         if self.writer is None:
             self._open(None)
+        if self.labels:
+            self.writer.add_key_value_metadata({**self.labels, FOOTER_ROWS: str(self.rows)})
         self.writer.close()
         return self.rows
 
@@ -289,17 +292,20 @@ def group_bytes(columns: int, options: ConvertOptions) -> int:
     return max(options.row_group_bytes, min(columns * GROUP_BYTES_PER_COLUMN, WIDE_GROUP_MAX))
 
 
-def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOptions) -> int:
-    """Write ``batches`` (all of ``schema``) to ``path`` in a writer thread; return rows written.
+def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertOptions,
+                  labels: Mapping[str, str] | None = None) -> int:
+    """Write ``batches`` (all of ``schema``) as Parquet to the writable ``stream`` in a writer thread; return rows written.
 
+    ``labels`` (with the rows written, ``FOOTER_ROWS``) go into the footer's key-value metadata.
     Exceptions from iterating ``batches`` propagate unchanged (after the writer stopped);
-    failures of the writer become ConversionError. On any failure ``path`` is removed.
+    failures of the writer become ConversionError. On failure what ``stream`` holds is partial:
+    the caller discards it. The stream is not closed.
     """
     import pyarrow as pa
 
     q: "queue.Queue[Any]" = queue.Queue(maxsize=QUEUE_DEPTH)
     state: Dict[str, Any] = {"error": None, "rows": 0}
-    sink = _RowGroupWriter(os.fspath(path), schema, options)
+    sink = _RowGroupWriter(stream, schema, options, labels or {})
 
     def run() -> None:
         while True:
@@ -367,11 +373,6 @@ def write_batches(batches: Iterable[Any], schema, path: str, options: ConvertOpt
         ok = True
         return state["rows"]
     finally:
-        if not ok:
-            if thread.is_alive():
-                q.put(None)
-                thread.join()
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
+        if not ok and thread.is_alive():
+            q.put(None)
+            thread.join()

@@ -3,9 +3,10 @@
 Streams in 1 MiB pieces (bounded memory): the decoded input (recognised by magic bytes,
 decompressed by Arrow's codecs, which report truncation) is hashed (blake2b) and counted while a
 multi-threaded ``zstandard`` compressor (``threads=-1``) writes the output with a frame
-checksum. The output is then decompressed again and its length and hash compared with the
-input's; any difference, corrupt or truncated input removes the output and raises
-ConversionError.
+checksum. Every compressed byte handed to the output is also decompressed as it goes (a
+decompressing stream writer, so memory stays bounded and the output is never read back: it may
+be an S3 upload), and the decoded length and hash are compared with the input's; any
+difference, corrupt or truncated input discards the output and raises ConversionError.
 
 ``check_zstd_beginning`` is the cheap check of an output already in S3 (only its first bytes
 are fetched): the zstd magic number, a readable frame header, and the beginning decoding.
@@ -20,12 +21,14 @@ chalicelib.formats.errors.ConversionError: not a zstd frame (starts with 5041523
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
-from typing import BinaryIO, Callable, Iterator, Union
+from typing import Any, BinaryIO, Callable, Iterator, Union, cast
 
 from .errors import ConversionError, failing_cleanly
 from .options import RecompressResult
+from .outputs import Output, as_output
 from .streams import open_decoded
 
 __all__ = ["recompress_to_zstd", "check_zstd_beginning"]
@@ -41,16 +44,42 @@ CHECK_DECODED = 8 * 1024 * 1024
 _FEED = 64
 
 
-def _digest_zstd(path: str):
-    import zstandard
+class _Digest(io.RawIOBase):
+    """Counts and hashes (blake2b) what is written to it: the decoded output."""
 
-    h = hashlib.blake2b(digest_size=32)
-    n = 0
-    with open(path, "rb") as f:
-        for piece in _pieces(zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)):
-            h.update(piece)
-            n += len(piece)
-    return n, h.digest()
+    def __init__(self) -> None:
+        super().__init__()
+        self.hash = hashlib.blake2b(digest_size=32)
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+
+class _Checked(io.RawIOBase):
+    """Passes compressed bytes to ``out`` and decompresses them into a ``_Digest`` on the way."""
+
+    def __init__(self, out: Any) -> None:
+        import zstandard
+
+        super().__init__()
+        self.out = out
+        self.decoded = _Digest()
+        self.decoder = zstandard.ZstdDecompressor().stream_writer(cast(BinaryIO, self.decoded), closefd=False)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.out.write(data)
+        self.decoder.write(data)
+        return memoryview(data).nbytes
 
 
 def _pieces(stream) -> Iterator[bytes]:
@@ -59,33 +88,35 @@ def _pieces(stream) -> Iterator[bytes]:
         yield piece
 
 
-def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink_path: Union[str, "os.PathLike[str]"],
+def recompress_to_zstd(open_source: Callable[[], BinaryIO], sink: Union[Output, str, "os.PathLike[str]"],
                        level: int = 19) -> RecompressResult:
-    """Recompress the source to zstd at ``sink_path`` and verify it (see module docstring)."""
+    """Recompress the source to zstd into ``sink`` (a local path or an ``outputs.Output``) and verify
+    it (see module docstring); on failure nothing is left at ``sink``."""
     import zstandard
 
     t0 = time.perf_counter()
-    path = os.fspath(sink_path)
+    output = as_output(sink)
     src = None
     try:
-        with failing_cleanly(path, "recompress", lambda: src):
+        with failing_cleanly(output.discard, "recompress", lambda: src):
             src = open_decoded(open_source, strip_bom=False)
             h = hashlib.blake2b(digest_size=32)
             raw = 0
             cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
-            with open(path, "wb") as out:
-                with cctx.stream_writer(out, closefd=False) as writer:
-                    for piece in _pieces(src):
-                        h.update(piece)
-                        raw += len(piece)
-                        writer.write(piece)
+            checked = _Checked(output.start())
+            with cctx.stream_writer(cast(BinaryIO, checked), closefd=False) as writer:
+                for piece in _pieces(src):
+                    h.update(piece)
+                    raw += len(piece)
+                    writer.write(piece)
+            checked.decoder.flush()
             compression, bytes_in = src.compression, src.bytes_in
             src.close()
             src = None
-            n, digest = _digest_zstd(path)
+            n, digest = checked.decoded.size, checked.decoded.hash.digest()
             if n != raw or digest != h.digest():
                 raise ConversionError(f"verification failed: output decompresses to {n} bytes, input had {raw}")
-            return RecompressResult(bytes_in=bytes_in, bytes_out=os.path.getsize(path), raw_bytes=raw,
+            return RecompressResult(bytes_in=bytes_in, bytes_out=output.finish(), raw_bytes=raw,
                                     source_compression=compression, seconds=time.perf_counter() - t0)
     finally:
         if src is not None:
