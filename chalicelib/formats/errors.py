@@ -2,7 +2,8 @@
 
 Every failure of a conversion or recompression — malformed input, truncated compressed
 stream, I/O error, a bug surfacing as a pyarrow exception — reaches the caller as a
-:class:`ConversionError` whose ``str()`` is one line, so it can go straight into a log line,
+:class:`ConversionError` whose ``str()`` is one line (except a failed S3 request, which passes
+through for the caller to retry: ``is_request_failure``), so it can go straight into a log line,
 an audit record or a CLI message.
 
 >>> str(ConversionError("expected 3 fields, saw 4", line=7))
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator, Optional
 
-__all__ = ["ConversionError", "one_line", "failing_cleanly", "size_text", "row_too_long"]
+__all__ = ["ConversionError", "one_line", "failing_cleanly", "is_request_failure", "size_text", "row_too_long"]
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -43,11 +44,24 @@ class ConversionError(Exception):
         super().__init__(self.reason if line is None else f"line {line}: {self.reason}")
 
 
+def is_request_failure(exc: BaseException) -> bool:
+    """True for a failed request to S3 (botocore's exceptions: throttling, 5xx, network, a missing key).
+
+    Those pass through unwrapped: whether retrying may help is the caller's to say
+    (``chalicelib.errors.describe_error``), and a throttled read is not bad input.
+
+    >>> is_request_failure(ValueError("bad header"))
+    False
+    """
+    return type(exc).__module__.partition(".")[0] == "botocore"
+
+
 @contextlib.contextmanager
 def failing_cleanly(discard: Callable[[], None], what: str, source: Callable[[], Any] = lambda: None) -> Iterator[None]:
     """Any failure inside calls ``discard`` (the partial output is dropped: a file removed, an upload
     aborted) and surfaces as one ConversionError: the decompression error the
-    ``source()`` stream recorded (pyarrow may have wrapped it), or ``<what> failed: <reason>``."""
+    ``source()`` stream recorded (pyarrow may have wrapped it), or ``<what> failed: <reason>``; a failed
+    S3 request (``is_request_failure``) passes through as it is."""
     try:
         yield
     except ConversionError:
@@ -58,6 +72,8 @@ def failing_cleanly(discard: Callable[[], None], what: str, source: Callable[[],
         raise ConversionError("out of memory") from None
     except Exception as exc:
         discard()
+        if is_request_failure(exc):
+            raise
         recorded = getattr(source(), "error", None)
         if recorded is not None:
             raise recorded from exc

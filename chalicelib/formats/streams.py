@@ -15,7 +15,7 @@ import io
 import time
 from typing import Any, BinaryIO, Callable, Optional
 
-from .errors import ConversionError, one_line
+from .errors import ConversionError, is_request_failure, one_line
 
 __all__ = ["detect_compression", "open_decoded", "DecodedSource", "HEAD_BYTES", "truncation_reason"]
 
@@ -219,6 +219,8 @@ def open_decoded(open_source: Callable[[], BinaryIO], strip_bom: bool = True) ->
     try:
         raw = open_source()
     except Exception as exc:
+        if is_request_failure(exc):  # throttled, 5xx, network: not bad input; the caller retries
+            raise
         raise ConversionError(f"cannot open source: {one_line(exc)}") from exc
     try:
         return DecodedSource(raw, strip_bom=strip_bom)
