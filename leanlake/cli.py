@@ -1,4 +1,4 @@
-"""The ``leanlake`` command: validate, plan, apply, convert, report, demo, iam, package, deploy, destroy.
+"""The ``leanlake`` command: validate, plan, apply, batch, convert, report, demo, iam, package, deploy, destroy.
 
 Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
 stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
@@ -245,6 +245,86 @@ def apply(
         raise typer.Exit(1)
 
 
+@app.command()
+def batch(
+    policies: Optional[list[Path]] = PoliciesOption,
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Plan as of this date (YYYY-MM-DD)."),
+    inventory: Optional[str] = InventoryOption,
+    role_arn: str = typer.Option(..., "--role-arn",
+                                 help="The role the job runs with (its documents: `leanlake iam --batch-role`)."),
+    stage: str = typer.Option("dev", "--stage", help="The stage whose batch_task function the job invokes."),
+    function_arn: Optional[str] = typer.Option(None, "--function-arn",
+                                               help="The function to invoke (default: batch_task from .chalice/deployed/STAGE.json)."),
+    chalice_dir: Path = typer.Option(Path(".chalice"), "--chalice-dir", help="The Chalice project's config directory."),
+    account_id: Optional[str] = typer.Option(None, "--account-id",
+                                             help="The account that owns the job (default: the caller's, from STS)."),
+    priority: int = typer.Option(10, "--priority", min=0, max=2147483647, help="The job's priority (higher runs first)."),
+    run: Optional[str] = typer.Option(None, "--run",
+                                      help="The run id (default: new, from the time); the same run and bucket never make two jobs."),
+    yes: bool = typer.Option(False, "--yes", "-y",
+                             help="Create the job ready to run (default: it waits for confirmation in the S3 console)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the manifests and print the job requests; create no job."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Backfill at any scale: the plan's object actions as an S3 Batch Operations job per bucket.
+
+    Writes s3://BUCKET/_leanlake/batch/RUN/manifest.csv, the objects an object action (convert,
+    recompress, storage_class) acts on, and creates a job that invokes the stage's batch_task function
+    on each; the job's report lands beside it. Deletions and bucket configuration stay with `apply`
+    and the daily sweep. See docs/batch.md."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.pipeline import describe_error
+    from leanlake import batch as jobs
+
+    ctx = _context(policies, as_of)
+    try:
+        run_id = jobs.check_run_id(run) if run else jobs.new_run_id()
+    except jobs.BatchError as exc:
+        fail("--run", str(exc), 2)
+    try:
+        arn = function_arn or jobs.function_arn_from_deployed(chalice_dir, stage)
+        jobs.partition_of(arn)
+    except jobs.BatchError as exc:
+        fail("--function-arn", str(exc))
+    selected = _buckets(ctx, bucket)
+    decisions = _collect_decisions(ctx, selected, inventory)
+    planned = jobs.acting_keys(decisions)
+    done: list[dict[str, Any]] = []
+    for name in sorted({d.bucket for d in decisions} | (set() if inventory else set(selected))):
+        keys = planned.get(name, [])
+        if not keys:
+            done.append({"bucket": name, "objects": 0, "manifest": None, "job_id": None,
+                         "reason": "nothing for an object action to do"})
+            continue
+        try:
+            region = jobs.bucket_region(ctx.s3, name)
+            account = account_id or jobs.caller_account(region)
+            manifest = jobs.write_manifest(ctx.s3, name, run_id, keys)
+            request = jobs.job_request(manifest, account_id=account, run=run_id, function_arn=arn, role_arn=role_arn,
+                                       priority=priority, confirmation_required=not yes)
+            job_id = None if dry_run else jobs.create_job(jobs.s3control_client(region), request)
+        except (ClientError, BotoCoreError) as exc:
+            fail(f"s3://{name}", describe_error(exc)[0])
+        except jobs.BatchError as exc:
+            fail(f"s3://{name}", str(exc))
+        entry: dict[str, Any] = {"bucket": name, "objects": manifest.objects, "manifest": manifest.uri, "job_id": job_id}
+        done.append({**entry, "request": request} if dry_run else entry)
+    if as_json:
+        emit_json({"run": run_id, "dry_run": dry_run, "jobs": done})
+        return
+    for entry in done:
+        if not entry["objects"]:
+            typer.echo(f"s3://{entry['bucket']}: no job: {entry['reason']}")
+        elif dry_run:
+            typer.echo(f"s3://{entry['bucket']}: dry run: {entry['objects']} objects in {entry['manifest']}; the job request:")
+            typer.echo(json.dumps(entry["request"], indent=2))
+        else:
+            waiting = "" if yes else " (confirm it in the S3 console, or create it with --yes)"
+            typer.echo(f"s3://{entry['bucket']}: job {entry['job_id']}, {entry['objects']} objects in {entry['manifest']}{waiting}")
+
+
 def _s3() -> Any:
     """The S3 client, imported only when an s3:// URI needs it (local converts load no AWS library)."""
     from chalicelib.s3 import client
@@ -450,17 +530,30 @@ def iam(
     stage: Optional[list[str]] = typer.Option(None, "--stage", help="Repeatable; default: every stage in config.json."),
     write: bool = typer.Option(False, "--write", help="Write .chalice/policy-<stage>.json instead of printing."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when a committed file is stale."),
+    batch_role: bool = typer.Option(False, "--batch-role",
+                                    help="Print the trust and permissions policies of the role `leanlake batch` jobs run with."),
 ) -> None:
     """Print the functions' least-privilege IAM policy for a stage, derived from the policies; or write
-    (--write) or check (--check) the .chalice/policy-<stage>.json files Chalice deploys."""
-    from leanlake.deploy.iam import generate, write_policies
+    (--write) or check (--check) the .chalice/policy-<stage>.json files Chalice deploys; or (--batch-role)
+    the documents of the S3 Batch Operations job role, as one JSON document {"trust", "permissions"}."""
+    from leanlake.deploy.iam import batch_role_documents, generate, write_policies
     from leanlake.deploy.project import ChaliceConfig
-    from chalicelib.policy import PolicyError
+    from chalicelib.policy import PolicyError, load_policies
 
     if write and check:
         fail("iam", "give --write or --check, not both", 2)
+    if batch_role and (write or check):
+        fail("--batch-role", "prints the role's documents: give it without --write or --check", 2)
     paths = policies or [Path("policies")]
     try:
+        if batch_role:
+            config = ChaliceConfig.load(chalice_dir)
+            stages = stage or config.stages
+            if len(stages) != 1:
+                fail("--stage", f"name the one stage whose batch role to print (one of: {', '.join(stages)})")
+            config.stage(stages[0])
+            emit_json(batch_role_documents(load_policies(paths), config, stages[0]))
+            return
         if write or check:
             changed = write_policies(paths, chalice_dir, stage, check=check)
         else:

@@ -9,6 +9,11 @@ queue (Lambda delivers failed asynchronous events there with the function's role
 EMF log lines, so no ``cloudwatch:PutMetricData``. Nothing else: no wildcard action, no
 ``Resource: "*"``, no object action on every bucket.
 
+``batch_role_documents`` gives the other role leanlake needs, the one its S3 Batch Operations jobs run
+with (``leanlake batch``): trusted by Batch Operations only, it reads the runs' manifests and writes
+their reports under ``_leanlake/batch/`` of the policies' buckets, and invokes the stage's
+``batch_task`` function; nothing else (the function's own role does the work).
+
 Example:
     >>> from chalicelib.policy import PolicySet
     >>> from leanlake.deploy.project import ChaliceConfig
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from chalicelib.actions.permissions import needs, policy_calls
+from leanlake.batch import BATCH_PREFIX, FUNCTION_NAME
 from leanlake.deploy.project import ChaliceConfig, dead_letter_queue
 from chalicelib.policy import PolicySet, load_policies
 
@@ -161,3 +167,33 @@ def write_policies(policies: Sequence[str | Path] = ("policies",), chalice_dir: 
         if not check:
             path.write_text(text, encoding="utf-8")
     return changed
+
+
+#: The service principal that assumes the role of an S3 Batch Operations job.
+BATCH_SERVICE = "batchoperations.s3.amazonaws.com"
+
+
+def batch_role_documents(policy_set: PolicySet, config: ChaliceConfig, stage: str) -> dict[str, dict[str, Any]]:
+    """The trust policy and the permissions policy of the role ``leanlake batch`` jobs run with in ``stage``.
+
+    >>> from chalicelib.policy import PolicySet
+    >>> ps = PolicySet.from_dicts([{"name": "p", "bucket": "lake-one", "actions": [{"storage_class": "ONEZONE_IA"}]}])
+    >>> docs = batch_role_documents(ps, ChaliceConfig({"app_name": "leanlake", "stages": {"dev": {}}}), "dev")
+    >>> docs["trust"]["Statement"][0]["Principal"], docs["permissions"]["Statement"][2]["Resource"]
+    ({'Service': 'batchoperations.s3.amazonaws.com'}, ['arn:aws:lambda:*:*:function:leanlake-dev-batch_task'])
+    """
+    runs = [f"arn:aws:s3:::{bucket}/{BATCH_PREFIX}*" for bucket in policy_set.buckets]
+    if not runs:
+        raise ValueError(f"stage {stage}: no policy names a bucket, so no batch job has a manifest to read")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": BATCH_SERVICE}, "Action": "sts:AssumeRole"}]}
+    permissions = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadManifests", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": runs},
+        {"Sid": "WriteReports", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": runs},
+        {"Sid": "InvokeBatchTask", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+         "Resource": [f"arn:aws:lambda:*:*:function:{config.function_prefix(stage)}{FUNCTION_NAME}"]},
+    ]}
+    problems = least_privilege_problems(permissions)
+    if problems:
+        raise ValueError(f"stage {stage}: batch role: " + "; ".join(problems))
+    return {"trust": trust, "permissions": permissions}
