@@ -18,7 +18,8 @@ Keys: schema 1.0 tasks carry URL-encoded keys and the bucket as ``s3BucketArn``;
 ``s3Bucket`` and a key whose encoding AWS does not document, so it is tried as given and decoded only
 when no object has the key as given (``handle_uploads(key_maybe_encoded=True)``). Powertools'
 ``S3BatchOperationTask`` is not used for these: it decodes every key, and takes whatever follows
-``:::`` in any ARN as a bucket. A malformed event never raises: every task with a ``taskId`` gets
+``:::`` in any ARN as a bucket. A task's ``s3VersionId`` is a hint like an event's: the object's
+current version is what HEAD finds and what is handled. A malformed event never raises: every task with a ``taskId`` gets
 its answer, the others are logged. The job's ``userArguments.run`` (2.0) names the leanlake run and
 is logged with every line of the invocation.
 

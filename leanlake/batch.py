@@ -24,14 +24,15 @@ import hashlib
 import json
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from chalicelib import s3 as s3util
 from chalicelib.decision import Decision
+from chalicelib.multipart import MultipartSink
 from chalicelib.pipeline import acts_on_upload
 from chalicelib.refs import RESERVED_PREFIX
 
@@ -124,18 +125,22 @@ class Manifest:
 
 
 def write_manifest(s3: Any, bucket: str, run: str, keys: Iterable[str]) -> Manifest:
-    """Write the run's manifest for ``bucket`` (streamed through a temporary file: millions of lines fit).
-
-    It must not exist yet (``If-None-Match: *`` on a single PUT): a run id names one manifest."""
+    """Write the run's manifest for ``bucket``, streamed to S3 as it is produced (millions of lines
+    need no local disk), only if it does not exist yet: a run id names one list (BatchError otherwise)."""
     key = manifest_key(run)
+    sink = MultipartSink(s3, bucket, key, extra={"ContentType": "text/csv"})
     count = 0
-    with tempfile.TemporaryFile() as spool:
+    try:
         for object_key in keys:
-            spool.write(manifest_line(bucket, object_key).encode())
+            sink.write(manifest_line(bucket, object_key).encode())
             count += 1
-        spool.seek(0)
-        response = s3.put_object(Bucket=bucket, Key=key, Body=spool, ContentType="text/csv", IfNoneMatch="*")
-    return Manifest(bucket=bucket, key=key, etag=response["ETag"].strip('"'), objects=count)
+        written = sink.commit()
+    except s3util.ConditionFailed:
+        raise BatchError(f"{key} exists already: run {run} has its manifest; give another --run") from None
+    except BaseException:
+        sink.abort()
+        raise
+    return Manifest(bucket=bucket, key=key, etag=written.etag, objects=count)
 
 
 def function_arn_from_deployed(chalice_dir: Path, stage: str) -> str:

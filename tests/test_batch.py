@@ -358,7 +358,8 @@ def test_a_run_id_makes_one_manifest_per_bucket_never_two(s3, bucket, tmp_path, 
     assert invoke_cli(*args).exit_code == 0
     again = invoke_cli(*args)
     assert again.exit_code == 1
-    assert again.output.strip().splitlines()[-1].startswith(f"leanlake: s3://{bucket}: PreconditionFailed")
+    assert again.output.strip().splitlines()[-1] == (f"leanlake: s3://{bucket}: _leanlake/batch/once/manifest.csv exists already: "
+                                                     "run once has its manifest; give another --run")
 
 
 def test_errors_are_one_line_naming_the_bucket_or_the_option(s3, bucket, tmp_path, monkeypatch):
@@ -437,3 +438,16 @@ def test_iam_batch_role_prints_the_documents(tmp_path):
     assert json.loads(result.stdout) == batch_role_documents(load_policies([policies]), ChaliceConfig.load(directory), "dev")
     clash = invoke_cli("iam", "--policies", str(policies), "--chalice-dir", str(directory), "--batch-role", "--write")
     assert clash.exit_code == 2 and "--batch-role" in clash.output
+
+
+def test_a_manifest_larger_than_a_part_streams_as_a_multipart_upload(s3, bucket):
+    from leanlake.batch import write_manifest
+
+    keys = (f"raw/{i:07d}/a file {i}.csv" for i in range(200_000))
+    manifest = write_manifest(s3, bucket, "big", keys)
+    body = s3.get_object(Bucket=bucket, Key=manifest.key)["Body"].read().decode()
+    lines = body.splitlines()
+    assert len(body) > 8 * 2**20 and manifest.etag.endswith("-2")   # two parts: nothing held whole, on disk or in memory
+    assert manifest.objects == len(lines) == 200_000
+    assert lines[0] == f"{bucket},raw/0000000/a%20file%200.csv" and lines[-1] == f"{bucket},raw/0199999/a%20file%20199999.csv"
+    assert manifest.etag == s3.head_object(Bucket=bucket, Key=manifest.key)["ETag"].strip('"')
