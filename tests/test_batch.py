@@ -451,3 +451,21 @@ def test_a_manifest_larger_than_a_part_streams_as_a_multipart_upload(s3, bucket)
     assert manifest.objects == len(lines) == 200_000
     assert lines[0] == f"{bucket},raw/0000000/a%20file%200.csv" and lines[-1] == f"{bucket},raw/0199999/a%20file%20199999.csv"
     assert manifest.etag == s3.head_object(Bucket=bucket, Key=manifest.key)["ETag"].strip('"')
+
+
+def test_the_lambda_entry_point_loads_the_deployed_policies_and_answers(s3, bucket, tmp_path, monkeypatch):
+    """What the ``batch_task`` function runs: the deployment's policies ($LEANLAKE_POLICIES), its own run and ledger."""
+    from chalicelib import runtime
+    from chalicelib.batch import handle_batch_invocation
+
+    monkeypatch.setenv("LEANLAKE_POLICIES", str(policy_file(tmp_path, bucket)))
+    runtime.policies.cache_clear()
+    try:
+        s3.put_object(Bucket=bucket, Key="raw/a.csv", Body=csv_body())
+        response = handle_batch_invocation(invocation(bucket, "raw/a.csv", "raw/none.csv"))
+    finally:
+        runtime.policies.cache_clear()
+    assert response["invocationId"] == "inv-2.0" and results(response) == [
+        ("Succeeded", f"s3://{bucket}/raw/a.csv: convert: wrote s3://{bucket}/raw/a.parquet; source: kept"),
+        ("PermanentFailure", f"s3://{bucket}/raw/none.csv: no such object"),
+    ]
