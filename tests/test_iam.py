@@ -114,6 +114,8 @@ def _grant(config: dict, name: str, **filters) -> tuple[set[str], set[str]]:
 VERSION_READS = {"s3:GetObjectVersion", "s3:GetObjectVersionTagging"}
 LOCK_READS = {"s3:GetObjectRetention", "s3:GetObjectLegalHold"}
 DELETES = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+#: A writer's bucket gets an abort-incomplete-upload rule for its destinations (merged into its Lifecycle).
+LIFECYCLE_CONFIG = {"s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration"}
 
 
 def test_every_bucket_is_listed_and_its_uploads_headed_whatever_the_actions():
@@ -127,7 +129,7 @@ def test_a_writer_that_keeps_its_source_reads_by_version_writes_with_tags_and_de
     objects, bucket = _grant({"source": "keep"}, name)
     assert objects == {"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
                        "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}
-    assert bucket == {"s3:ListBucket"}
+    assert bucket == {"s3:ListBucket"} | LIFECYCLE_CONFIG
 
 
 @pytest.mark.parametrize("name", ["convert", "recompress"])
@@ -135,14 +137,14 @@ def test_a_writer_that_deletes_its_source_reads_locks_audits_and_deletes_conditi
     objects, bucket = _grant({"source": "delete"}, name)
     keep, _ = _grant({"source": "keep"}, name)
     assert objects - keep == LOCK_READS | {"s3:DeleteObject"}  # If-Match on the current object: no version deleted
-    assert bucket == {"s3:ListBucket", "s3:GetBucketObjectLockConfiguration"}
+    assert bucket == {"s3:ListBucket", "s3:GetBucketObjectLockConfiguration"} | LIFECYCLE_CONFIG
 
 
 def test_a_writer_that_reclasses_its_source_reads_locks_and_copies_with_tags():
     objects, bucket = _grant({"source": "storage_class:GLACIER_IR"}, "convert")
     keep, _ = _grant({"source": "keep"}, "convert")
     assert objects - keep == LOCK_READS and not objects & DELETES
-    assert bucket == {"s3:ListBucket", "s3:GetBucketObjectLockConfiguration"}
+    assert bucket == {"s3:ListBucket", "s3:GetBucketObjectLockConfiguration"} | LIFECYCLE_CONFIG
 
 
 def test_storage_class_copies_in_place_by_version_with_tags_and_deletes_nothing():

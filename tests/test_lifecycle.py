@@ -60,7 +60,9 @@ def test_suffix_filters_and_object_actions_do_not_compile():
     ps = policies(policy("scratch", {"prefix": "tmp/", "suffix": ".tmp"}),
                   policy("conv", {"prefix": "raw/"}, [{"convert": {}}]),
                   policy("sc", {"prefix": "f/"}, [{"storage_class": "ONEZONE_IA"}]))
-    assert compile_rules(ps, BUCKET) == []
+    # convert itself does not compile; only the abort rule for its destination ({dir}… : under raw/) does
+    assert compile_rules(ps, BUCKET) == [{"ID": "leanlake-conv-1", "Status": "Enabled", "Filter": {"Prefix": "raw/"},
+                                          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]
 
 
 def test_filters_tags_and_sizes():
@@ -288,7 +290,8 @@ def test_users_rule_survives_merge_and_put(s3):
     assert apply_to_bucket(s3, decision, ps).startswith("Lifecycle unchanged")
     # the policy is gone: its rules go, the user's rule stays
     assert "written" in apply_to_bucket(s3, decision, policies(policy("other", {"prefix": "x/"}, [{"convert": {}}])))
-    assert s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"] == [users_rule]
+    assert s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"] == [users_rule, {  # and convert's destination rule
+        "ID": "leanlake-other-1", "Status": "Enabled", "Filter": {"Prefix": "x/"}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]
 
 
 def test_size_filters_put_to_local_s3(s3):
@@ -327,3 +330,53 @@ def test_intelligent_tiering_put_body():
     assert client.calls == [{"Bucket": BUCKET, "Id": "leanlake-cold", "IntelligentTieringConfiguration": {
         "Id": "leanlake-cold", "Filter": {"Prefix": "a/"}, "Status": "Enabled",
         "Tierings": [{"Days": 90, "AccessTier": "ARCHIVE_ACCESS"}]}}]
+
+
+# --- abort rules for writers' destinations --------------------------------------------------------------------
+
+def abort_rule(rule_id: str, prefix: str, days: int = 7) -> dict:
+    return {"ID": rule_id, "Status": "Enabled", "Filter": {"Prefix": prefix},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days}}
+
+
+def test_a_writer_gets_an_abort_rule_for_its_destination_whatever_its_source_filters():
+    ps = policies(policy("tables", {"prefix": "raw/", "suffix": ".csv", "tags": {"t": "1"}},
+                         [{"convert": {"destination": "curated/{rel_dir}{stem}.parquet"}}]),
+                  policy("logs", {"prefix": ["logs/", "app/"]}, [{"recompress": {}}]),
+                  policy("flat", {"prefix": "in/"}, [{"convert": {"destination": "{rel_dir}{stem}.parquet"}}]))
+    assert compile_rules(ps, BUCKET) == [
+        abort_rule("leanlake-tables-1", "curated/"),   # the literal text before the first variable
+        abort_rule("leanlake-logs-1", "logs/"),        # {dir}…: under the policy's own prefixes
+        abort_rule("leanlake-logs-2", "app/"),
+        abort_rule("leanlake-flat-1", ""),             # {rel_dir} drops the prefix: anywhere in the bucket
+    ]
+
+
+def test_the_destination_rule_follows_the_policys_rules_and_its_abort_days():
+    ps = policies(policy("p", {"prefix": "raw/"}, [{"convert": {"destination": "curated/{stem}.parquet"}},
+                                                  {"expire": {"days": 30}}, {"abort_multipart": {"days": 2}}]))
+    rules = compile_rules(ps, BUCKET)
+    assert [r["ID"] for r in rules] == ["leanlake-p-1", "leanlake-p-2"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}  # the policy's own, on raw/
+    assert rules[1] == abort_rule("leanlake-p-2", "curated/", days=2)
+
+
+def test_a_destination_the_policys_abort_rule_covers_gets_no_second_rule():
+    ps = policies(policy("p", {"prefix": "raw/"}, [{"convert": {}}, {"abort_multipart": {"days": 3}}]))
+    assert compile_rules(ps, BUCKET) == [abort_rule("leanlake-p-1", "raw/", days=3)]
+    nested = policies(policy("q", {"prefix": ["raw/", "raw/deep/"]}, [{"convert": {}}]))
+    assert compile_rules(nested, BUCKET) == [abort_rule("leanlake-q-1", "raw/")]
+
+
+def test_a_writer_only_bucket_gets_a_lifecycle_decision_that_applies_on_moto(s3):
+    s3.create_bucket(Bucket="writer-lake")
+    ps = policies(policy("tables", {"prefix": "raw/", "suffix": ".csv"},
+                         [{"convert": {"destination": "curated/{rel_dir}{stem}.parquet"}}], bucket="writer-lake"))
+    (decision,) = plan_buckets(ps, ["writer-lake"])
+    assert decision.action == "lifecycle" and decision.policy == "tables"
+    assert decision.reason == "Lifecycle rule(s) leanlake-tables-1"  # no note about the sweep: it has no transition
+    assert "written" in apply_to_bucket(s3, decision, ps)
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket="writer-lake")["Rules"]
+    assert rule["ID"] == "leanlake-tables-1" and rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rule["Filter"] == {"Prefix": "curated/"}
+    assert apply_to_bucket(s3, decision, ps).startswith("Lifecycle unchanged")

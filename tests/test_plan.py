@@ -278,10 +278,12 @@ def test_region_from_settings_changes_the_figures():
 def test_plan_buckets(lake):
     decisions = list(plan_buckets(lake, [BUCKET]))
     by_policy = {d.policy: d for d in decisions}
-    assert set(by_policy) == {"checkpoints"}  # scratch filters by suffix: its decisions are per object
-    cp = by_policy["checkpoints"]
+    # scratch filters by suffix: its decisions are per object; the writers' destinations get abort rules
+    assert set(by_policy) == {"raw-tables-to-parquet, logs-to-zstd, checkpoints"}
+    cp = by_policy["raw-tables-to-parquet, logs-to-zstd, checkpoints"]
     assert cp.action == "lifecycle" and cp.key is None
-    assert cp.params.rule_ids == ["leanlake-checkpoints-1", "leanlake-checkpoints-2"]
+    assert cp.params.rule_ids == ["leanlake-raw-tables-to-parquet-1", "leanlake-logs-to-zstd-1",
+                                  "leanlake-checkpoints-1", "leanlake-checkpoints-2"]
 
 
 def test_plan_buckets_intelligent_tiering():

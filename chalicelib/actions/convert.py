@@ -42,6 +42,9 @@ class Convert(WriterAction):
     def destination_key(self, parts: KeyParts) -> str:
         return render(self.destination, parts)
 
+    def destination_template(self) -> str:
+        return self.destination
+
     def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
         return output_ratio("parquet_from_compressed_text" if parts.compression_suffix else "parquet_from_text")
 

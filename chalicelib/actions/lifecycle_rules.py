@@ -12,6 +12,13 @@ What:
   Enabled. A policy gets one rule per prefix (``n`` = 1, 2, … in the order of its prefixes); rules
   that can't carry tag/size filters (``abort_multipart``: S3 refuses it with tags or size) follow
   as prefix-only rules (``n`` = k+1, …).
+- A policy with a writer action (``convert``, ``recompress``) also gets an
+  ``AbortIncompleteMultipartUpload`` rule per destination prefix (``destination_rules``): outputs
+  are streamed through multipart uploads, and one interrupted mid-write (a Lambda timing out)
+  leaves parts that are billed until aborted. Its days are the policy's ``abort_multipart`` days,
+  else ``DESTINATION_ABORT_DAYS``; its IDs continue the policy's numbering; a destination its
+  ``abort_multipart`` rules already cover gets none. A suffix filter does not matter: the rule is
+  about the destination, not the sources.
 - No rule ever expires, transitions or removes versions of leanlake's audit trail under
   ``_leanlake/``: Lifecycle can't exclude a prefix, so a policy without a prefix, or with one that
   ``_leanlake/`` starts with ("_", "_lean"), is not ``expressible``. Its ``transition`` and
@@ -56,6 +63,7 @@ from chalicelib import economics as econ
 from chalicelib.actions.lifecycle import AbortMultipart, Expire, Noncurrent, Transition
 from chalicelib.actions.planning import OWNED_PREFIX, rule_id
 from chalicelib.actions.planning import expressible as _expressible
+from chalicelib.actions.writer import WriterAction
 from chalicelib.decision import ActionParams, Decision
 from chalicelib.economics.figures import storage_class
 from chalicelib.refs import RESERVED_PREFIX, reaches_reserved
@@ -66,6 +74,9 @@ if TYPE_CHECKING:
     from chalicelib.policy.problems import LoadedPolicy
 
 MAX_RULES = 1000
+#: Days after which an incomplete upload under a writer's destination is aborted, unless the policy's
+#: ``abort_multipart`` says otherwise: a conversion runs for minutes, so a week-old upload is abandoned.
+DESTINATION_ABORT_DAYS = 7
 #: The kind of the one bucket-level Decision that writes the bucket's Lifecycle configuration.
 LIFECYCLE = "lifecycle"
 
@@ -115,8 +126,39 @@ def _filter(prefix: str, filters: "Filters", *, with_tags_and_size: bool = True)
 
 
 def policy_rules(policy: "Policy") -> list[dict[str, Any]]:
-    """The Lifecycle rules of one policy: none with a suffix filter or no Lifecycle action; only
-    ``abort_multipart`` ones when the policy's prefixes reach ``_leanlake/`` (see ``expressible``)."""
+    """The Lifecycle rules of one policy: its Lifecycle actions' (none with a suffix filter; only
+    ``abort_multipart`` ones when the policy's prefixes reach ``_leanlake/``, see ``expressible``),
+    then the abort rules of its writers' destinations (``destination_rules``)."""
+    rules = _action_rules(policy)
+    return rules + destination_rules(policy, len(rules) + 1)
+
+
+def destination_rules(policy: "Policy", start: int = 1) -> list[dict[str, Any]]:
+    """``AbortIncompleteMultipartUpload`` rules for where the policy's writer actions write, numbered from ``start``.
+
+        >>> from chalicelib.policy.models import Policy
+        >>> p = Policy.model_validate({"name": "t", "bucket": "ml-lake", "filters": {"prefix": "raw/", "suffix": ".csv"},
+        ...     "actions": [{"convert": {"destination": "curated/{rel_dir}{stem}.parquet"}}]})
+        >>> destination_rules(p)  # doctest: +NORMALIZE_WHITESPACE
+        [{'ID': 'leanlake-t-1', 'Status': 'Enabled', 'Filter': {'Prefix': 'curated/'},
+          'AbortIncompleteMultipartUpload': {'DaysAfterInitiation': 7}}]
+    """
+    abort = policy.find(AbortMultipart)
+    covered = (policy.filters.prefix or ("",)) if abort is not None and not policy.filters.suffix else ()
+    prefixes: list[str] = []
+    for action in policy.actions:
+        if isinstance(action, WriterAction):
+            prefixes += [p for p in action.destination_prefixes(policy.filters.prefix) if p not in prefixes]
+    # one rule per prefix that no shorter one (nor the policy's own abort rules) covers already
+    wanted = [p for p in prefixes
+              if not any(p.startswith(c) for c in covered) and not any(p != q and p.startswith(q) for q in prefixes)]
+    days = abort.days if abort is not None else DESTINATION_ABORT_DAYS
+    return [{"ID": rule_id(policy.name, start + i), "Status": "Enabled", "Filter": {"Prefix": p},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days}} for i, p in enumerate(wanted)]
+
+
+def _action_rules(policy: "Policy") -> list[dict[str, Any]]:
+    """The rules of a policy's Lifecycle actions (see ``policy_rules``)."""
     if policy.filters.suffix:
         return []
     transition = policy.find(Transition)
@@ -313,13 +355,15 @@ def lifecycle_decision(bucket: str, loaded: Iterable["LoadedPolicy"]) -> Decisio
     reach ``_leanlake/`` compiles to ``abort_multipart`` rules only, maybe none; the reason says
     its transition/expire run in the sweep. Applying the decision also removes leanlake's older rules.
     """
-    contributing = [lp for lp in loaded if not lp.policy.filters.suffix
-                    and any(a.scope == "lifecycle" for a in lp.policy.actions)]
+    def has_lifecycle(lp: "LoadedPolicy") -> bool:
+        return not lp.policy.filters.suffix and any(a.scope == "lifecycle" for a in lp.policy.actions)
+
+    contributing = [lp for lp in loaded if has_lifecycle(lp) or any(isinstance(a, WriterAction) for a in lp.policy.actions)]
     if not contributing:
         return None
     rules = [rule for lp in contributing for rule in policy_rules(lp.policy)]
     ids = [r["ID"] for r in rules]
-    swept = [lp.policy.name for lp in contributing if not expressible(lp.policy.filters)]
+    swept = [lp.policy.name for lp in contributing if has_lifecycle(lp) and not expressible(lp.policy.filters)]
     why = f"run in the sweep (Lifecycle can't exclude {RESERVED_PREFIX})"
     if not swept:
         note = ""

@@ -39,6 +39,9 @@ class Recompress(WriterAction):
             return render(self.destination, parts)
         return f"{parts.dir}{parts.stem}{parts.format_suffix}.zst"
 
+    def destination_template(self) -> str:
+        return self.destination if self.destination is not None else "{dir}{stem}.zst"  # the default adds the format suffix
+
     def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
         return output_ratio(self.ratio_by_compression.get(parts.compression_suffix.lower(), "zstd_from_plain"))
 

@@ -81,7 +81,8 @@ class WriterAction(Action):
 
     scope: ClassVar[Scope] = "object"
     plan_rank: ClassVar[int] = 20
-    s3_calls: ClassVar[s3calls.Calls] = s3calls.READ_SOURCE + s3calls.WRITE_OUTPUT
+    #: …and the bucket's Lifecycle configuration: an abort-incomplete-upload rule covers the destinations.
+    s3_calls: ClassVar[s3calls.Calls] = s3calls.READ_SOURCE + s3calls.WRITE_OUTPUT + s3calls.LIFECYCLE
     #: handling the source: ``delete`` deletes it, ``storage_class:CLASS`` copies it in place unless locked
     s3_calls_by_option: ClassVar[dict[str, dict[str, s3calls.Calls]]] = {"source": {
         "delete": s3calls.DELETE, "storage_class": s3calls.READ_LOCKS + s3calls.COPY_IN_PLACE}}
@@ -99,6 +100,26 @@ class WriterAction(Action):
 
     def destination_key(self, parts: KeyParts) -> str:
         raise NotImplementedError
+
+    def destination_template(self) -> str:
+        """The template outputs' keys are rendered from (``{dir}{stem}.parquet``…)."""
+        raise NotImplementedError
+
+    def destination_prefixes(self, policy_prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        """Key prefixes every output of this action is written under (for the abort-incomplete-upload
+        rule): the policy's own prefixes when the template starts with ``{dir}`` or ``{key}``, else the
+        template's literal text before its first variable (``""``, the whole bucket, for ``{rel_dir}…``).
+
+            >>> from chalicelib.actions import Convert
+            >>> Convert(destination="curated/{rel_dir}{stem}.parquet").destination_prefixes(("raw/",))
+            ('curated/',)
+            >>> Convert().destination_prefixes(("raw/", "landing/"))
+            ('raw/', 'landing/')
+        """
+        template = self.destination_template()
+        if template.startswith(("{dir}", "{key}")):
+            return policy_prefixes or ("",)
+        return (template.partition("{")[0],)
 
     def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
         """The assumed output/input size ratio for a source like ``parts`` (by its compression suffix), and its note."""
