@@ -136,7 +136,8 @@ def test_plan_then_apply_does_exactly_what_it_should(s3, lake, tmp_path):
 
     rules = s3.get_bucket_lifecycle_configuration(Bucket=lake)["Rules"]
     assert [r for r in rules if r["ID"] == USER_RULE["ID"]] == [USER_RULE]
-    assert sorted(r["ID"] for r in rules if r["ID"].startswith("leanlake-")) == ["leanlake-checkpoints-1"]
+    assert sorted(r["ID"] for r in rules if r["ID"].startswith("leanlake-")) == ["leanlake-checkpoints-1",
+                                                                                "leanlake-tables-1"]  # its outputs' abort rule
 
     # A second run finds nothing left to do and changes nothing.
     code, out = cli("apply", "--policies", str(policies), "--as-of", AS_OF, "--yes", "--json")

@@ -166,7 +166,7 @@ EVERY_BUCKET: Calls = (Call("ListObjectsV2"), Call("HeadObject"))
 TAG_FILTERS: Calls = (Call("GetObjectTagging", version_id=True),)
 #: convert/recompress read their source: HEAD, its tags and a GET pinned to its version (chalicelib.actions.output).
 READ_SOURCE: Calls = (Call("HeadObject"), Call("GetObjectTagging", version_id=True), Call("GetObject", version_id=True))
-#: Writing an output (chalicelib.s3.upload): HEAD of the destination, a conditional PUT or multipart
+#: Writing an output (chalicelib.multipart, streamed): HEAD of the destination, a conditional PUT or multipart
 #: upload carrying the source's tags (aborted on failure), then ranged GETs to verify what was written.
 WRITE_OUTPUT: Calls = (Call("HeadObject"), Call("PutObject+tags"), Call("CreateMultipartUpload+tags"), Call("UploadPart"),
                        Call("CompleteMultipartUpload"), Call("AbortMultipartUpload"), Call("GetObject", version_id=True))
