@@ -94,7 +94,8 @@ class MultipartSink(io.RawIOBase):
         self.size += len(view)
         while len(self._buffer) >= self._next_part_size():
             size = self._next_part_size()
-            body = bytes(self._buffer[:size])
+            with memoryview(self._buffer) as buffered:
+                body = bytes(buffered[:size])  # one copy, not a slice and then a copy
             del self._buffer[:size]
             self._send(body)
         return len(view)
