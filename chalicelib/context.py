@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.deletion import Deletions
 from chalicelib.policy import PolicySet
@@ -23,6 +23,9 @@ class RunContext:
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     dry_run: bool = False
     deletions: dict[str, Deletions] = field(default_factory=dict)
+    #: Seconds this run may still spend on one object (a Lambda invocation's remaining time less a
+    #: margin), or None on a machine, where there is no limit.
+    time_left: Callable[[], float] | None = None
 
     def deletions_in(self, bucket: str) -> Deletions:
         """This run's deletions in ``bucket``, with the strictest cap and the audit prefix of its policies."""

@@ -102,6 +102,9 @@ class Deletions:
     max_deletions: int = 10_000
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     deleted: int = 0
+    #: Deletions promised to work handed on (a ``source: delete`` conversion queued for another
+    #: invocation): counted against the cap as if done (``reserve``).
+    reserved: int = 0
     capped: bool = False
     #: Why this bucket deletes nothing more in this run (lock state unreadable), or None.
     refused: str | None = None
@@ -183,7 +186,7 @@ class Deletions:
 
     def admit(self, count: int) -> str | None:
         """None when ``count`` more deletions fit under the cap, else the skip reason."""
-        if self.deleted + len(self._queued) + count <= self.max_deletions:
+        if self.deleted + self.reserved + len(self._queued) + count <= self.max_deletions:
             return None
         if not self.capped:
             logger.warning(f"s3://{self.bucket}: deletion cap of {self.max_deletions} reached; run again to continue")
@@ -191,6 +194,17 @@ class Deletions:
         if count > self.max_deletions:
             return f"{count} versions to delete, more than the deletion cap of {self.max_deletions} per run"
         return f"deletion cap of {self.max_deletions} per run reached"
+
+    def pending(self) -> int:
+        """Deletions queued and not yet sent (``flush`` sends them)."""
+        return len(self._queued)
+
+    def reserve(self, count: int) -> str | None:
+        """Like ``admit``, and count ``count`` against the cap now, for deletions another invocation will make."""
+        refused = self.admit(count)
+        if refused is None:
+            self.reserved += count
+        return refused
 
     # --- the two ways in ----------------------------------------------------------------------------
 

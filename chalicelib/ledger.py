@@ -84,6 +84,8 @@ class Ledger:
                 pending[metric] += 1
         elif outcome.status == "skip":
             pending["ObjectsSkipped"] += 1
+            if outcome.detail.get("left_for_apply"):
+                pending["ObjectsLeftForApply"] += 1
         else:
             pending["ConversionErrors"] += 1
         return outcome
@@ -104,6 +106,20 @@ class Ledger:
         self.bad_records.append({"trigger": trigger, "record": record, "reason": reason})
         logger.error(f"bad record: {record}: {reason}", extra={"trigger": trigger, "record": record, "reason": reason})
         self._pending[(("trigger", trigger),)]["BadRecords"] += 1
+
+    def count(self, metric: str, value: float = 1, **dimensions: str) -> None:
+        """Count a run-level event (``SweepsFinished``, ``WorkItemsRequeued``…), emitted with the given dimensions.
+
+        >>> ledger = Ledger(emit_metrics=False)
+        >>> ledger.count("SweepsFinished", bucket="ml-lake")
+        >>> ledger.counted("SweepsFinished")
+        1.0
+        """
+        self._pending[tuple(sorted(dimensions.items()))][metric] += value
+
+    def counted(self, metric: str) -> float:
+        """The pending total of ``metric`` over every dimension (what ``flush`` will emit)."""
+        return sum(values.get(metric, 0.0) for values in self._pending.values())
 
     def flush(self) -> None:
         """Emit one EMF document per (bucket, policy), and per trigger with bad records, for this run."""

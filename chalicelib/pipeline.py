@@ -14,6 +14,7 @@ import time
 from typing import Iterable
 from urllib.parse import unquote_plus
 
+from chalicelib import economics as econ
 from chalicelib import s3 as s3util
 from chalicelib.actions import REGISTRY
 from chalicelib.context import RunContext
@@ -50,6 +51,38 @@ def deletion_guard(decision: Decision, ctx: RunContext) -> Outcome | None:
     return None
 
 
+class Throughput:
+    """The conversion throughput seen in this process (MiB/s of source read), starting from the model's assumption."""
+
+    def __init__(self) -> None:
+        self.mib_per_s = float(econ.value("assumptions", "lambda_read_mib_per_s"))
+
+    def observe(self, outcome: Outcome) -> None:
+        """Learn from a written output (a running average weighted towards recent objects over 1 MiB)."""
+        if outcome.status == "ok" and outcome.output_key and outcome.seconds > 0 and outcome.bytes_before >= 1 << 20:
+            seen = outcome.bytes_before / (1 << 20) / outcome.seconds
+            self.mib_per_s = 0.7 * self.mib_per_s + 0.3 * seen
+
+
+THROUGHPUT = Throughput()
+
+
+def time_guard(decision: Decision, ctx: RunContext) -> Outcome | None:
+    """A skip for a write that cannot finish in the time this invocation has left, at the throughput seen.
+
+    Lambda stops an invocation at 15 minutes, Batch Operations' tasks too: such an object is left
+    for ``leanlake apply`` on a machine, which the reason says (and ``ObjectsLeftForApply`` counts)."""
+    if ctx.time_left is None or decision.by is None or not decision.by.writes_output or not decision.ref or not decision.ref.size:
+        return None
+    left = ctx.time_left()
+    needed = decision.ref.size / (1 << 20) / THROUGHPUT.mib_per_s
+    if needed <= left:
+        return None
+    return Outcome(decision, "skip", f"{decision.ref.size:,} B would take about {needed:,.0f} s at {THROUGHPUT.mib_per_s:.1f} MiB/s, "
+                   f"more than the {max(left, 0):,.0f} s this Lambda invocation has left; run `leanlake apply` on a machine "
+                   "for it", detail={"left_for_apply": True})
+
+
 def act(decision: Decision, ctx: RunContext) -> list[Outcome]:
     """Carry out one object-level decision through the action that made it; an exception becomes an
     ``error`` Outcome, never a crash. Deletions may come back later, in their batch (``Deletions.flush``)."""
@@ -57,8 +90,13 @@ def act(decision: Decision, ctx: RunContext) -> list[Outcome]:
     try:
         if decision.by is None:
             raise LookupError(f"no action carries out a {decision.action} decision")
-        guarded = deletion_guard(decision, ctx)
-        return [guarded] if guarded else decision.by.act(decision, ctx)
+        guarded = time_guard(decision, ctx) or deletion_guard(decision, ctx)
+        if guarded:
+            return [guarded]
+        outcomes = decision.by.act(decision, ctx)
+        for outcome in outcomes:
+            THROUGHPUT.observe(outcome)
+        return outcomes
     except Exception as exc:  # one object's failure must not stop the others
         reason, transient = describe_error(exc)
         logger.exception(f"{decision.action} s3://{decision.bucket}/{decision.key} failed: {reason}")

@@ -38,13 +38,23 @@ from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 OnOutcome = Callable[[Outcome], None]
 
 
-def list_refs(s3: Any, bucket: str, policies: PolicySet) -> Iterator[ObjectRef]:
-    """ObjectRefs of a bucket's current objects under the policies' prefixes (each prefix listed once)."""
+def listing_prefixes(policies: PolicySet, bucket: str) -> list[str]:
+    """The prefixes to list so that every object the bucket's policies can match is listed exactly once.
+
+        >>> ps = PolicySet.from_dicts([{"name": "a", "bucket": "lake", "filters": {"prefix": ["raw/", "raw/x/", "logs/"]},
+        ...                             "actions": [{"convert": {}}]}])
+        >>> listing_prefixes(ps, "lake")
+        ['logs/', 'raw/']
+    """
     wanted = [lp.policy.filters.prefix for lp in policies.for_bucket(bucket)]
     prefixes = [""] if any(not p for p in wanted) else sorted({p for ps in wanted for p in ps})
-    prefixes = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+
+
+def list_refs(s3: Any, bucket: str, policies: PolicySet) -> Iterator[ObjectRef]:
+    """ObjectRefs of a bucket's current objects under the policies' prefixes (each prefix listed once)."""
     paginator = s3.get_paginator("list_objects_v2")
-    for prefix in prefixes:
+    for prefix in listing_prefixes(policies, bucket):
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", ()):
                 if not item["Key"].startswith(RESERVED_PREFIX):

@@ -307,7 +307,7 @@ def test_committed_policies_are_least_privilege(stage):
     assert all(r.startswith(f"arn:aws:logs:*:*:log-group:/aws/lambda/leanlake-{stage}-") for r in logs)
     (work,), (dead,) = _statements(document, "WorkQueue"), _statements(document, "DeadLetters")
     assert work["Resource"] == [f"arn:aws:sqs:*:*:leanlake-{stage}-work"]
-    assert work["Action"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert work["Action"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"]
     assert dead["Resource"] == [f"arn:aws:sqs:*:*:leanlake-{stage}-work-dlq"] and dead["Action"] == ["sqs:SendMessage"]
     assert [s["Sid"] for s in document["Statement"]][-3:] == ["Logs", "WorkQueue", "DeadLetters"]
 

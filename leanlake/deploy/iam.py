@@ -41,8 +41,8 @@ from chalicelib.policy import PolicySet, load_policies
 #: IAM's limit for an inline role policy (Chalice attaches the file as one), whitespace excluded.
 INLINE_POLICY_LIMIT = 10_240
 #: What Lambda's SQS event source does with the work queue, with the function's role (the actions of
-#: AWSLambdaSQSQueueExecutionRole); no leanlake code sends to it.
-QUEUE_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
+#: AWSLambdaSQSQueueExecutionRole), and SendMessage: sweeps fan out through it (chalicelib.fanout).
+QUEUE_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 
 
