@@ -8,7 +8,7 @@ import os
 
 from chalice import Chalice, Cron
 
-from chalicelib import runtime
+from chalicelib import batch, runtime
 
 # configure_logs=False: Chalice would otherwise take over the "leanlake" logger (our Powertools Logger),
 # set it to ERROR and add a second stdout handler, dropping every ok/skip line and doubling errors.
@@ -25,7 +25,7 @@ if UPLOAD_BUCKET:
     @app.on_s3_event(bucket=UPLOAD_BUCKET, events=["s3:ObjectCreated:*"])
     def on_upload(event):
         """S3 notification for one bucket (records decoded once, in chalicelib.events)."""
-        return runtime.handle_s3_notification(event.to_dict())
+        return runtime.handle_s3_notification(event.to_dict(), event.context)
 
 
 if BUCKETS:
@@ -33,24 +33,31 @@ if BUCKETS:
     @app.on_cw_event({"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": BUCKETS}}})
     def on_object_created(event):
         """S3 → EventBridge "Object Created", for every bucket the policies name."""
-        return runtime.handle_eventbridge(event.to_dict())
+        return runtime.handle_eventbridge(event.to_dict(), event.context)
 
 
 @app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]})
 def on_alarm(event):
     """A CloudWatch alarm going to ALARM runs the sweep of the policies that name it in on_alarm."""
-    return runtime.handle_alarm(event.to_dict())
+    return runtime.handle_alarm(event.to_dict(), event.context)
 
 
 @app.schedule(Cron(0, 3, "*", "*", "?", "*"))
 def daily_sweep(event):
-    """Every day at 03:00 UTC: backfill, storage classes and the retention Lifecycle can't express."""
-    return runtime.scheduled_sweep()
+    """Every day at 03:00 UTC: backfill, storage classes and the retention Lifecycle can't express;
+    fanned out through the work queue, so it finishes at any size."""
+    return runtime.scheduled_sweep(event.context)
 
 
 if UPLOAD_QUEUE:
 
     @app.on_sqs_message(queue=UPLOAD_QUEUE, batch_size=10)
     def on_queued_upload(event):
-        """S3 notifications delivered through SQS (and the fan-out of large sweeps)."""
-        return runtime.handle_sqs(event.to_dict())
+        """S3 notifications delivered through SQS, and the sweeps' continuations and work items."""
+        return runtime.handle_sqs(event.to_dict(), event.context)
+
+
+@app.lambda_function(name="batch_task")
+def batch_task(event, context):
+    """S3 Batch Operations LambdaInvoke tasks, one object each (jobs made by `leanlake batch`)."""
+    return batch.handle_batch_invocation(event, context)

@@ -231,11 +231,12 @@ def handle_batch_event(event: Any, ctx: RunContext, ledger: Ledger) -> dict[str,
             "invocationId": body.get("invocationId"), "results": results}
 
 
-def handle_batch_invocation(event: Any) -> dict[str, Any]:
-    """The ``batch_task`` function's body: one run (policies, S3 client, deletions) and one ledger per
-    invocation, metrics flushed whatever happens."""
+def handle_batch_invocation(event: Any, lambda_context: Any = None) -> dict[str, Any]:
+    """The ``batch_task`` function's body: one run (policies, S3 client, deletions, the time left) and
+    one ledger per invocation, metrics flushed whatever happens. A conversion that cannot finish in
+    the time left is a skip naming ``leanlake apply`` (``pipeline.time_guard``), answered Succeeded."""
     ledger = Ledger()
     try:
-        return handle_batch_event(event, runtime.context(), ledger)
+        return handle_batch_event(event, runtime.context(lambda_context=lambda_context), ledger)
     finally:
         ledger.flush()
