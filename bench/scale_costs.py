@@ -360,8 +360,9 @@ def limits_table(a: Assumptions, scales: Sequence[int]) -> str:
     rows += [
         ("15-minute cap: one consumer invocation (batch of messages × items × s per item)",
          f"{a.sqs_batch_size} × {a.items_per_message} × {per_object:.2f} s = {consumer_s:.0f} s",
-         f"{'within' if consumer_s <= a.budget_s else 'OVER'} the {a.budget_s:.0f} s budget; the largest object converted in it: "
-         f"{a.budget_s * a.read_mib_per_s / 1024:.1f} GiB"),
+         f"{'within' if consumer_s <= a.budget_s else 'over'} the {a.budget_s:.0f} s budget (items not started by then are "
+         f"requeued); the largest object one invocation converts: {a.budget_s * a.read_mib_per_s / 1024:.1f} GiB, "
+         "larger ones are left for `leanlake apply`"),
         ("SQS message size",
          f"{message_bytes / 1024:.1f} KiB per message, {a.sqs_batch * message_bytes / 1024:.0f} KiB per batch of {a.sqs_batch}",
          f"max {a.sqs_max_message_bytes // 1024} KiB per message and per batch: "
@@ -370,8 +371,9 @@ def limits_table(a: Assumptions, scales: Sequence[int]) -> str:
         ("S3 request rate, one prefix", f"{puts} PUT/DELETE and {gets} GET/HEAD per conversion",
          f"≤ {per_prefix:,.0f} conversions/s per prefix ({per_prefix_locked:,.0f} on an Object Lock bucket), reached by "
          f"~{workers_per_prefix:,.0f} concurrent workers"),
-        ("Lambda /tmp (output written there before upload)", f"{a.tmp_mb} MB default, {a.tmp_max_mb:,} MB max",
-         f"inputs above ~{tmp_input / 1e9:.1f} GB (Parquet at ×{a.output_ratio}) need more ephemeral storage"),
+        ("Lambda /tmp", f"{a.tmp_mb} MB default, {a.tmp_max_mb:,} MB max",
+         f"not a limit: outputs are streamed to S3 as multipart uploads (staged, an input above ~{tmp_input / 1e9:.1f} GB "
+         f"would not fit at ×{a.output_ratio})"),
     ]
     return table(("limit", "at these assumptions", "consequence"), rows, text_columns=3)
 
