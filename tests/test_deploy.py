@@ -21,7 +21,7 @@ from leanlake.deploy.python import PythonNotFound, find_python
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ChaliceConfig.load(ROOT / ".chalice")
-FUNCTIONS = {f"leanlake-dev-{name}" for name in ("on_upload", "on_object_created", "on_alarm", "daily_sweep", "on_queued_upload")}
+FUNCTIONS = {f"leanlake-dev-{name}" for name in ("on_upload", "on_object_created", "on_alarm", "daily_sweep", "on_queued_upload", "batch_task")}
 
 
 def _project(tmp_path: Path) -> Path:
@@ -171,7 +171,7 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
     deploy(project, "dev", log=logged.append)
     assert any("Updating lambda function: leanlake-dev-on_alarm" in line for line in logged)
     assert not any("Creating lambda function" in line or "Creating IAM role" in line for line in logged)
-    assert len(lam.list_functions()["Functions"]) == 5
+    assert len(lam.list_functions()["Functions"]) == len(FUNCTIONS)
 
     assert main(["destroy", "--stage", "dev", "--yes", "--project", str(project)]) == 0
     assert lam.list_functions()["Functions"] == [] and events.list_rules()["Rules"] == []
