@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 
 PoliciesOption = typer.Option(None, "--policies", "-p", help="Policy files or directories (default: $LEANLAKE_POLICIES, else ./policies).")
+BucketOption = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (logs go to stderr).")
 InventoryOption = typer.Option(None, "--inventory", help="Read objects from an S3 Inventory manifest (s3://…/manifest.json, CSV or Parquet) instead of listing the bucket.")
 
@@ -174,7 +175,7 @@ def _print_decisions(decisions: list[Any], totals: dict[str, Any]) -> None:
 @app.command()
 def plan(
     policies: Optional[list[Path]] = PoliciesOption,
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    bucket: Optional[list[str]] = BucketOption,
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate ages as of this date (YYYY-MM-DD)."),
     inventory: Optional[str] = InventoryOption,
     as_json: bool = JsonOption,
@@ -194,7 +195,7 @@ def plan(
 @app.command()
 def apply(
     policies: Optional[list[Path]] = PoliciesOption,
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    bucket: Optional[list[str]] = BucketOption,
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Act as if today were this date (tries retention ahead of time)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Go through every step up to acting, change nothing."),
@@ -248,7 +249,7 @@ def apply(
 @app.command()
 def batch(
     policies: Optional[list[Path]] = PoliciesOption,
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    bucket: Optional[list[str]] = BucketOption,
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Plan as of this date (YYYY-MM-DD)."),
     inventory: Optional[str] = InventoryOption,
     role_arn: str = typer.Option(..., "--role-arn",
@@ -428,7 +429,7 @@ def _one_line(exc: BaseException) -> str:
 @app.command()
 def report(
     days: int = typer.Option(30, "--days", min=1, max=455, help="Sum the metrics of this many days (CloudWatch keeps 15 months)."),
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable)."),
+    bucket: Optional[list[str]] = BucketOption,
     region: str = typer.Option("us-east-1", "--region", help="Region whose prices and grid price the bytes saved."),
     as_json: bool = JsonOption,
 ) -> None:
