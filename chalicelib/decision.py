@@ -1,7 +1,8 @@
 """Decision (what to do and why, pure) and Outcome (what was done), the two records of the pipeline.
 
 ``plan`` turns ObjectRefs into Decisions without I/O; the executor turns Decisions into Outcomes;
-the ledger records Outcomes. Every skip carries its reason: nothing is skipped silently.
+the ledger records Outcomes. Every skip carries its reason: nothing is skipped silently. Each
+Outcome carries its estimated monthly saving (``Outcome.monthly_saved``), which the ledger publishes.
 
 Example:
     >>> d = Decision(bucket="b", key="raw/a.csv", policy="p", action="skip", reason="output would not be smaller")
@@ -12,8 +13,9 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
 
+from chalicelib import economics as econ
 from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
@@ -28,6 +30,26 @@ class ActionParams:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Saving(NamedTuple):
+    """An estimated monthly saving in USD and kg CO2e (negative: the change costs, e.g. an output kept beside its source)."""
+
+    usd: float
+    kgco2e: float
+
+
+#: What a skip or an error saves.
+NOTHING = Saving(0.0, 0.0)
+
+
+@runtime_checkable
+class OutputPlan(Protocol):
+    """What the params of an action that writes an output say about the write (``WriteParams`` has both):
+    the policy's region and what then happens to the source (``keep``, ``delete``, ``storage_class:CLASS``)."""
+
+    region: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +103,43 @@ class Outcome:
     def bytes_saved(self) -> int:
         return self.bytes_before - self.bytes_after if self.status == "ok" else 0
 
+    @property
+    def monthly_saved(self) -> Saving:
+        """The estimated monthly USD and kg CO2e this outcome saves: what the ledger publishes.
+
+        Skips and errors save nothing. An ``ok`` outcome of an action that writes an output is priced
+        again from the real bytes before and after (the plan only assumed the output's size), with the
+        action's source disposition in the policy's region. Any other ``ok`` outcome (a class change,
+        an expiration) saves what its decision estimated, for the bytes it handled: an expiration of
+        every version deletes more than the current object the decision priced.
+
+            >>> from chalicelib.refs import ObjectRef
+            >>> d = Decision("b", "tmp/a", "p", "expire", "old", 0.5, 0.001, ref=ObjectRef("b", "tmp/a", size=100))
+            >>> Outcome(d, "ok", "deleted", bytes_before=100).monthly_saved
+            Saving(usd=0.5, kgco2e=0.001)
+            >>> Outcome(d, "ok", "deleted an older version", bytes_before=50).monthly_saved
+            Saving(usd=0.25, kgco2e=0.0005)
+            >>> Outcome(d, "skip", "dry run: would delete", bytes_before=100).monthly_saved
+            Saving(usd=0.0, kgco2e=0.0)
+        """
+        if self.status != "ok":
+            return NOTHING
+        d = self.decision
+        if d.by is not None and d.by.writes_output and isinstance(d.params, OutputPlan):
+            source_class = d.ref.effective_storage_class if d.ref else "STANDARD"
+            est = econ.conversion(self.bytes_before, self.bytes_after, source_class, d.params.region, source=d.params.source)
+            return Saving(est.monthly_usd_saved, est.monthly_kgco2e_saved)
+        planned = d.ref.size if d.ref else None
+        share = self.bytes_before / planned if planned and self.bytes_before else 1.0
+        return Saving(d.monthly_usd_saved * share, d.monthly_kgco2e_saved * share)
+
     def as_dict(self) -> dict[str, Any]:
+        """The ``apply --json`` shape: the decision's, with this outcome's own saving in place of the plan's estimate."""
+        saved = self.monthly_saved
         return {
             **self.decision.as_dict(),
+            "monthly_usd_saved": round(saved.usd, 6),
+            "monthly_kgco2e_saved": round(saved.kgco2e, 9),
             "status": self.status,
             "outcome_reason": self.reason,
             "bytes_before": self.bytes_before,

@@ -4,15 +4,18 @@ Metrics (namespace ``$POWERTOOLS_METRICS_NAMESPACE``, default ``leanlake``), dim
 ``bucket`` and ``policy``: ``BytesIn``, ``BytesOut``, ``BytesSaved`` (of actions that write an
 output), the Count metric each action declares for its ``ok`` outcomes (``ObjectsConverted``,
 ``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``), ``ObjectsSkipped``,
-``ConversionErrors``; and ``BadRecords``, dimensioned by ``trigger`` (``sqs``, ``s3``,
-``eventbridge``): event records leanlake could not act on (malformed, or naming an object it could
-not read), each also logged on one line naming the record and the reason. In CLI runs EMF and logs
-go to stderr so stdout stays one JSON document.
+``ConversionErrors``, and the estimated monthly savings of every outcome (``Outcome.monthly_saved``)
+as ``MonthlyUsdSaved`` and ``MonthlyKgCO2eSaved`` (unit None; skips and errors add 0, so each
+(bucket, policy) with outcomes has them, even at 0: the report can tell them from older data); and
+``BadRecords``, dimensioned by ``trigger`` (``sqs``, ``s3``, ``eventbridge``): event records
+leanlake could not act on (malformed, or naming an object it could not read), each also logged on
+one line naming the record and the reason. In CLI runs EMF and logs go to stderr so stdout stays
+one JSON document.
 
 Example:
     >>> ledger = Ledger(emit_metrics=False)
-    >>> ledger.totals()["objects_converted"]
-    0
+    >>> ledger.totals()["objects_converted"], ledger.totals()["monthly_usd_saved"]
+    (0, 0.0)
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ def metrics_to_stderr(enabled: bool = True) -> None:
 #: An EMF document's dimensions, as (name, value) pairs: one document per distinct set.
 Dimensions = tuple[tuple[str, str], ...]
 
+#: The metrics of the estimated monthly savings (USD, kg CO2e) of a (bucket, policy)'s outcomes.
+USD_SAVED, KGCO2E_SAVED = SAVINGS_METRICS = ("MonthlyUsdSaved", "MonthlyKgCO2eSaved")
+
+
+def unit_of(metric: str) -> str:
+    """The EMF unit of a ledger metric: ``Bytes`` for byte counts, ``None`` for the savings, else ``Count``.
+
+    >>> unit_of("BytesSaved"), unit_of("MonthlyUsdSaved"), unit_of("ObjectsExpired")
+    ('Bytes', 'None', 'Count')
+    """
+    if metric.startswith("Bytes"):
+        return "Bytes"
+    return "None" if metric in SAVINGS_METRICS else "Count"
 
 
 def count_metrics() -> dict[str, str]:
@@ -75,6 +91,9 @@ class Ledger:
             "bytes_before": outcome.bytes_before, "bytes_after": outcome.bytes_after, "output_key": outcome.output_key,
         })
         pending = self._pending[(("bucket", d.bucket), ("policy", d.policy))]
+        saved = outcome.monthly_saved
+        pending[USD_SAVED] += saved.usd
+        pending[KGCO2E_SAVED] += saved.kgco2e
         if outcome.status == "ok":
             pending["BytesIn"] += outcome.bytes_before
             pending["BytesOut"] += outcome.bytes_after
@@ -137,17 +156,17 @@ class Ledger:
                 for dimension, label in dimensions:
                     metrics.add_dimension(name=dimension, value=label)
                 for name, value in values.items():
-                    unit = MetricUnit.Bytes if name.startswith("Bytes") else MetricUnit.Count
-                    metrics.add_metric(name=name, unit=unit, value=value)
+                    metrics.add_metric(name=name, unit=MetricUnit(unit_of(name)), value=value)
                 metrics.flush_metrics()
 
     def totals(self) -> dict[str, Any]:
-        """Counts and bytes of this run (the CLI and demo summary)."""
+        """Counts, bytes and estimated monthly savings of this run (the CLI and demo summary)."""
         ok = [o for o in self.outcomes if o.status == "ok"]
         by_action: dict[str, int] = defaultdict(int)
         for o in ok:
             by_action[o.decision.action] += 1
         written = [o for o in ok if o.decision.action in REGISTRY and REGISTRY[o.decision.action].writes_output]
+        saved = [o.monthly_saved for o in ok]
         return {
             **{snake(metric): by_action[name] for name, metric in count_metrics().items()},
             "objects_skipped": sum(o.status == "skip" for o in self.outcomes),
@@ -155,5 +174,7 @@ class Ledger:
             "bytes_before": sum(o.bytes_before for o in written),
             "bytes_after": sum(o.bytes_after for o in written),
             "bytes_saved": sum(o.bytes_saved for o in written),
+            "monthly_usd_saved": round(sum((s.usd for s in saved), 0.0), 6),
+            "monthly_kgco2e_saved": round(sum((s.kgco2e for s in saved), 0.0), 9),
         }
 

@@ -430,13 +430,16 @@ def _one_line(exc: BaseException) -> str:
 def report(
     days: int = typer.Option(30, "--days", min=1, max=455, help="Sum the metrics of this many days (CloudWatch keeps 15 months)."),
     bucket: Optional[list[str]] = BucketOption,
-    region: str = typer.Option("us-east-1", "--region", help="Region whose prices and grid price the bytes saved."),
+    region: str = typer.Option("us-east-1", "--region",
+                               help="Region whose prices and grid price the bytes saved of data an older leanlake published "
+                                    "(without MonthlyUsdSaved)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show what leanlake saved: its CloudWatch metrics (bytes, objects, errors) per bucket and policy, priced."""
+    """Show what leanlake saved: its CloudWatch metrics (bytes, objects, errors, $ and kg CO2e a month) per bucket and policy."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from chalicelib.ledger import count_metrics, snake
     from chalicelib.pipeline import describe_error
     from chalicelib.report import savings
 
@@ -455,10 +458,15 @@ def report(
     for column in ("bucket", "policy", "objects", "bytes in", "bytes out", "saved", "errors", "$/month", "kg CO2e/month"):
         table.add_column(column, justify="left" if column in ("bucket", "policy") else "right")
     for r in rows:
-        objects = r["objects_converted"] + r["objects_recompressed"] + r["objects_reclassed"] + r["objects_expired"]
+        objects = sum(r[snake(metric)] for metric in count_metrics().values())
         table.add_row(r["bucket"], r["policy"], f"{objects:,}", f"{r['bytes_in']:,}", f"{r['bytes_out']:,}", f"{r['bytes_saved']:,}",
-                      f"{r['conversion_errors']:,}", f"{r['monthly_usd_saved']:.2f}", f"{r['monthly_kgco2e_saved']:.4f}")
-    Console().print(table if rows else "no leanlake metrics in this window")
+                      f"{r['conversion_errors']:,}", f"{r['monthly_usd_saved']:.2f}" + ("*" if r["note"] else ""),
+                      f"{r['monthly_kgco2e_saved']:.4f}")
+    console = Console()
+    console.print(table if rows else "no leanlake metrics in this window")
+    for r in rows:
+        if r["note"]:
+            console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
 
 
 @contextmanager
