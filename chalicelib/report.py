@@ -1,4 +1,5 @@
-"""``leanlake report``: what leanlake saved, from the metrics it published to CloudWatch.
+"""``leanlake report``: what the buckets store (``footprint``, from S3's free daily storage metrics) and what
+leanlake saved (``savings``, from the metrics it published), both read from CloudWatch.
 
 In AWS the handlers' EMF output becomes CloudWatch metrics (namespace ``leanlake``, dimensions
 ``bucket``, ``policy``, ``service``); this sums them over a window, per (bucket, policy). The
@@ -81,3 +82,101 @@ def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", reg
              **{snake(k): int(v) for k, v in values.items() if k not in SAVINGS_METRICS},
              **priced(values, (bucket, policy) in published, region)}
             for (bucket, policy), values in sorted(sums.items())]
+
+
+#: S3's daily ``BucketSizeBytes`` storage types (CloudWatch namespace ``AWS/S3``) and the storage class each
+#: is billed as. Intelligent-Tiering's tiers are summed into its class; overhead types (``…SizeOverhead``,
+#: ``…ObjectOverhead``) are left out: ``storage_month`` prices the bytes stored, not S3's padding.
+STORAGE_TYPES: dict[str, str] = {
+    "StandardStorage": "STANDARD",
+    "StandardIAStorage": "STANDARD_IA",
+    "OneZoneIAStorage": "ONEZONE_IA",
+    "GlacierInstantRetrievalStorage": "GLACIER_IR",
+    "GlacierStorage": "GLACIER",
+    "DeepArchiveStorage": "DEEP_ARCHIVE",
+    "IntelligentTieringFAStorage": "INTELLIGENT_TIERING",
+    "IntelligentTieringIAStorage": "INTELLIGENT_TIERING",
+    "IntelligentTieringAIAStorage": "INTELLIGENT_TIERING",
+    "IntelligentTieringAAStorage": "INTELLIGENT_TIERING",
+    "IntelligentTieringDAAStorage": "INTELLIGENT_TIERING",
+}
+
+#: The ``NumberOfObjects`` storage type: S3 counts objects only over all classes.
+ALL_STORAGE_TYPES = "AllStorageTypes"
+
+#: ``GetMetricData`` takes at most this many queries a call.
+MAX_QUERIES = 500
+
+#: A daily series: (UTC date, value), oldest first.
+Series = list[tuple[str, float]]
+
+
+def s3_query(bucket: str, metric: str, storage_type: str) -> dict[str, Any]:
+    """The ``MetricStat`` of one of S3's free daily storage metrics: Average over a day, as S3 publishes it once a day."""
+    return {"Metric": {"Namespace": "AWS/S3", "MetricName": metric,
+                       "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]},
+            "Period": 86400, "Stat": "Average"}
+
+
+def daily_series(cloudwatch: Any, stats: list[dict[str, Any]], start: datetime, end: datetime) -> list[Series]:
+    """Each ``MetricStat``'s daily points between ``start`` and ``end``, in the order given, through
+    ``GetMetricData`` (500 queries a call, every page): one request per 500 series, not one per series."""
+    found: list[dict[str, float]] = [{} for _ in stats]
+    for first in range(0, len(stats), MAX_QUERIES):
+        queries = [{"Id": f"q{first + i}", "MetricStat": stat, "ReturnData": True}
+                   for i, stat in enumerate(stats[first:first + MAX_QUERIES])]
+        for page in cloudwatch.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"):
+            for result in page.get("MetricDataResults", ()):
+                points = found[int(result["Id"][1:])]
+                for stamp, value in zip(result.get("Timestamps", ()), result.get("Values", ()), strict=True):
+                    points[stamp.astimezone(timezone.utc).date().isoformat()] = value
+    return [sorted(points.items()) for points in found]
+
+
+def footprint(cloudwatch: Any, buckets: set[str], *, days: int = 30, region: str = "us-east-1",
+              now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """What the ``buckets`` store now, from S3's free daily CloudWatch metrics over the last ``days`` (no S3 request).
+
+    ``footprint``: one row per (bucket, storage class) with ``bytes``: its ``BucketSizeBytes`` on the bucket's
+    latest day with data in the window, ``objects``: the bucket's latest ``NumberOfObjects`` (S3 counts them over
+    all classes, so every row of a bucket carries the same count), and the month's USD and kg CO2e of those bytes
+    in ``region`` (``storage_month``; Intelligent-Tiering priced at its Frequent Access tier). ``trend``: one point a day per
+    bucket, its bytes summed over the classes. Days are UTC, as S3 publishes them.
+    """
+    end = datetime.combine((now or datetime.now(timezone.utc)).date() + timedelta(days=1), datetime.min.time(),
+                           timezone.utc)  # day-aligned, so each period is one of S3's days
+    start = end - timedelta(days=days)
+    names = sorted(buckets)
+    keys = [(bucket, storage_type) for bucket in names for storage_type in STORAGE_TYPES]
+    stats = [s3_query(b, "BucketSizeBytes", t) for b, t in keys] + [s3_query(b, "NumberOfObjects", ALL_STORAGE_TYPES)
+                                                                     for b in names]
+    series = daily_series(cloudwatch, stats, start, end)
+    sizes, counts = series[:len(keys)], series[len(keys):]
+    objects = {bucket: int(points[-1][1]) if points else 0 for bucket, points in zip(names, counts, strict=True)}
+    daily: dict[tuple[str, str], float] = defaultdict(float)  # (date, bucket) → bytes over the classes
+    by_class: dict[tuple[str, str, str], float] = defaultdict(float)  # (bucket, date, class) → bytes
+    for (bucket, storage_type), points in zip(keys, sizes, strict=True):
+        for date, value in points:
+            daily[(date, bucket)] += value
+            by_class[(bucket, date, STORAGE_TYPES[storage_type])] += value
+    latest = {bucket: date for date, bucket in sorted(daily)}  # each bucket's last day with data
+    rows = []
+    for (bucket, date, cls), size in sorted(by_class.items()):
+        if date == latest[bucket]:
+            month = storage_month(int(size), cls, region)
+            rows.append({"bucket": bucket, "storage_class": cls, "bytes": int(size), "objects": objects[bucket],
+                         "monthly_usd": round(month.usd, 6), "monthly_kgco2e": round(month.kgco2e, 9)})
+    trend = [{"date": date, "bucket": bucket, "bytes": int(size)}
+             for (date, bucket), size in sorted(daily.items())]
+    return {"footprint": rows, "trend": trend}
+
+
+def totals(footprint_rows: list[dict[str, Any]], savings_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's totals: bytes, objects (once per bucket), the month's USD and kg CO2e stored, and saved."""
+    objects = {r["bucket"]: r["objects"] for r in footprint_rows}
+    return {"bytes": sum(r["bytes"] for r in footprint_rows), "objects": sum(objects.values()),
+            "monthly_usd": round(sum(r["monthly_usd"] for r in footprint_rows), 6),
+            "monthly_kgco2e": round(sum(r["monthly_kgco2e"] for r in footprint_rows), 9),
+            "monthly_usd_saved": round(sum(r["monthly_usd_saved"] for r in savings_rows), 6),
+            "monthly_kgco2e_saved": round(sum(r["monthly_kgco2e_saved"] for r in savings_rows), 9)}

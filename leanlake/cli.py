@@ -428,31 +428,63 @@ def _one_line(exc: BaseException) -> str:
 
 @app.command()
 def report(
-    days: int = typer.Option(30, "--days", min=1, max=455, help="Sum the metrics of this many days (CloudWatch keeps 15 months)."),
+    days: int = typer.Option(30, "--days", min=1, max=455, help="Read this many days of metrics (CloudWatch keeps 15 months)."),
+    policies: Optional[list[Path]] = PoliciesOption,
     bucket: Optional[list[str]] = BucketOption,
     region: str = typer.Option("us-east-1", "--region",
-                               help="Region whose prices and grid price the bytes saved of data an older leanlake published "
-                                    "(without MonthlyUsdSaved)."),
+                               help="Region whose prices and grid price the footprint, and the bytes saved of data an older "
+                                    "leanlake published (without MonthlyUsdSaved)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show what leanlake saved: its CloudWatch metrics (bytes, objects, errors, $ and kg CO2e a month) per bucket and policy."""
+    """Show what the policies' buckets store and what leanlake saved, both from CloudWatch: S3's free daily storage
+    metrics (bytes per storage class, objects, $ and kg CO2e a month, a daily trend), then leanlake's own metrics
+    (bytes, objects, errors, $ and kg CO2e a month saved) per bucket and policy. No S3 request; with --bucket, no
+    policies are read either."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib.ledger import count_metrics, snake
     from chalicelib.pipeline import describe_error
-    from chalicelib.report import savings
+    from chalicelib.report import footprint, savings, totals
 
+    buckets = set(bucket or _load(policies).buckets)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
+    cloudwatch = boto3.client("cloudwatch")
     try:
-        rows = savings(boto3.client("cloudwatch"), days=days, namespace=namespace, region=region, buckets=set(bucket or ()))
+        stored = footprint(cloudwatch, buckets, days=days, region=region)
+        rows = savings(cloudwatch, days=days, namespace=namespace, region=region, buckets=buckets)
     except (ClientError, BotoCoreError) as exc:
-        fail(f"cloudwatch namespace {namespace}", describe_error(exc)[0])
+        fail("cloudwatch", describe_error(exc)[0])
     if as_json:
-        emit_json({"days": days, "namespace": namespace, "rows": rows})
+        emit_json({"days": days, "namespace": namespace, **stored, "savings": rows, "totals": totals(stored["footprint"], rows)})
         return
     from rich.console import Console
+
+    console = Console()
+    console.print(_footprint_table(stored["footprint"], days) if stored["footprint"] else "no S3 storage metrics in this window")
+    console.print(_savings_table(rows, days, namespace) if rows else "no leanlake metrics in this window")
+    for r in rows:
+        if r["note"]:
+            console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
+
+
+def _footprint_table(rows: list[dict[str, Any]], days: int) -> Any:
+    """``report``'s first table: bytes, objects and the month's $ and kg CO2e per bucket and storage class."""
     from rich.table import Table
+
+    table = Table(title=f"S3 footprint, latest day of the last {days} (objects: the bucket's, over all classes)")
+    for column in ("bucket", "storage class", "bytes", "objects", "$/month", "kg CO2e/month"):
+        table.add_column(column, justify="left" if column in ("bucket", "storage class") else "right")
+    for r in rows:
+        table.add_row(r["bucket"], r["storage_class"], f"{r['bytes']:,}", f"{r['objects']:,}", f"{r['monthly_usd']:.2f}",
+                      f"{r['monthly_kgco2e']:.4f}")
+    return table
+
+
+def _savings_table(rows: list[dict[str, Any]], days: int, namespace: str) -> Any:
+    """``report``'s second table: leanlake's metrics summed per bucket and policy; ``*`` marks a saving priced from bytes."""
+    from rich.table import Table
+
+    from chalicelib.ledger import count_metrics, snake
 
     table = Table(title=f"leanlake savings, last {days} days (namespace {namespace})")
     for column in ("bucket", "policy", "objects", "bytes in", "bytes out", "saved", "errors", "$/month", "kg CO2e/month"):
@@ -462,11 +494,7 @@ def report(
         table.add_row(r["bucket"], r["policy"], f"{objects:,}", f"{r['bytes_in']:,}", f"{r['bytes_out']:,}", f"{r['bytes_saved']:,}",
                       f"{r['conversion_errors']:,}", f"{r['monthly_usd_saved']:.2f}" + ("*" if r["note"] else ""),
                       f"{r['monthly_kgco2e_saved']:.4f}")
-    console = Console()
-    console.print(table if rows else "no leanlake metrics in this window")
-    for r in rows:
-        if r["note"]:
-            console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
+    return table
 
 
 @contextmanager

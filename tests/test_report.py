@@ -24,7 +24,7 @@ def test_report_sums_metrics_per_bucket_and_policy(aws):
     cloudwatch.put_metric_data(Namespace="leanlake", MetricData=[{"MetricName": "BytesSaved", "Dimensions": other, "Value": 1}])
     result = CliRunner().invoke(app, ["report", "--bucket", "report-lake", "--json"])
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)["rows"]
+    (row,) = json.loads(result.stdout)["savings"]
     assert (row["bucket"], row["policy"], row["bytes_saved"], row["objects_converted"]) == ("report-lake", "tables", 2 * 2**30, 6)
     assert round(row["monthly_usd_saved"], 3) == 0.046  # 2 GiB of S3 Standard in us-east-1
     assert row["monthly_kgco2e_saved"] > 0
