@@ -24,7 +24,7 @@ import contextlib
 import os
 import sys
 from collections import defaultdict
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from chalicelib.actions import REGISTRY
 from chalicelib.decision import Outcome
@@ -37,6 +37,28 @@ def metrics_to_stderr(enabled: bool = True) -> None:
     """Route every ledger's EMF output to stderr (the CLI does, so stdout holds only its result)."""
     global _emf_to_stderr
     _emf_to_stderr = enabled
+
+
+@contextlib.contextmanager
+def metrics_to(stream: TextIO) -> Iterator[TextIO]:
+    """Send every ledger's EMF output to ``stream`` while the block runs (the demo hands it to its embedded
+    CloudWatch, as CloudWatch Logs does with a Lambda function's EMF lines); the routing before is restored.
+
+    >>> import io, json
+    >>> ledger = Ledger()
+    >>> ledger.count("SweepsFinished", bucket="ml-lake")
+    >>> with metrics_to(io.StringIO()) as captured:
+    ...     ledger.flush()
+    >>> json.loads(captured.getvalue())["SweepsFinished"]
+    [1.0]
+    """
+    global _emf_to_stderr
+    before, _emf_to_stderr = _emf_to_stderr, False
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield stream
+    finally:
+        _emf_to_stderr = before
 
 
 #: An EMF document's dimensions, as (name, value) pairs: one document per distinct set.

@@ -521,20 +521,32 @@ def _narration() -> Iterator[Callable[[str], None]]:
 def demo(
     as_json: bool = JsonOption,
     rows: int = typer.Option(60_000, "--rows", min=10, help="Rows in each generated events table."),
+    serve: bool = typer.Option(False, "--serve", help="Keep the embedded S3 running afterwards and print the environment "
+                                                      "to try plan, apply, report and duplicates on it by hand; Ctrl-C stops it."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="With --serve: the loopback port (default: a free one)."),
 ) -> None:
     """Run the whole loop on an embedded local S3 (moto, 127.0.0.1): no AWS account, no network.
 
     Creates a bucket with S3 → SQS notifications, applies the demo policies, uploads realistic
     ML-lake data (CSV, JSON Lines, gzip logs, one multipart upload), delivers the queued events to
-    the Lambda handler code and prints what happened."""
+    the Lambda handler code, and prints what happened, then the demo lake's footprint and savings as
+    `leanlake report` reads them from the embedded CloudWatch."""
     from leanlake.demo.run import run_demo
     from leanlake.local import MissingDemoExtra
 
     try:
         with _narration() as say:
-            summary = run_demo(rows=rows, say=say)
+            summary = run_demo(rows=rows, say=say, port=port, serve=_serve_demo if serve else None)
     except MissingDemoExtra as exc:
         fail("demo", str(exc))
+    except OSError as exc:
+        fail(f"--port {port}", f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+    if not serve:
+        _print_demo(summary, as_json)
+
+
+def _print_demo(summary: dict[str, Any], as_json: bool) -> None:
+    """The demo's result: its JSON document, or the outcomes, the savings ratio, the footprint and the savings."""
     if as_json:
         emit_json(summary)
         return
@@ -558,6 +570,34 @@ def demo(
                   f"in {summary['seconds']} s.")
     console.print(f"At this ratio, every TiB in S3 Standard (us-east-1) saves ${per_tib['usd']:.2f} and "
                   f"{per_tib['kgco2e']:.3f} kg CO2e a month (Cloud Carbon Footprint method).")
+    report = summary["report"]
+    console.print(_footprint_table(report["footprint"], 2))
+    console.print(_savings_table(report["savings"], 2, "leanlake"))
+
+
+def _serve_demo(summary: dict[str, Any]) -> None:
+    """``demo --serve``: print the result and the environment that points the CLI at the embedded stack, then
+    wait (the stack stays up) until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from leanlake.demo.run import POLICY_FILE
+    from leanlake.local import LOCAL_ENV
+
+    _print_demo(summary, as_json=False)
+    env = {**LOCAL_ENV, "AWS_ENDPOINT_URL": summary["endpoint"], "LEANLAKE_POLICIES": str(POLICY_FILE)}
+    print("\nThe embedded S3 keeps running. In another shell:\n")
+    for name, value in env.items():
+        print(f"export {name}={value}")
+    print("\nleanlake plan          # what the demo policies would still do")
+    print("leanlake apply --yes   # do it")
+    print("leanlake report        # the demo lake's footprint and savings")
+    print("leanlake duplicates    # identical objects in the demo bucket")
+    print("\nCtrl-C stops it.", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
 
 
 @app.command()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,6 +123,55 @@ def test_demo_json_reports_conversions_and_savings(tmp_path):
     # sources are gone, outputs are there: the bucket's own listing says what happened
     assert sorted(summary["bucket_after"]) == ["curated/events/2026-11-01.parquet", "curated/events/2026-11-02.parquet",
                                                "curated/users/users.parquet", "logs/app/2026-11-01.log.zst", "raw/labels/classes.csv"]
+    # the demo lake's footprint and savings, as `leanlake report` reads them from the embedded CloudWatch
+    report = summary["report"]
+    today, yesterday = (datetime.now(timezone.utc) - timedelta(days=d) for d in (0, 1))
+    assert [(p["date"], p["bytes"]) for p in report["trend"]] == [
+        (yesterday.date().isoformat(), summary["bytes_uploaded"]),  # as uploaded
+        (today.date().isoformat(), sum(summary["bucket_after"].values()) + sum(summary["audit_objects"].values()))]  # after leanlake
+    assert [(r["storage_class"], r["bytes"]) for r in report["footprint"]] == [("STANDARD", report["trend"][-1]["bytes"])]
+    assert sum(r["bytes_saved"] for r in report["savings"]) == summary["bytes_saved"]
+    assert sum(r["objects_converted"] for r in report["savings"]) == summary["objects_converted"]
+    assert report["totals"]["monthly_usd_saved"] > 0 and report["totals"]["monthly_kgco2e_saved"] > 0
+
+
+def test_demo_serve_keeps_the_embedded_stack_up_for_the_cli_until_interrupted(tmp_path):
+    """``demo --serve`` prints an environment; plan and report run against it; Ctrl-C ends it cleanly."""
+    demo = subprocess.Popen([sys.executable, "-m", "leanlake.cli", "demo", "--rows", "500", "--serve"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        env = {}
+        for line in demo.stdout:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                env[name] = value
+            if line.startswith("Ctrl-C"):
+                break
+        assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and Path(env["LEANLAKE_POLICIES"]).is_file()
+        planned = leanlake("plan", "--json", env=env, cwd=tmp_path)
+        assert planned.returncode == 0, planned.stderr
+        assert {d["bucket"] for d in json.loads(planned.stdout)["decisions"]} == {"leanlake-demo"}
+        reported = leanlake("report", "--json", env=env, cwd=tmp_path)
+        assert reported.returncode == 0, reported.stderr
+        assert {r["bucket"] for r in json.loads(reported.stdout)["footprint"]} == {"leanlake-demo"}
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0, demo.stderr.read()
+        gone = leanlake("plan", "--json", env={**env, "AWS_MAX_ATTEMPTS": "1"}, cwd=tmp_path)
+        assert gone.returncode == 1 and "leanlake-demo" in gone.stderr  # the stack stopped with the demo
+    finally:
+        demo.kill()
+        demo.wait()
+
+
+def test_demo_serve_on_a_port_in_use_says_so(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = leanlake("demo", "--rows", "100", "--serve", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"leanlake: --port {port}: cannot listen on 127.0.0.1:{port}")
 
 
 def test_convert_output_gets_the_usual_permissions(tmp_path):

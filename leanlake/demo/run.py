@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from leanlake.local import embedded_aws, patched_environ
+from leanlake.local import embedded_aws, patched_environ, publish_emf, publish_storage_metrics
 from chalicelib.refs import is_reserved
 
 BUCKET = "leanlake-demo"
@@ -50,20 +51,26 @@ def deliver(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[[dict[st
     return results
 
 
-def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
-    """The whole loop on an embedded S3; returns the summary ``leanlake demo --json`` prints."""
+def run_demo(rows: int = 60_000, say: Say = lambda _: None, *, port: int = 0,
+             serve: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The whole loop on an embedded S3; returns the summary ``leanlake demo --json`` prints.
+
+    The handlers' EMF metrics go into the embedded CloudWatch (as CloudWatch Logs puts them in AWS), so the
+    summary's ``report`` is what ``leanlake report`` reads there: the demo lake's footprint and its savings.
+    ``serve``, when given, is called with the summary while the embedded stack still runs (``--serve``)."""
     import boto3
     from boto3.s3.transfer import TransferConfig
 
     from chalicelib import runtime
+    from chalicelib.ledger import metrics_to
     from leanlake.demo.data import demo_files
 
     started = time.monotonic()
-    with embedded_aws() as endpoint, patched_environ({"LEANLAKE_POLICIES": str(POLICY_FILE)}):
+    with embedded_aws(port) as endpoint, patched_environ({"LEANLAKE_POLICIES": str(POLICY_FILE)}):
         runtime.policies.cache_clear()
         try:
             say(f"embedded S3 at {endpoint}; bucket {BUCKET}; policies {POLICY_FILE.name}")
-            s3, sqs = boto3.client("s3"), boto3.client("sqs")
+            s3, sqs, cloudwatch = boto3.client("s3"), boto3.client("sqs"), boto3.client("cloudwatch")
             s3.create_bucket(Bucket=BUCKET)
             queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -77,15 +84,38 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
                 uploaded[key] = len(body)
                 say(f"uploaded s3://{BUCKET}/{key} ({len(body):,} bytes{', multipart' if len(body) > MULTIPART_THRESHOLD else ''})")
 
+            today = datetime.now(timezone.utc)
+            publish_storage_metrics(s3, cloudwatch, BUCKET, today - timedelta(days=1))
+            say("the lake as uploaded is yesterday's S3 storage metric in the embedded CloudWatch; after the run, today's")
             say("delivering the queued S3 events to the Lambda handler (on_queued_upload)")
-            results = deliver(sqs, queue_url, queue_arn, runtime.handle_sqs)
+            with metrics_to(io.StringIO()) as emf:
+                results = deliver(sqs, queue_url, queue_arn, runtime.handle_sqs)
+            say(f"{publish_emf(cloudwatch, emf.getvalue().splitlines())} metric values into the embedded CloudWatch")
+            publish_storage_metrics(s3, cloudwatch, BUCKET, today)
             outcomes = [o for r in results for o in r["outcomes"]]
             listed = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", ())]
-            objects = {o["Key"]: o["Size"] for o in listed if not is_reserved(o["Key"])}
-            audit = sorted(o["Key"] for o in listed if is_reserved(o["Key"]))
+            summary = _summary(endpoint, uploaded, results, outcomes, listed, measured(cloudwatch))
+            summary["seconds"] = round(time.monotonic() - started, 2)
+            if serve:
+                serve(summary)
         finally:
             runtime.policies.cache_clear()
+    return summary
 
+
+def measured(cloudwatch: Any) -> dict[str, Any]:
+    """What ``leanlake report --json`` shows for the demo bucket over two days: its footprint (yesterday: as
+    uploaded; today: after leanlake) and leanlake's savings, from the metrics the run published."""
+    from chalicelib.report import footprint, savings, totals
+
+    stored = footprint(cloudwatch, {BUCKET}, days=2)
+    saved = savings(cloudwatch, days=1, buckets={BUCKET})
+    return {**stored, "savings": saved, "totals": totals(stored["footprint"], saved)}
+
+
+def _summary(endpoint: str, uploaded: dict[str, int], results: list[dict[str, Any]], outcomes: list[dict[str, Any]],
+             listed: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Any]:
+    """``leanlake demo --json``: what was uploaded, what each event did, the bucket after, and the report."""
     from chalicelib.economics import storage_month
 
     done = [o for o in outcomes if o["status"] == "ok"]
@@ -97,6 +127,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
         "endpoint": endpoint,
         "bucket": BUCKET,
         "objects_uploaded": len(uploaded),
+        "bytes_uploaded": sum(uploaded.values()),
         "events_delivered": sum(len(r["outcomes"]) for r in results),
         "objects_converted": sum(o["action"] == "convert" for o in done),
         "objects_recompressed": sum(o["action"] == "recompress" for o in done),
@@ -107,7 +138,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None) -> dict[str, Any]:
         "bytes_saved": before - after,
         "per_tib_month": {"usd": round(per_tib.usd, 4), "kgco2e": round(per_tib.kgco2e, 6)},
         "outcomes": outcomes,
-        "bucket_after": objects,
-        "audit_objects": audit,
-        "seconds": round(time.monotonic() - started, 2),
+        "bucket_after": {o["Key"]: o["Size"] for o in listed if not is_reserved(o["Key"])},
+        "audit_objects": {o["Key"]: o["Size"] for o in listed if is_reserved(o["Key"])},
+        "report": report,
     }
