@@ -80,7 +80,7 @@ BAD_RECORD_DIMENSIONS = ("service", "trigger")
 DEFAULT_NAMESPACE = "leanlake"
 
 _GRID = 24  # columns of a dashboard
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # what PutDashboard accepts as a name
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # what PutDashboard accepts as a name
 _PER_BUCKET = "${PROP('Dim.bucket')} · ${PROP('Dim.policy')}"  # a dynamic label: one line per (bucket, policy)
 
 
@@ -93,7 +93,7 @@ def dashboard_name(stage: str, app: str = "leanlake") -> str:
     ValueError: dashboard name 'leanlake-dev team': only letters, digits, - and _ (at most 255)
     """
     name = f"{app}-{stage}"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"dashboard name {name!r}: only letters, digits, - and _ (at most 255)")
     return name
 
