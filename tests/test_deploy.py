@@ -122,7 +122,8 @@ def test_dry_run_prints_the_plan_and_sizes_without_calling_aws(monkeypatch, caps
     assert {line.split()[-1] for line in out.splitlines() if line.startswith("  lambda function")} == FUNCTIONS
     for expected in ("sqs queue        leanlake-dev-work-dlq", "sqs queue        leanlake-dev-work ",
                      "sqs event source leanlake-dev-on_queued_upload ← leanlake-dev-work", "s3 notification  s3://ml-lake",
-                     "eventbridge rule leanlake-dev-daily_sweep-event", "pyarrow 26", "MiB zip"):
+                     "eventbridge rule leanlake-dev-daily_sweep-event", "pyarrow 26", "MiB zip",
+                     "cloudwatch dashboard leanlake-dev"):
         assert expected in out
     assert not (project / ".chalice" / "deployed").exists()
 
@@ -163,6 +164,10 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":leanlake-dev-work-dlq")
 
+    cloudwatch = boto3.client("cloudwatch")
+    dashboard = cloudwatch.get_dashboard(DashboardName="leanlake-dev")["DashboardBody"]
+    assert plan.dashboard == "leanlake-dev" and all(f'"{name}"' in dashboard for name in FUNCTIONS)
+
     state = project / ".chalice" / "deployed" / "dev.json"
     recorded = json.loads(state.read_text())["resources"]
     assert {r["lambda_arn"].rsplit(":", 1)[-1] for r in recorded if r["resource_type"] == "lambda_function"} == FUNCTIONS
@@ -172,9 +177,12 @@ def test_a_real_chalice_deploy_redeploy_and_destroy_against_moto(own_moto, capsy
     assert any("Updating lambda function: leanlake-dev-on_alarm" in line for line in logged)
     assert not any("Creating lambda function" in line or "Creating IAM role" in line for line in logged)
     assert len(lam.list_functions()["Functions"]) == len(FUNCTIONS)
+    assert "CloudWatch dashboard leanlake-dev exists (replaced with this deploy's)" in logged
+    assert [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]] == ["leanlake-dev"]
 
     assert main(["destroy", "--stage", "dev", "--yes", "--project", str(project)]) == 0
     assert lam.list_functions()["Functions"] == [] and events.list_rules()["Rules"] == []
+    assert cloudwatch.list_dashboards()["DashboardEntries"] == []
     assert [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])] == ["theirs"]
     after = s3.get_bucket_notification_configuration(Bucket="ml-lake")
     assert after["QueueConfigurations"] == theirs and not after.get("LambdaFunctionConfigurations")

@@ -43,17 +43,21 @@ def deploy_stage(*, project: str | Path = ".", stage: str = "dev", dry_run: bool
 def destroy_stage(*, project: str | Path = ".", stage: str = "dev", yes: bool = False, python: str | None = None,
                   cache_dir: str | None = None, log: Log, ask: Callable[[str], str] = input) -> None:
     """Say what goes, ask for the stage name unless ``yes`` (refusing when stdin is no terminal), then destroy it."""
+    from leanlake.deploy.dashboard import dashboard_name
     from leanlake.deploy.deploy import DeployError, destroy, stage_queues
     from leanlake.deploy.project import ChaliceConfig
 
     state = Path(project) / ".chalice" / "deployed" / f"{stage}.json"
     try:
-        queues = [q.name for q in stage_queues(ChaliceConfig.load(Path(project) / ".chalice"), stage)]
-    except (FileNotFoundError, KeyError) as exc:
+        config = ChaliceConfig.load(Path(project) / ".chalice")
+        queues = [q.name for q in stage_queues(config, stage)]
+        dashboard = dashboard_name(stage, config.app_name)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
         raise DeployError(str(exc).strip("'\"")) from None
     what = f"the Chalice resources recorded in {state}" if state.is_file() else f"no Chalice resources (no {state})"
     if not yes:
-        log(f"destroy stage {stage}: {what}, and the SQS queues {', '.join(queues) or '(none)'} with their messages")
+        log(f"destroy stage {stage}: {what}, the SQS queues {', '.join(queues) or '(none)'} with their messages, "
+            f"and the CloudWatch dashboard {dashboard}")
         if not sys.stdin.isatty():
             raise DeployError("refusing without --yes (not asked: stdin is not a terminal)")
         typed = ask(f"type the stage name ({stage}) to go on: ").strip()

@@ -19,10 +19,13 @@ creates no SQS queue for ``on_queued_upload``. ``deploy`` instead:
 5. copies ``.chalice/deployed/<stage>.json`` back into the project (gitignored), so ``chalice delete``,
    ``destroy`` and the next deploy know what exists — also after a failed deploy;
 6. gives every asynchronously invoked function (S3, EventBridge, schedule) an event-invoke config:
-   2 retries, then the event goes to the dead-letter queue (as the packaged formats do).
+   2 retries, then the event goes to the dead-letter queue (as the packaged formats do);
+7. puts the stage's CloudWatch dashboard ``leanlake-<stage>`` (``dashboard``: savings, objects acted
+   on, errors, the buckets' storage by class), built and checked against CloudWatch's limits with the
+   plan, so a dashboard that cannot be put fails before anything is deployed.
 
 ``destroy`` runs ``chalice delete --stage STAGE`` from a build copy carrying that state, then deletes
-both queues (messages in the dead-letter queue go with it).
+both queues (messages in the dead-letter queue go with it) and the dashboard.
 
 Example:
     >>> plan = deploy(".", "prod", dry_run=True)                      # doctest: +SKIP
@@ -47,7 +50,7 @@ from leanlake.deploy import package as pkg
 from leanlake.deploy.extras import (ASYNC_RETRIES, DEAD_LETTER_RETENTION_SECONDS, MAX_RECEIVES, WORK_RETENTION_SECONDS,
                                       _queue_policy, _visibility, terraform_config)
 from leanlake.deploy.package import PackageError
-from leanlake.deploy.project import ChaliceConfig, dead_letter_queue
+from leanlake.deploy.project import NAMESPACE_ENV, ChaliceConfig, dead_letter_queue
 from leanlake.deploy.python import RUNTIME_VERSION
 
 _RUNTIME = "python{}.{}".format(*RUNTIME_VERSION)
@@ -84,6 +87,7 @@ class Plan:
     update: bool
     async_functions: tuple[str, ...] = ()
     actions: list[str] = field(default_factory=list)
+    dashboard: str | None = None
 
     def lines(self) -> list[str]:
         verb = "update" if self.update else "create"
@@ -95,6 +99,8 @@ class Plan:
         out += [f"  sqs event source {name}" for name in self.sqs_sources]
         out += [f"  sqs queue        {name} (created/updated before chalice deploy)" for name in self.queues]
         out += [f"  event-invoke     {name}: {ASYNC_RETRIES} retries, then the dead-letter queue" for name in self.async_functions]
+        if self.dashboard:
+            out.append(f"  cloudwatch dashboard {self.dashboard} (created/updated after chalice deploy)")
         out.append(f"  package          {self.zip_bytes / 2**20:.1f} MiB zip, {self.unzipped_bytes / 1e6:.1f} MB unzipped, "
                    f"pyarrow {self.pyarrow_version} (limits {pkg.MAX_ZIP_BYTES / 2**20:.0f} MiB, "
                    f"{pkg.MAX_UNZIPPED_BYTES / 1e6:.1f} MB)")
@@ -315,6 +321,34 @@ def _failure_destinations(session, state: Path, dlq_arn: str, log: Callable[[str
     return done
 
 
+def _dashboard(config: ChaliceConfig, buckets: tuple[str, ...], plan: Plan) -> dict[str, Any]:
+    """The stage's dashboard body, checked against CloudWatch's limits (no AWS call); names it in ``plan``."""
+    from leanlake.deploy.dashboard import DEFAULT_NAMESPACE, dashboard_body, dashboard_name
+
+    try:
+        plan.dashboard = dashboard_name(plan.stage, config.app_name)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
+    queue = config.queue(plan.stage)
+    return dashboard_body(plan.stage, plan.region or "us-east-1", buckets,
+                          config.env(plan.stage).get(NAMESPACE_ENV, DEFAULT_NAMESPACE), plan.functions,
+                          dead_letter_queue(queue) if queue else None)
+
+
+def _put_dashboard(session, plan: Plan, body: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Create or replace the stage's dashboard (after chalice deploy: its graphs name the deployed functions)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from leanlake.deploy.dashboard import console_url, ensure_dashboard
+
+    assert plan.dashboard and plan.region
+    try:
+        ensure_dashboard(session.client("cloudwatch"), plan.dashboard, body, log)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(f"CloudWatch dashboard: {str(exc).splitlines()[0]}") from None
+    log(f"dashboard: {console_url(plan.dashboard, plan.region)}")
+
+
 def deploy(project_dir: str | Path = ".", stage: str = "dev", *, dry_run: bool = False, python: str | Path | None = None,
            pyarrow_version: str | None = None, cache_dir: str | Path | None = None,
            log: Callable[[str], None] = print) -> Plan:
@@ -337,6 +371,7 @@ def deploy(project_dir: str | Path = ".", stage: str = "dev", *, dry_run: bool =
     with _build_copy(project, stage, python=python, cache_dir=cache_dir, pyarrow_version=pyarrow_version,
                      vendor=True, log=log) as build:
         plan = _plan(build, stage, region, log)
+        dashboard = _dashboard(build.config, build.buckets, plan)
         if dry_run:
             log(f"dry run: nothing deployed ({time.monotonic() - started:.0f} s)")
             return plan
@@ -357,6 +392,7 @@ def deploy(project_dir: str | Path = ".", stage: str = "dev", *, dry_run: bool =
                 plan.actions = _failure_destinations(session, state, arns[dead_letter_queue(queue)], log)
             except (BotoCoreError, ClientError) as exc:
                 raise DeployError(f"failure destinations: {str(exc).splitlines()[0]}") from None
+        _put_dashboard(session, plan, dashboard, log)
     log(f"deployed stage {stage} in {time.monotonic() - started:.0f} s")
     return plan
 
@@ -383,6 +419,13 @@ def destroy(project_dir: str | Path = ".", stage: str = "dev", *, python: str | 
         else:
             log(f"no Chalice resources recorded in {state}: nothing for chalice delete")
         try:
-            return delete_queues(session.client("sqs"), build.config, stage, log)
+            deleted = delete_queues(session.client("sqs"), build.config, stage, log)
         except (BotoCoreError, ClientError) as exc:
             raise DeployError(f"SQS queues: {str(exc).splitlines()[0]}") from None
+        from leanlake.deploy.dashboard import dashboard_name, delete_dashboard
+
+        try:
+            delete_dashboard(session.client("cloudwatch"), dashboard_name(stage, build.config.app_name), log)
+        except (BotoCoreError, ClientError) as exc:
+            raise DeployError(f"CloudWatch dashboard: {str(exc).splitlines()[0]}") from None
+        return deleted
