@@ -268,13 +268,14 @@ def test_relocation_prices_both_months_the_transfer_and_the_copy_requests():
     assert r.before.usd == approx(gb * price[src]) and r.after.usd == approx(gb * price[dst])
     assert r.monthly_kgco2e_saved == approx(gb * _kwh_per_gb_month() * (grid[src] - grid[dst]) * 1000)
     assert r.transfer_usd == approx(gb * _table("transfer", "inter_region_out_per_gb")[src])
-    requests = _table("requests", "by_region_per_request", "STANDARD_get")[src] + _table("requests", "by_region_per_request", "STANDARD_put")[dst]
-    assert r.requests_usd == approx(objects * requests)
+    per_request = MODEL["requests"]["by_region_per_request"]
+    assert r.requests_usd == approx(objects * (per_request["STANDARD_get"]["values"][src] + per_request["STANDARD_put"]["values"][dst]))
     networking = gb * _table("carbon", "networking_kwh_per_gb") * _table("carbon", "pue", "ccf")
     assert r.one_off_kgco2e == approx(networking * grid[src] * 1000)  # the source Region's grid
     assert r.payback_months_kgco2e == approx(r.one_off_kgco2e / r.monthly_kgco2e_saved)
     assert r.monthly_usd_saved == 0 and r.payback_months_usd == math.inf  # same price: the transfer never pays back
     assert r.estimate.net_kgco2e(12 * econ.DAYS_PER_MONTH) == approx(12 * r.monthly_kgco2e_saved - r.one_off_kgco2e)
+    assert r.notes == ()  # Standard only: the assumed IA/GIR/INT request prices are not used, so not said
 
 
 def test_transfer_prices_pairs_and_the_assumed_default():
@@ -300,6 +301,7 @@ def test_relocating_ia_and_glacier_pays_retrieval_and_says_what_is_not_counted()
                 + 100 * (glacier_get + per_request["GLACIER_put"]["values"][dst]))
     assert r.requests_usd == approx(expected)
     assert any("restored before they are copied" in n for n in r.notes)
+    assert any("request and transition prices" in n and "ASSUMPTION" in n for n in r.notes)  # IA's are used
     assert any("early-deletion" in n for n in r.notes)
 
 

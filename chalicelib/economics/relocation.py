@@ -38,6 +38,8 @@ from chalicelib.economics.figures import CCF, CarbonMethod, model, rates, value
 
 #: The classes whose objects must be restored before they can be read, hence copied.
 _RESTORE_FIRST = ("GLACIER", "DEEP_ARCHIVE")
+#: The classes whose request prices outside us-east-1 are us-east-1's (``rates``' note, which names them).
+_ASSUMED_REQUEST_PRICES = ("STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "INTELLIGENT_TIERING")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,12 @@ def _spread(bytes_by_class: Mapping[str, float], objects: int) -> dict[str, int]
     return {cls: max(1, round(objects * size / total)) for cls, size in bytes_by_class.items()}
 
 
+def _relevant(notes: tuple[str, ...], sizes: Mapping[str, float]) -> tuple[str, ...]:
+    """The rates' notes that concern these classes, once each: the assumed IA/GIR/INT request prices only when they are used."""
+    assumed_used = any(cls in _ASSUMED_REQUEST_PRICES for cls in sizes)
+    return tuple(dict.fromkeys(n for n in notes if assumed_used or "request and transition prices" not in n))
+
+
 def _month(bytes_by_class: Mapping[str, float], counts: Mapping[str, int], region: str, carbon: CarbonMethod) -> Footprint:
     months = [storage_month(size, cls, region, counts[cls], carbon=carbon) for cls, size in bytes_by_class.items()]
     return Footprint(sum(m.usd for m in months), sum(m.kgco2e for m in months), sum(m.billable_bytes for m in months),
@@ -175,7 +183,7 @@ def relocation(bytes_by_class: Mapping[str, float], objects: int, from_region: s
     counts = _spread(sizes, objects) if sizes else {}
     before = _month(sizes, counts, from_region, carbon)
     if from_region == to_region:
-        return Relocation(from_region, to_region, before, before, 0.0, 0.0, 0.0, before.notes)
+        return Relocation(from_region, to_region, before, before, 0.0, 0.0, 0.0, _relevant(before.notes, sizes))
     after = _month(sizes, counts, to_region, carbon)
     gb = sum(sizes.values()) / GB
     per_gb, transfer_note = transfer_per_gb(from_region, to_region)
@@ -183,7 +191,7 @@ def relocation(bytes_by_class: Mapping[str, float], objects: int, from_region: s
                    + retrieval_usd(size, cls, from_region) for cls, size in sizes.items())
     source = rates(from_region, carbon)
     kwh = gb * value("carbon", "networking_kwh_per_gb") * source.pue
-    notes = [*before.notes, *after.notes, *([transfer_note] if transfer_note else [])]
+    notes = [*_relevant(before.notes + after.notes, sizes), *([transfer_note] if transfer_note else [])]
     if any(cls in _RESTORE_FIRST for cls in sizes):
         notes.append("GLACIER/DEEP_ARCHIVE objects are restored before they are copied: the retrieval per GB is counted, "
                      "the restore requests and the days the restored copies are kept are not")
