@@ -1,4 +1,4 @@
-"""The ``leanlake`` command: validate, plan, apply, batch, convert, report, demo, iam, package, deploy, destroy.
+"""The ``leanlake`` command: validate, plan, apply, batch, convert, report, regions, demo, iam, package, deploy, destroy.
 
 Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
 stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
@@ -496,6 +496,91 @@ def _savings_table(rows: list[dict[str, Any]], days: int, namespace: str) -> Any
                       f"{r['monthly_kgco2e_saved']:.4f}")
     return table
 
+
+
+@app.command()
+def regions(
+    policies: Optional[list[Path]] = PoliciesOption,
+    bucket: Optional[list[str]] = BucketOption,
+    top: int = typer.Option(3, "--top", min=1, max=40, help="Show this many of the cleanest Regions."),
+    carbon_method: str = typer.Option("ccf", "--carbon-method", metavar="ccf|electricity_maps_2025|gsf_2023",
+                                      help="The grid factors that rank the Regions and price the CO2e: Cloud Carbon "
+                                           "Footprint's (default), Electricity Maps 2025, or the Green Software Foundation's 2023."),
+    days: int = typer.Option(3, "--days", min=1, max=455,
+                             help="Read S3's daily storage metrics over this many days (a bucket with none is listed instead)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Where to store it: each bucket's Region, its grid intensity (g CO2e/kWh) and S3 Standard price, beside the
+    cleanest Regions the economics model prices, and what moving the bucket's current footprint would save a month
+    ($ and kg CO2e) against the one-off move (inter-Region transfer, a GET and a PUT per object, the transfer's CO2e),
+    with the payback in months. Regulation, latency and egress to where the data is used come first: this compares
+    storage price and grid carbon only. Reads GetBucketLocation and CloudWatch AWS/S3 in each bucket's Region; with
+    --bucket, no policies are read."""
+    from chalicelib.economics import grid_tables
+    from chalicelib.s3 import client
+    from leanlake.regions import RegionsError, advise
+
+    if carbon_method not in grid_tables():
+        fail("--carbon-method", f"{carbon_method!r} is not one of {', '.join(grid_tables())}")
+    buckets = bucket or list(_load(policies).buckets)
+    if not buckets:
+        fail("regions", "no bucket: name one with --bucket, or give policies that name buckets")
+    try:
+        document = advise(client(), buckets, top=top, carbon_method=carbon_method, days=days)
+    except RegionsError as exc:
+        fail(exc.subject, exc.reason)
+    if as_json:
+        emit_json(document)
+        return
+    _print_regions(document)
+
+
+def _payback(value: Any) -> str:
+    return value if isinstance(value, str) else f"{value:,.1f} months"
+
+
+def _figure(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, or two significant digits when that would show a non-zero as 0."""
+    return f"{value:,.{decimals}f}" if value == 0 or abs(value) >= 10**-decimals else f"{value:.2g}"
+
+
+def _print_regions(document: dict[str, Any]) -> None:
+    """``regions``' tables, one a bucket, then its notes, the caveat, the carbon method and the sources."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from chalicelib.economics import value
+    from leanlake.regions import METHOD_NAMES
+
+    console = Console()
+    method = document["carbon_method"]
+    for b in document["buckets"]:
+        grid = "no grid factor" if b["grid_gco2e_per_kwh"] is None else f"{b['grid_gco2e_per_kwh']:,.1f} g CO2e/kWh"
+        price = "no price" if b["storage_usd_per_gb_month"] is None else f"${b['storage_usd_per_gb_month']}/GB-month"
+        source = "S3 storage metrics" if b["footprint_source"] == "cloudwatch" else "a listing"
+        table = Table(title=f"s3://{b['bucket']} in {b['region']}: {grid}, Standard {price}; {b['bytes']:,} bytes in "
+                            f"{b['objects']:,} objects (from {source}), ${_figure(b['monthly_usd'], 2)} and "
+                            f"{_figure(b['monthly_kgco2e'], 4)} kg CO2e a month")
+        for column in ("move to", "g CO2e/kWh", "$/GB-month", "$/month saved", "kg CO2e/month saved", "one-off $",
+                       "one-off kg CO2e", "payback $", "payback CO2e"):
+            table.add_column(column, justify="left" if column == "move to" else "right")
+        for c in b["candidates"]:
+            here = c["region"] == b["region"]
+            table.add_row(c["region"] + (" (here)" if here else ""), f"{c['grid_gco2e_per_kwh']:,.1f}", f"{c['storage_usd_per_gb_month']}",
+                          _figure(c["monthly_usd_saved"], 2), _figure(c["monthly_kgco2e_saved"], 4), _figure(c["one_off_usd"], 2),
+                          _figure(c["one_off_kgco2e"], 4), "-" if here else _payback(c["payback_months_usd"]),
+                          "-" if here else _payback(c["payback_months_kgco2e"]))
+        console.print(table)
+        for note in b["notes"]:
+            console.print(f"* {escape(note)}")
+    console.print(f"[bold]{escape(document['note'])}[/]")
+    others = [m for m in document["carbon_methods"] if m != method]
+    console.print(f"Carbon: {METHOD_NAMES.get(method, method)} grid factors, CCF's PUE of {value('carbon', 'pue', 'ccf')}; "
+                  f"also available: --carbon-method {' or '.join(others)}.")
+    console.print("Sources:")
+    for name, cited in document["sources"].items():
+        console.print(f"  {name}: {cited['figure']}: {escape(cited['source'])} (as of {cited['as_of']})")
 
 @contextmanager
 def _narration() -> Iterator[Callable[[str], None]]:

@@ -239,3 +239,93 @@ def test_storage_class_facts_have_one_source_the_model():
     assert {c: storage_class(c).min_days for c in class_names()} == {
         "STANDARD": 0, "STANDARD_IA": 30, "INTELLIGENT_TIERING": 0, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
     assert {c for c in class_names() if storage_class(c).min_billable == 128 * 1024} == {"STANDARD_IA", "ONEZONE_IA", "GLACIER_IR"}
+
+
+# --- Moving data between Regions (leanlake regions) ------------------------------------------------
+# Expected values are computed here from model.yaml's figures, not through the functions under test.
+
+MODEL = yaml.safe_load(MODEL_PATH.read_text())
+
+
+def _table(*path):
+    node = MODEL
+    for part in path:
+        node = node[part]
+    return node["values"] if "values" in node else node["value"]
+
+
+def _kwh_per_gb_month():
+    """CCF storage energy of one GB of S3 Standard for a month, PUE included."""
+    return (_table("units", "hours_per_day") * _table("units", "ccf_days_in_month") / _table("units", "ccf_gb_per_tb")
+            * _table("carbon", "hdd_wh_per_tbh") * _table("storage", "STANDARD", "replication_factor")
+            * _table("carbon", "pue", "ccf") / 1000)
+
+
+def test_relocation_prices_both_months_the_transfer_and_the_copy_requests():
+    gb, objects, src, dst = 2_000, 200_000, "eu-west-1", "eu-north-1"
+    r = econ.relocation({"STANDARD": gb * GiB}, objects, src, dst)
+    price, grid = _table("storage", "STANDARD", "price_by_region"), _table("carbon", "grid_tco2e_per_kwh", "ccf")
+    assert r.before.usd == approx(gb * price[src]) and r.after.usd == approx(gb * price[dst])
+    assert r.monthly_kgco2e_saved == approx(gb * _kwh_per_gb_month() * (grid[src] - grid[dst]) * 1000)
+    assert r.transfer_usd == approx(gb * _table("transfer", "inter_region_out_per_gb")[src])
+    per_request = MODEL["requests"]["by_region_per_request"]
+    assert r.requests_usd == approx(objects * (per_request["STANDARD_get"]["values"][src] + per_request["STANDARD_put"]["values"][dst]))
+    networking = gb * _table("carbon", "networking_kwh_per_gb") * _table("carbon", "pue", "ccf")
+    assert r.one_off_kgco2e == approx(networking * grid[src] * 1000)  # the source Region's grid
+    assert r.payback_months_kgco2e == approx(r.one_off_kgco2e / r.monthly_kgco2e_saved)
+    assert r.monthly_usd_saved == 0 and r.payback_months_usd == math.inf  # same price: the transfer never pays back
+    assert r.estimate.net_kgco2e(12 * econ.DAYS_PER_MONTH) == approx(12 * r.monthly_kgco2e_saved - r.one_off_kgco2e)
+    assert r.notes == ()  # Standard only: the assumed IA/GIR/INT request prices are not used, so not said
+
+
+def test_transfer_prices_pairs_and_the_assumed_default():
+    assert econ.transfer_per_gb("us-east-1", "us-east-2") == (0.01, None)  # the US East pair
+    assert econ.transfer_per_gb("us-east-1", "eu-north-1") == (0.02, None)
+    assert econ.transfer_per_gb("af-south-1", "eu-north-1") == (approx(110.25 / 750), None)  # infracost's 750 GB line
+    price, note = econ.transfer_per_gb("me-central-1", "eu-north-1")
+    assert price == MODEL["transfer"]["inter_region_out_default_per_gb"]["value"] and "me-central-1" in note
+    assert MODEL["transfer"]["inter_region_out_default_per_gb"]["source"].startswith("ASSUMPTION")
+    moved = econ.relocation({"STANDARD": 10 * GiB}, 10, "me-central-1", "eu-north-1")
+    assert note in moved.notes and moved.transfer_usd == approx(10 * price)
+
+
+def test_relocating_ia_and_glacier_pays_retrieval_and_says_what_is_not_counted():
+    src, dst = "eu-west-1", "eu-west-3"
+    r = econ.relocation({"STANDARD_IA": 30 * GiB, "GLACIER": 10 * GiB}, 400, src, dst)  # 300 and 100 objects
+    retrieval = MODEL["retrieval"]["by_region_per_gb"]
+    per_request = MODEL["requests"]["by_region_per_request"]
+    east = MODEL["requests"]["us_east_1"]  # IA request prices and Glacier GETs outside us-east-1: us-east-1's (the model's rule)
+    ia, glacier_get = east["STANDARD_IA"], east["GLACIER"]["get_per_1000"]["value"] / 1000
+    expected = (30 * retrieval["STANDARD_IA"]["values"][src] + 10 * retrieval["GLACIER_standard"]["values"][src]
+                + 300 * (ia["get_per_1000"]["value"] + ia["put_per_1000"]["value"]) / 1000
+                + 100 * (glacier_get + per_request["GLACIER_put"]["values"][dst]))
+    assert r.requests_usd == approx(expected)
+    assert any("restored before they are copied" in n for n in r.notes)
+    assert any("request and transition prices" in n and "ASSUMPTION" in n for n in r.notes)  # IA's are used
+    assert any("early-deletion" in n for n in r.notes)
+
+
+def test_staying_moves_nothing_and_a_worse_region_never_pays_back():
+    here = econ.relocation({"STANDARD": 100 * GiB}, 1_000, "eu-north-1", "eu-north-1")
+    assert (here.one_off_usd, here.one_off_kgco2e, here.monthly_usd_saved, here.monthly_kgco2e_saved) == (0, 0, 0, 0)
+    worse = econ.relocation({"STANDARD": 100 * GiB}, 1_000, "eu-north-1", "sa-east-1")
+    assert worse.monthly_usd_saved < 0 and worse.monthly_kgco2e_saved < 0
+    assert worse.payback_months_usd == math.inf and worse.payback_months_kgco2e == math.inf
+
+
+@pytest.mark.parametrize("table", ["ccf", "electricity_maps_2025", "gsf_2023"])
+def test_cleanest_regions_are_the_model_table_where_storage_is_priced(table):
+    grid, price = _table("carbon", "grid_tco2e_per_kwh", table), _table("storage", "STANDARD", "price_by_region")
+    expected = sorted((factor, price[name], name) for name, factor in grid.items() if name in price)
+    found = econ.cleanest_regions(CarbonMethod(grid=table))
+    assert [name for name, _ in found] == [name for _, _, name in expected]
+    assert "cn-north-1" not in dict(found) and "Unknown" not in dict(found)  # no S3 price in the model
+    assert econ.grid_tables() == ("ccf", "electricity_maps_2025", "gsf_2023")
+
+
+def test_relocation_sources_name_the_model_figures():
+    cited = econ.sources(CarbonMethod(grid="gsf_2023"))
+    assert cited["grid"] == {"figure": "carbon.grid_tco2e_per_kwh.gsf_2023",
+                             "source": MODEL["carbon"]["grid_tco2e_per_kwh"]["gsf_2023"]["source"],
+                             "as_of": MODEL["carbon"]["grid_tco2e_per_kwh"]["gsf_2023"]["as_of"]}
+    assert cited["transfer_per_gb"]["source"].startswith("https://") and cited["networking_kwh_per_gb"]["as_of"]

@@ -12,6 +12,9 @@ following the Cloud Carbon Footprint method:
 - helpers: ``penalty_usd``, ``transition_usd``, ``requests_usd``, ``retrieval_usd``, ``lambda_run``,
   ``break_even_bytes``; ``rates(region, carbon)`` for the flat figures; ``CarbonMethod`` to pick
   other grid factors (Electricity Maps 2025, GSF 2023) or AWS's per-region PUE.
+- ``relocation(bytes_by_class, objects, from_region, to_region) -> Relocation``: moving data to another Region
+  (monthly before/after, one-off transfer, requests and CO2e, payback); ``cleanest_regions``, ``grid_factor``,
+  ``standard_price``, ``transfer_per_gb``, ``grid_tables``, ``sources`` (see ``relocation.py``).
 
 Why: ``plan`` acts only when a change is worth it (the "worth it" guarantee) and reports what it saves.
 
@@ -61,10 +64,21 @@ from chalicelib.economics.figures import (
     storage_class,
     value,
 )
+from chalicelib.economics.relocation import (
+    Relocation,
+    cleanest_regions,
+    grid_factor,
+    grid_tables,
+    relocation,
+    sources,
+    standard_price,
+    transfer_per_gb,
+)
 
 __all__ = [
     "CCF", "CCF_CLASS_NOTE", "DAYS_PER_MONTH", "GB", "CarbonMethod", "Estimate", "Footprint", "LambdaRun", "Rates",
     "StorageClassFacts", "break_even_bytes", "class_change", "class_names", "conversion", "deletion", "lambda_run",
     "model", "needs_restore", "penalty_usd", "rates", "requests_usd", "retrieval_usd", "storage_class",
     "storage_month", "transition_usd", "value",
+    "Relocation", "cleanest_regions", "grid_factor", "grid_tables", "relocation", "sources", "standard_price", "transfer_per_gb",
 ]
