@@ -405,16 +405,17 @@ def find_duplicates(s3: Any, sources: Iterable[tuple[str, Iterable[Listed]]], *,
     with contextlib.closing(index):
         for label, objects in sources:
             batch: list[Listed] = []
-            for obj in objects:
-                scanned += 1
+            read = 0
+            for read, obj in enumerate(objects, 1):
                 if obj.size >= min_size:
                     batch.append(obj)
                 if len(batch) >= _BATCH:
                     index.add(batch)
                     batch.clear()
-                    say(f"{label}: {scanned:,} objects read")
+                    say(f"{label}: {read:,} objects read")
             index.add(batch)
-            say(f"{label}: {scanned:,} objects read")
+            scanned += read
+            say(f"{label}: {read:,} objects read")
         say("comparing objects of the same size")
         for same_size in index.shared_sizes():
             groups, unsure = compare(s3, same_size)
