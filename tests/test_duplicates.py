@@ -17,6 +17,7 @@ What moto 5.2.5 returns, and what these tests therefore rest on (probed with bot
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -233,6 +234,7 @@ def test_policies_buckets_and_the_human_report(lake, tmp_path):
 # Random lakes: groups by the bytes themselves, restricted to what S3 can prove, equal what the scan finds.
 STYLES = ("put", "mp-5-crc64", "mp-6-crc64", "mp-5-plain")
 BIG = blob(10, PART + 2 * MiB)  # parts of 5 or 6 MiB leave a last part
+RANDOM_LAKES = itertools.count()
 
 
 def upload(s3, bucket: str, key: str, body: bytes, style: str) -> None:
@@ -270,7 +272,8 @@ def provable(objects: dict[tuple[str, str], tuple[bytes, str]]) -> set[frozenset
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 1), st.text("ab", max_size=2), st.sampled_from(STYLES)), min_size=1, max_size=8))
 def test_random_lakes_group_exactly_as_their_bytes_allow(s3, spec):
-    buckets = [f"dup-random-{os.getpid()}-{random.getrandbits(40):x}-{i}" for i in range(2)]
+    run_number = next(RANDOM_LAKES)
+    buckets = [f"dup-random-{os.getpid()}-{run_number}-{i}" for i in range(2)]
     for name in buckets:
         s3.create_bucket(Bucket=name)
     objects = {}
