@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from datetime import datetime
 from typing import Any, Iterator
 from urllib.parse import unquote_plus
@@ -51,6 +52,27 @@ def _row_to_ref(bucket: str, row: dict[str, Any], *, encoded: bool) -> ObjectRef
 _PARQUET_NAMES = {"bucket": "Bucket", "key": "Key", "version_id": "VersionId", "is_latest": "IsLatest",
                   "is_delete_marker": "IsDeleteMarker", "size": "Size", "last_modified_date": "LastModifiedDate",
                   "e_tag": "ETag", "storage_class": "StorageClass"}
+
+
+def listed_fields(manifest: dict[str, Any]) -> frozenset[str] | None:
+    """The fields the inventory's rows carry (CSV names: ``Size``, ``ETag``…), from the manifest's ``fileSchema``;
+    None when the manifest does not say (a reader that needs a field then finds out row by row).
+
+        >>> sorted(listed_fields({"fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, ETag"}))
+        ['Bucket', 'ETag', 'Key', 'Size']
+        >>> schema = "message s3.inventory { required binary bucket (STRING); optional int64 size; optional binary e_tag (STRING); }"
+        >>> sorted(listed_fields({"fileFormat": "Parquet", "fileSchema": schema}))
+        ['Bucket', 'ETag', 'Size']
+    """
+    schema, file_format = manifest.get("fileSchema"), str(manifest.get("fileFormat", "")).upper()
+    if not isinstance(schema, str):
+        return None
+    if file_format == "CSV":
+        return frozenset(c.strip() for c in schema.split(","))
+    if file_format == "PARQUET":
+        names = re.findall(r"(?:required|optional|repeated)\s+\w+\s+(\w+)", schema)
+        return frozenset(_PARQUET_NAMES.get(name, name) for name in names)
+    return None
 
 
 def read_manifest(s3: Any, manifest_uri: str) -> dict[str, Any]:

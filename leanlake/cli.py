@@ -1,4 +1,5 @@
-"""The ``leanlake`` command: validate, plan, apply, batch, convert, report, regions, demo, iam, package, deploy, destroy.
+"""The ``leanlake`` command: validate, plan, apply, duplicates, batch, convert, report, regions, demo, iam, package, deploy,
+destroy.
 
 Conventions: with ``--json`` stdout holds exactly one JSON document (logs and EMF metrics go to
 stderr); a bad input ends with one line, ``leanlake: <input>: <reason>``, exit status 1, and no
@@ -244,6 +245,89 @@ def apply(
         typer.echo(json.dumps(report["totals"]))
     if any(o.status == "error" for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def duplicates(
+    policies: Optional[list[Path]] = PoliciesOption,
+    bucket: Optional[list[str]] = BucketOption,
+    inventory: Optional[list[str]] = InventoryOption,
+    min_size: str = typer.Option("1 KiB", "--min-size",
+                                 help="Leave out objects smaller than this, e.g. 1, '64 KiB', '1 MB' (empty objects always are)."),
+    region: str = typer.Option("us-east-1", "--region", help="Region whose prices and grid price the wasted copies."),
+    top: int = typer.Option(20, "--top", min=1, help="Groups shown in the table (--json has them all)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Report groups of byte-identical objects across the buckets, and the bytes, $ and kg CO2e a month their extra
+    copies cost. Report only: nothing is deleted.
+
+    Buckets: each --bucket (no policies read), else the policies'. Each is listed whole (leanlake's _leanlake/ keys
+    left out), or read from an --inventory of it (repeatable, one per bucket; it must list Size and ETag).
+    Same bytes are proved, never guessed from names: the same size and the same single-part ETag, the same
+    multipart ETag, or the same full-object CRC64NVME/SHA-256/SHA-1 checksum (HeadObject, only for sizes a
+    multipart upload shares). Objects of a shared size that nothing can match or tell apart are counted as
+    not comparable. The copy kept is the one in the warmest class; the others are the waste."""
+    from chalicelib.policy.units import parse_size
+    from chalicelib.s3 import client
+    from leanlake.duplicates import ScanError, find_duplicates, inventory_source, listed
+
+    try:
+        smallest = parse_size(min_size)
+    except ValueError as exc:
+        fail("--min-size", str(exc), 2)
+    buckets = list(dict.fromkeys(bucket or _load(policies).buckets))
+    s3 = client()
+    readers: dict[str, tuple[str, Any]] = {}
+    try:
+        for uri in inventory or ():
+            source, rows = inventory_source(s3, uri)
+            if source not in buckets:
+                fail(uri, f"inventory of bucket {source}, which is not among the buckets scanned ({', '.join(buckets) or '-'})")
+            if source in readers:
+                fail(uri, f"a second inventory of bucket {source} (the first: {readers[source][0]})")
+            readers[source] = (uri, rows)
+        sources = [readers.get(b) or (f"s3://{b}", listed(s3, b)) for b in buckets]
+        with _narration() as say:
+            found = find_duplicates(s3, sources, min_size=smallest, region=region, say=say)
+    except ScanError as exc:
+        fail(exc.subject, exc.reason)
+    if as_json:
+        emit_json(found.as_dict())
+        return
+    _print_duplicates(found, top)
+
+
+def _print_duplicates(found: Any, top: int) -> None:
+    """``duplicates``' table of the groups wasting most, then the totals, said plainly."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def money(value: float, places: int) -> str:  # a copy's month is often under a hundredth of a cent: keep it visible
+        return f"{value:.{places}f}" if value == 0 or value >= 10**-places else f"{value:.1e}"
+
+    console = Console()
+    if found.groups:
+        table = Table(title=f"Byte-identical objects: the {min(top, len(found.groups))} of {len(found.groups)} groups wasting "
+                            "most bytes (each group's first copy is the one kept)")
+        for column in ("bytes each", "copies", "wasted bytes", "$/month", "kg CO2e/month", "proved by"):
+            table.add_column(column, justify="right" if column not in ("copies", "proved by") else "left", overflow="fold")
+        for g in found.groups[:top]:
+            shown = [f"{c.uri} ({c.storage_class})" for c in g.copies[:6]]
+            if len(g.copies) > 6:
+                shown.append(f"… {len(g.copies) - 6} more (use --json)")
+            table.add_row(f"{g.size:,}", "\n".join(shown), f"{g.wasted_bytes:,}", money(g.wasted_monthly_usd, 4),
+                          money(g.wasted_monthly_kgco2e, 6), ", ".join(g.proved_by))
+        console.print(table)
+    t = found.totals()
+    usd, kg = sum(g.wasted_monthly_usd for g in found.groups), sum(g.wasted_monthly_kgco2e for g in found.groups)  # unrounded
+    console.print(f"{t['groups']:,} groups of identical objects, {t['copies']:,} copies among {t['objects_scanned']:,} objects "
+                  f"(from {found.min_size:,} bytes): {t['wasted_bytes']:,} bytes wasted, ${money(usd, 2)} and "
+                  f"{money(kg, 4)} kg CO2e a month ({found.region}). Report only: nothing was deleted.")
+    if t["not_comparable"]:
+        console.print(f"{t['not_comparable']:,} objects share their size with objects nothing can match or tell apart "
+                      "(multipart uploads without a full-object checksum): not comparable, not grouped.")
+    for note in found.notes:
+        console.print(f"note: {note}")
 
 
 @app.command()
