@@ -122,7 +122,9 @@ def test_demo_json_reports_conversions_and_savings(tmp_path):
     assert [o["key"] for o in summary["outcomes"] if o["status"] == "skip"] == ["raw/labels/classes.csv"]
     # sources are gone, outputs are there: the bucket's own listing says what happened
     assert sorted(summary["bucket_after"]) == ["curated/events/2026-11-01.parquet", "curated/events/2026-11-02.parquet",
-                                               "curated/users/users.parquet", "logs/app/2026-11-01.log.zst", "raw/labels/classes.csv"]
+                                               "curated/users/users.parquet", "experiments/exp-42/checkpoint/weights.bin",
+                                               "logs/app/2026-11-01.log.zst", "models/ranker-v5/weights.bin",
+                                               "raw/labels/classes.csv"]
     # the demo lake's footprint and savings, as `leanlake report` reads them from the embedded CloudWatch
     report = summary["report"]
     today, yesterday = (datetime.now(timezone.utc) - timedelta(days=d) for d in (0, 1))
@@ -155,6 +157,10 @@ def test_demo_serve_keeps_the_embedded_stack_up_for_the_cli_until_interrupted(tm
         reported = leanlake("report", "--json", env=env, cwd=tmp_path)
         assert reported.returncode == 0, reported.stderr
         assert {r["bucket"] for r in json.loads(reported.stdout)["footprint"]} == {"leanlake-demo"}
+        duplicates = leanlake("duplicates", "--json", env=env, cwd=tmp_path)
+        assert duplicates.returncode == 0, duplicates.stderr
+        assert [sorted(c["key"] for c in g["copies"]) for g in json.loads(duplicates.stdout)["groups"]] == [
+            ["experiments/exp-42/checkpoint/weights.bin", "models/ranker-v5/weights.bin"]]
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0, demo.stderr.read()
         gone = leanlake("plan", "--json", env={**env, "AWS_MAX_ATTEMPTS": "1"}, cwd=tmp_path)

@@ -80,3 +80,6 @@ def demo_files(rows: int = 60_000, seed: int = 2026) -> Iterator[tuple[str, byte
     yield "raw/users/users.jsonl.gz", _users_jsonl_gz(rng, max(rows // 4, 1))
     yield "logs/app/2026-11-01.log.gz", _logs_gz(rng, rows, day)
     yield "raw/labels/classes.csv", b"label,name\n0,no_purchase\n1,purchase\n"
+    weights = rng.randbytes(256 * 1024)  # a model checkpoint saved twice: what `leanlake duplicates` finds
+    yield "models/ranker-v5/weights.bin", weights
+    yield "experiments/exp-42/checkpoint/weights.bin", weights
