@@ -444,23 +444,23 @@ def report(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.pipeline import describe_error
-    from chalicelib.report import footprint, savings, totals
+    from chalicelib.report import document
 
     buckets = set(bucket or _load(policies).buckets)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
     cloudwatch = boto3.client("cloudwatch")
     try:
-        stored = footprint(cloudwatch, buckets, days=days, region=region)
-        rows = savings(cloudwatch, days=days, namespace=namespace, region=region, buckets=buckets)
+        found = document(cloudwatch, buckets, days=days, namespace=namespace, region=region)
     except (ClientError, BotoCoreError) as exc:
         fail("cloudwatch", describe_error(exc)[0])
     if as_json:
-        emit_json({"days": days, "namespace": namespace, **stored, "savings": rows, "totals": totals(stored["footprint"], rows)})
+        emit_json(found)
         return
     from rich.console import Console
 
+    rows = found["savings"]
     console = Console()
-    console.print(_footprint_table(stored["footprint"], days) if stored["footprint"] else "no S3 storage metrics in this window")
+    console.print(_footprint_table(found["footprint"], days) if found["footprint"] else "no S3 storage metrics in this window")
     console.print(_savings_table(rows, days, namespace) if rows else "no leanlake metrics in this window")
     for r in rows:
         if r["note"]:
