@@ -200,6 +200,18 @@ def test_the_page_plans_the_policies_buckets_and_says_why_when_it_cannot(seeded,
     assert "no plan: no policies to plan with" in (page := out.read_text(encoding="utf-8")) and "planned" not in charts(page)
 
 
+def test_a_plan_that_fails_is_a_warning_and_the_page_says_why(seeded, tmp_path):
+    """The policies name a bucket S3 does not have: listing it fails, the report does not."""
+    missing = f"html-missing-{next(_names)}"
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(f"policies:\n  - name: gone\n    bucket: {missing}\n    actions: [{{storage_class: STANDARD_IA}}]\n")
+    out = tmp_path / "r.html"
+    result = run_report("--bucket", missing, "--policies", str(policies), "--html", str(out))
+    assert f"warning: s3://{missing}: " in result.stderr and "the page has no plan" in result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert f"no plan: planning s3://{missing} failed: " in page and "NoSuchBucket" in page
+
+
 def test_a_report_to_a_missing_directory_fails_in_one_line(seeded, tmp_path):
     result = CliRunner().invoke(app, ["report", "--bucket", seeded["lake"], "--html", str(tmp_path / "nowhere" / "r.html")])
     assert result.exit_code == 1
