@@ -6,7 +6,12 @@ output), the Count metric each action declares for its ``ok`` outcomes (``Object
 ``ObjectsRecompressed``, ``ObjectsReclassed``, ``ObjectsExpired``), ``ObjectsSkipped``,
 ``ConversionErrors``, and the estimated monthly savings of every outcome (``Outcome.monthly_saved``)
 as ``MonthlyUsdSaved`` and ``MonthlyKgCO2eSaved`` (unit None; skips and errors add 0, so each
-(bucket, policy) with outcomes has them, even at 0: the report can tell them from older data); and
+(bucket, policy) with outcomes has them, even at 0: the report can tell them from older data). The two
+savings metrics are also published per action, in a second EMF document per (bucket, policy, action)
+dimensioned by ``bucket``, ``policy`` and ``action`` and holding only them, for every action but a
+``skip`` decision (which saves nothing by definition, and would only add custom metrics to pay for):
+``leanlake report`` shows savings by action from these, and its per-policy rows only from the first
+documents, so nothing is counted twice; and
 ``BadRecords``, dimensioned by ``trigger`` (``sqs``, ``s3``, ``eventbridge``): event records
 leanlake could not act on (malformed, or naming an object it could not read), each also logged on
 one line naming the record and the reason. In CLI runs EMF and logs go to stderr so stdout stays
@@ -116,6 +121,10 @@ class Ledger:
         saved = outcome.monthly_saved
         pending[USD_SAVED] += saved.usd
         pending[KGCO2E_SAVED] += saved.kgco2e
+        if d.action != "skip":
+            by_action = self._pending[(("bucket", d.bucket), ("policy", d.policy), ("action", d.action))]
+            by_action[USD_SAVED] += saved.usd
+            by_action[KGCO2E_SAVED] += saved.kgco2e
         if outcome.status == "ok":
             pending["BytesIn"] += outcome.bytes_before
             pending["BytesOut"] += outcome.bytes_after
@@ -159,11 +168,21 @@ class Ledger:
         self._pending[tuple(sorted(dimensions.items()))][metric] += value
 
     def counted(self, metric: str) -> float:
-        """The pending total of ``metric`` over every dimension (what ``flush`` will emit)."""
-        return sum(values.get(metric, 0.0) for values in self._pending.values())
+        """The pending total of ``metric`` over every dimension (what ``flush`` will emit), savings by action
+        left out: they repeat the per-(bucket, policy) savings.
+
+        >>> from chalicelib.decision import Decision
+        >>> ledger = Ledger(emit_metrics=False)
+        >>> _ = ledger.record(Outcome(Decision("b", "k", "p", "expire", "old", 0.5, 0.001), "ok", "deleted"))
+        >>> ledger.counted("MonthlyUsdSaved")
+        0.5
+        """
+        return sum(values.get(metric, 0.0) for dims, values in self._pending.items()
+                   if not any(name == "action" for name, _ in dims))
 
     def flush(self) -> None:
-        """Emit one EMF document per (bucket, policy), and per trigger with bad records, for this run."""
+        """Emit one EMF document per (bucket, policy), per (bucket, policy, action) with the savings, and per trigger
+        with bad records, for this run."""
         pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
         if not self._emit or not pending:
             return

@@ -8,6 +8,11 @@ savings are the sums of ``MonthlyUsdSaved`` and ``MonthlyKgCO2eSaved``, each out
 published by an older version has no such metric: its row prices ``BytesSaved`` at S3 Standard in
 ``region`` instead, and its ``note`` says so.
 
+The ledger also publishes the two savings metrics per action (an ``action`` dimension besides ``bucket`` and
+``policy``): ``savings_by_action`` sums those, and ``savings`` leaves them out, so that no saving is counted
+twice. ``document`` is the whole report (what ``leanlake report --json`` prints and ``--html`` draws);
+``planned_savings`` sums what a plan of the policies' buckets would still save, per (policy, action).
+
 Example:
     >>> rows = savings(cloudwatch_client, days=30)      # doctest: +SKIP
     >>> rows[0]["bytes_saved"], rows[0]["monthly_usd_saved"], rows[0]["note"]   # doctest: +SKIP
@@ -18,10 +23,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from chalicelib.economics import storage_month
 from chalicelib.ledger import KGCO2E_SAVED, SAVINGS_METRICS, USD_SAVED, count_metrics, snake
+from chalicelib.plan import Totals
+
+if TYPE_CHECKING:
+    from chalicelib.decision import Decision
 
 #: A report row's key: (bucket, policy).
 Row = tuple[str, str]
@@ -50,38 +59,103 @@ def priced(values: Mapping[str, float], published: bool, region: str) -> dict[st
             "note": f"no {USD_SAVED} published (an older leanlake): only BytesSaved, priced at S3 Standard in {region}"}
 
 
-def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", region: str = "us-east-1",
-            buckets: set[str] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per (bucket, policy): the metric sums over the last ``days`` and the monthly $ / kg CO2e saved.
+#: The sums of one namespace's metrics over a window: (dimensions as sorted (name, value) pairs) → metric → sum.
+Published = dict[tuple[tuple[str, str], ...], dict[str, float]]
 
-    ``region`` prices only rows without published savings (see ``priced``)."""
+
+def published(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", buckets: set[str] | None = None,
+              now: datetime | None = None) -> Published:
+    """Every ledger metric (``metrics()``) with a ``bucket`` dimension in ``namespace``, summed over the last ``days``:
+    one ``list_metrics`` walk, then ``GetMetricData`` with one period as long as the window (500 metrics a call, each
+    matched on its exact dimensions), read once for ``savings_rows`` and ``action_rows``."""
     end = (now or datetime.now(timezone.utc)) + timedelta(minutes=1)  # include the current minute
     start = end - timedelta(days=days)
-    names = metrics()
-    sums: dict[Row, dict[str, float]] = defaultdict(lambda: dict.fromkeys(names, 0.0))
-    published: set[Row] = set()
-    seen: set[tuple[str, tuple]] = set()
+    names = set(metrics())
+    found: list[tuple[tuple[tuple[str, str], ...], dict[str, Any]]] = []  # (sorted dimensions, the metric as listed)
+    listed: set[tuple[tuple[tuple[str, str], ...], str]] = set()
     for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=namespace):
         for metric in page.get("Metrics", ()):
             dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", ())))
             name = metric["MetricName"]
             labels = dict(dims)
-            if name not in names or "bucket" not in labels or (name, dims) in seen:  # list_metrics may repeat entries
+            if name not in names or "bucket" not in labels or (dims, name) in listed:  # list_metrics may repeat entries
                 continue
-            seen.add((name, dims))
             if buckets and labels["bucket"] not in buckets:
                 continue
-            row = (labels["bucket"], labels.get("policy", ""))
-            if name in SAVINGS_METRICS:
-                published.add(row)
-            stats = cloudwatch.get_metric_statistics(
-                Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims],
-                StartTime=start, EndTime=end, Period=max(60, days * 86400), Statistics=["Sum"])
-            sums[row][name] += sum(p["Sum"] for p in stats.get("Datapoints", ()))
+            listed.add((dims, name))
+            found.append((dims, metric))
+    # Each metric is asked for with its dimensions in the order list_metrics gave them: CloudWatch matches them in any
+    # order, moto (5.x) only in the order they were put.
+    stats = [{"Metric": {"Namespace": namespace, "MetricName": metric["MetricName"], "Dimensions": metric.get("Dimensions", [])},
+              "Period": max(60, days * 86400), "Stat": "Sum"} for _, metric in found]
+    sums: Published = defaultdict(dict)
+    for (dims, metric), points in zip(found, metric_points(cloudwatch, stats, start, end), strict=True):
+        sums[dims][metric["MetricName"]] = sum(value for _, value in points)
+    return dict(sums)
+
+
+def savings_rows(sums: Published, region: str = "us-east-1") -> list[dict[str, Any]]:
+    """One row per (bucket, policy): the metric sums and the monthly $ / kg CO2e saved. Metrics with an ``action``
+    dimension are left out: they repeat the savings by action (``action_rows``), and would count them twice.
+
+    >>> dims = (("bucket", "lake"), ("policy", "archive"), ("service", "leanlake"))
+    >>> sums = {dims: {"MonthlyUsdSaved": 2.0, "MonthlyKgCO2eSaved": 0.5, "ObjectsExpired": 3},
+    ...         (("action", "expire"), *dims): {"MonthlyUsdSaved": 2.0, "MonthlyKgCO2eSaved": 0.5}}
+    >>> [(r["policy"], r["objects_expired"], r["monthly_usd_saved"]) for r in savings_rows(sums)]
+    [('archive', 3, 2.0)]
+    """
+    names = metrics()
+    rows: dict[Row, dict[str, float]] = defaultdict(lambda: dict.fromkeys(names, 0.0))
+    with_savings: set[Row] = set()
+    for dims, values in sums.items():
+        labels = dict(dims)
+        if "action" in labels:
+            continue
+        row = (labels["bucket"], labels.get("policy", ""))
+        for name, value in values.items():
+            rows[row][name] += value
+        if any(name in SAVINGS_METRICS for name in values):
+            with_savings.add(row)
     return [{"bucket": bucket, "policy": policy,
              **{snake(k): int(v) for k, v in values.items() if k not in SAVINGS_METRICS},
-             **priced(values, (bucket, policy) in published, region)}
-            for (bucket, policy), values in sorted(sums.items())]
+             **priced(values, (bucket, policy) in with_savings, region)}
+            for (bucket, policy), values in sorted(rows.items())]
+
+
+def action_rows(sums: Published) -> list[dict[str, Any]]:
+    """One row per (bucket, policy, action): the sums of the savings the ledger published per action.
+
+    >>> dims = (("action", "expire"), ("bucket", "lake"), ("policy", "archive"), ("service", "leanlake"))
+    >>> action_rows({dims: {"MonthlyUsdSaved": 2.0, "MonthlyKgCO2eSaved": 0.5},
+    ...              dims[1:]: {"MonthlyUsdSaved": 2.0, "MonthlyKgCO2eSaved": 0.5}})
+    [{'bucket': 'lake', 'policy': 'archive', 'action': 'expire', 'monthly_usd_saved': 2.0, 'monthly_kgco2e_saved': 0.5}]
+    """
+    rows: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for dims, values in sums.items():
+        labels = dict(dims)
+        if "action" not in labels:
+            continue
+        row = rows[(labels["bucket"], labels.get("policy", ""), labels["action"])]
+        row[0] += values.get(USD_SAVED, 0.0)
+        row[1] += values.get(KGCO2E_SAVED, 0.0)
+    return [{"bucket": bucket, "policy": policy, "action": action, "monthly_usd_saved": round(usd, 6),
+             "monthly_kgco2e_saved": round(kg, 9)}
+            for (bucket, policy, action), (usd, kg) in sorted(rows.items())]
+
+
+def savings(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", region: str = "us-east-1",
+            buckets: set[str] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per (bucket, policy): the metric sums over the last ``days`` and the monthly $ / kg CO2e saved.
+
+    ``region`` prices only rows without published savings (see ``priced``)."""
+    return savings_rows(published(cloudwatch, days=days, namespace=namespace, buckets=buckets, now=now), region)
+
+
+def savings_by_action(cloudwatch: Any, *, days: int = 30, namespace: str = "leanlake", buckets: set[str] | None = None,
+                      now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per (bucket, policy, action): the monthly $ / kg CO2e saved that the ledger published per action
+    over the last ``days`` (data of a leanlake that published savings per policy only has none)."""
+    return action_rows(published(cloudwatch, days=days, namespace=namespace, buckets=buckets, now=now))
 
 
 #: S3's daily ``BucketSizeBytes`` storage types (CloudWatch namespace ``AWS/S3``) and the storage class each
@@ -112,26 +186,33 @@ Series = list[tuple[str, float]]
 
 
 def s3_query(bucket: str, metric: str, storage_type: str) -> dict[str, Any]:
-    """The ``MetricStat`` of one of S3's free daily storage metrics: Average over a day, as S3 publishes it once a day."""
+    """The ``MetricStat`` of one of S3's free daily storage metrics: Average over a day, as S3 publishes it once a day.
+
+    The dimensions are in the order moto (5.x) publishes them for its buckets: CloudWatch matches them in any order,
+    moto only in the order they were put."""
     return {"Metric": {"Namespace": "AWS/S3", "MetricName": metric,
-                       "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]},
+                       "Dimensions": [{"Name": "StorageType", "Value": storage_type}, {"Name": "BucketName", "Value": bucket}]},
             "Period": 86400, "Stat": "Average"}
 
 
-def daily_series(cloudwatch: Any, stats: list[dict[str, Any]], start: datetime, end: datetime) -> list[Series]:
-    """Each ``MetricStat``'s daily points between ``start`` and ``end``, in the order given, through
-    ``GetMetricData`` (500 queries a call, every page): one request per 500 series, not one per series."""
-    found: list[dict[str, float]] = [{} for _ in stats]
+def metric_points(cloudwatch: Any, stats: list[dict[str, Any]], start: datetime, end: datetime) -> list[list[tuple[datetime, float]]]:
+    """Each ``MetricStat``'s (timestamp, value) points between ``start`` and ``end``, in the order given, oldest first,
+    through ``GetMetricData`` (500 queries a call, every page): one request per 500 series, not one per series."""
+    found: list[list[tuple[datetime, float]]] = [[] for _ in stats]
     for first in range(0, len(stats), MAX_QUERIES):
         queries = [{"Id": f"q{first + i}", "MetricStat": stat, "ReturnData": True}
                    for i, stat in enumerate(stats[first:first + MAX_QUERIES])]
         for page in cloudwatch.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"):
             for result in page.get("MetricDataResults", ()):
-                points = found[int(result["Id"][1:])]
-                for stamp, value in zip(result.get("Timestamps", ()), result.get("Values", ()), strict=True):
-                    points[stamp.astimezone(timezone.utc).date().isoformat()] = value
-    return [sorted(points.items()) for points in found]
+                found[int(result["Id"][1:])].extend(zip(result.get("Timestamps", ()), result.get("Values", ()), strict=True))
+    return found
+
+
+def daily_series(cloudwatch: Any, stats: list[dict[str, Any]], start: datetime, end: datetime) -> list[Series]:
+    """Each daily ``MetricStat``'s points between ``start`` and ``end`` by UTC date, in the order given (``metric_points``)."""
+    return [sorted({stamp.astimezone(timezone.utc).date().isoformat(): value for stamp, value in points}.items())
+            for points in metric_points(cloudwatch, stats, start, end)]
 
 
 def footprint(cloudwatch: Any, buckets: set[str], *, days: int = 30, region: str = "us-east-1",
@@ -180,3 +261,52 @@ def totals(footprint_rows: list[dict[str, Any]], savings_rows: list[dict[str, An
             "monthly_kgco2e": round(sum(r["monthly_kgco2e"] for r in footprint_rows), 9),
             "monthly_usd_saved": round(sum(r["monthly_usd_saved"] for r in savings_rows), 6),
             "monthly_kgco2e_saved": round(sum(r["monthly_kgco2e_saved"] for r in savings_rows), 9)}
+
+
+def document(cloudwatch: Any, buckets: set[str], *, days: int, namespace: str, region: str,
+             now: datetime | None = None) -> dict[str, Any]:
+    """The whole report of ``buckets`` over the last ``days``, as ``leanlake report --json`` prints it: ``days``,
+    ``namespace``, ``footprint`` and ``trend`` (``footprint``), ``savings`` per (bucket, policy), ``savings_by_action``
+    per (bucket, policy, action) and ``totals``; the savings are read from CloudWatch once for both."""
+    stored = footprint(cloudwatch, buckets, days=days, region=region, now=now)
+    sums = published(cloudwatch, days=days, namespace=namespace, buckets=buckets, now=now)
+    rows = savings_rows(sums, region)
+    return {"days": days, "namespace": namespace, **stored, "savings": rows, "savings_by_action": action_rows(sums),
+            "totals": totals(stored["footprint"], rows)}
+
+
+#: The figures ``planned_savings`` keeps of ``chalicelib.plan``'s totals.
+PLANNED_FIGURES = ("decisions", "monthly_usd_saved", "monthly_kgco2e_saved", "one_off_usd")
+
+
+def planned_savings(decisions: Iterable[Decision]) -> dict[str, Any]:
+    """What the policies still plan to save: per (policy, action), from ``chalicelib.plan``'s totals, the decisions,
+    the monthly USD and kg CO2e saved and the one-off USD; ``skipped``: the decisions that do nothing (no row).
+
+    ``rows``: [{policy, action, decisions, monthly_usd_saved, monthly_kgco2e_saved, one_off_usd}], sorted;
+    ``totals``: the same figures over every row.
+
+    >>> from chalicelib.decision import Decision
+    >>> planned = planned_savings([Decision("lake", "a.csv", "tables", "convert", "csv", 0.5, 0.01, 0.002),
+    ...                            Decision("lake", "b.csv", "tables", "convert", "csv", 0.25, 0.005, 0.001),
+    ...                            Decision("lake", "c.txt", "tables", "skip", "not csv")])
+    >>> [(r["policy"], r["action"], r["decisions"], r["monthly_usd_saved"], r["one_off_usd"]) for r in planned["rows"]]
+    [('tables', 'convert', 2, 0.75, 0.003)]
+    >>> planned["skipped"], planned["totals"]["monthly_kgco2e_saved"]
+    (1, 0.015)
+    """
+    groups: dict[tuple[str, str], Totals] = defaultdict(Totals)
+    acting, skipped = Totals(), 0
+    for decision in decisions:
+        if decision.action == "skip":
+            skipped += 1
+            continue
+        groups[(decision.policy, decision.action)].add(decision)
+        acting.add(decision)
+
+    def figures(summed: Totals) -> dict[str, Any]:
+        overall = summed.as_dict()["overall"]
+        return {name: overall[name] for name in PLANNED_FIGURES}
+
+    return {"rows": [{"policy": policy, "action": action, **figures(summed)} for (policy, action), summed in sorted(groups.items())],
+            "skipped": skipped, "totals": figures(acting)}

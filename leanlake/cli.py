@@ -510,6 +510,12 @@ def _one_line(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+HtmlReportOption = typer.Option(None, "--html", metavar="FILE",
+                                help="Also write the report as one self-contained HTML page with charts (storage by class, "
+                                     "footprint over time, savings by policy and action, what the policies still plan to "
+                                     "save); it needs no network to view.")
+
+
 @app.command()
 def report(
     days: int = typer.Option(30, "--days", min=1, max=455, help="Read this many days of metrics (CloudWatch keeps 15 months)."),
@@ -518,37 +524,94 @@ def report(
     region: str = typer.Option("us-east-1", "--region",
                                help="Region whose prices and grid price the footprint, and the bytes saved of data an older "
                                     "leanlake published (without MonthlyUsdSaved)."),
+    html: Optional[Path] = HtmlReportOption,
+    no_plan: bool = typer.Option(False, "--no-plan", help="With --html: leave out what the policies still plan to save "
+                                                          "(planning lists the buckets, read-only)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Show what the policies' buckets store and what leanlake saved, both from CloudWatch: S3's free daily storage
     metrics (bytes per storage class, objects, $ and kg CO2e a month, a daily trend), then leanlake's own metrics
     (bytes, objects, errors, $ and kg CO2e a month saved) per bucket and policy. No S3 request; with --bucket, no
-    policies are read either."""
+    policies are read either. --html FILE also writes the page, and plans the policies' buckets for it (an S3
+    listing, read-only) unless --no-plan."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.pipeline import describe_error
-    from chalicelib.report import footprint, savings, totals
+    from chalicelib.report import document
 
+    if html is not None and not html.parent.is_dir():
+        fail(str(html), f"directory {html.parent} does not exist")
     buckets = set(bucket or _load(policies).buckets)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
     cloudwatch = boto3.client("cloudwatch")
     try:
-        stored = footprint(cloudwatch, buckets, days=days, region=region)
-        rows = savings(cloudwatch, days=days, namespace=namespace, region=region, buckets=buckets)
+        found = document(cloudwatch, buckets, days=days, namespace=namespace, region=region)
     except (ClientError, BotoCoreError) as exc:
         fail("cloudwatch", describe_error(exc)[0])
+    if html is not None:
+        _write_html_report(html, found, *_report_plan(policies, bucket, no_plan))
     if as_json:
-        emit_json({"days": days, "namespace": namespace, **stored, "savings": rows, "totals": totals(stored["footprint"], rows)})
+        emit_json(found)
         return
     from rich.console import Console
 
+    rows = found["savings"]
     console = Console()
-    console.print(_footprint_table(stored["footprint"], days) if stored["footprint"] else "no S3 storage metrics in this window")
+    console.print(_footprint_table(found["footprint"], days) if found["footprint"] else "no S3 storage metrics in this window")
     console.print(_savings_table(rows, days, namespace) if rows else "no leanlake metrics in this window")
     for r in rows:
         if r["note"]:
             console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
+
+
+def _report_plan(policies: Optional[list[Path]], bucket: Optional[list[str]], skip: bool) -> tuple[Optional[dict[str, Any]], str]:
+    """What the policies still plan to save in the report's buckets (``planned_savings``), or None and why there is
+    none: ``--no-plan``, no policies (``--bucket`` needs none), none naming the buckets, or a listing that failed,
+    which is a warning, never the report's failure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.context import RunContext
+    from chalicelib.pipeline import describe_error
+    from chalicelib.policy import PolicyError, load_policies
+    from chalicelib.report import planned_savings
+    from chalicelib.s3 import client
+    from chalicelib.sweep import bucket_decisions
+
+    if skip:
+        return None, "no plan: --no-plan was given"
+    try:
+        loaded = load_policies(_policy_paths(policies))
+    except PolicyError as exc:
+        return None, f"no plan: no policies to plan with ({exc.problems[0]})"
+    targets = [b for b in (bucket or loaded.buckets) if b in loaded.buckets]
+    if not targets:
+        return None, f"no plan: no policy names {', '.join(bucket or [])}"
+    ctx = RunContext(policies=loaded, s3=client(), now=datetime.now(timezone.utc))
+    subject = ""
+    try:
+        def decisions() -> Iterator[Any]:
+            nonlocal subject
+            for name in targets:
+                subject = f"s3://{name}"
+                yield from bucket_decisions(ctx, name, loaded)
+
+        return planned_savings(decisions()), ""
+    except (ClientError, BotoCoreError) as exc:
+        reason = describe_error(exc)[0]
+        typer.echo(f"warning: {subject}: {reason}: the page has no plan", err=True)
+        return None, f"no plan: planning {subject} failed: {reason}"
+
+
+def _write_html_report(path: Path, found: dict[str, Any], planned: Optional[dict[str, Any]], no_plan: str) -> None:
+    """Write ``report --html``'s page and say where, on stderr (stdout stays the report)."""
+    from leanlake.html_report import render
+
+    try:
+        path.write_text(render(found, planned, no_plan=no_plan), encoding="utf-8")
+    except OSError as exc:
+        fail(str(path), exc.strerror or str(exc))
+    typer.echo(f"wrote {path}: the report as one page, no network needed to view it", err=True)
 
 
 def _footprint_table(rows: list[dict[str, Any]], days: int) -> Any:

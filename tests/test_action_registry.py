@@ -96,8 +96,9 @@ def test_a_registered_action_is_planned_executed_and_counted(stamp, s3, bucket):
     assert tags(s3, bucket, "in/a.bin") == tags(s3, bucket, "in/b.bin") == {"stamped": "v1"}
     assert tags(s3, bucket, "out/c.bin") == {}
     assert report["totals"]["objects_stamped"] == 2
-    [emf] = [json.loads(line) for line in metrics.getvalue().splitlines() if line.strip()]
+    [emf, by_action] = [json.loads(line) for line in metrics.getvalue().splitlines() if line.strip()]
     assert (emf["ObjectsStamped"], emf["policy"]) == ([2.0], "stamper")
+    assert (by_action["action"], by_action["policy"], "ObjectsStamped" in by_action) == (Stamp.name, "stamper", False)
 
 
 def test_a_registered_action_runs_on_upload_and_is_granted_what_it_calls(stamp, s3, bucket):

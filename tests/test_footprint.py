@@ -36,7 +36,7 @@ def s3_metric(cloudwatch, bucket: str, name: str, storage_type: str, when: datet
     """One daily datapoint as S3 publishes it: namespace AWS/S3, dimensions BucketName and StorageType, at 00:00 UTC."""
     cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
         "MetricName": name, "Timestamp": when, "Value": value, "Unit": "Bytes" if name == "BucketSizeBytes" else "Count",
-        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
+        "Dimensions": [{"Name": "StorageType", "Value": storage_type}, {"Name": "BucketName", "Value": bucket}]}])
 
 
 @pytest.fixture
@@ -92,11 +92,12 @@ def test_report_json_and_table_show_the_footprint_before_the_savings(seeded, tmp
     result = CliRunner().invoke(app, ["report", "--bucket", lake, "--days", "7", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert set(document) == {"days", "namespace", "footprint", "trend", "savings", "totals"} and document["days"] == 7
+    assert set(document) == {"days", "namespace", "footprint", "trend", "savings", "savings_by_action", "totals"}
+    assert document["days"] == 7
     assert [(r["storage_class"], r["bytes"]) for r in document["footprint"]] == [
         ("GLACIER", 41 * GiB), ("STANDARD", 7 * GiB), ("STANDARD_IA", 3 * GiB)]
     assert [p["bytes"] for p in document["trend"]] == [45 * GiB, 48 * GiB, 51 * GiB]
-    assert document["savings"] == []
+    assert document["savings"] == document["savings_by_action"] == []
     assert document["totals"]["monthly_usd"] == pytest.approx(sum(r["monthly_usd"] for r in document["footprint"]))
     monkeypatch.setenv("COLUMNS", "200")  # one line a row
     table = CliRunner().invoke(app, ["report", "--bucket", lake, "--days", "7"])

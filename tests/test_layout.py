@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Top-level packages the Lambda functions must never import: the tooling, and what only it installs.
-TOOLING_ONLY = {"leanlake", "typer", "rich", "moto", "flask", "flask_cors", "pytest", "hypothesis"}
+TOOLING_ONLY = {"leanlake", "typer", "rich", "plotly", "moto", "flask", "flask_cors", "pytest", "hypothesis"}
 
 
 def imported_packages(path: Path) -> set[str]:

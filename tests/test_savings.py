@@ -1,6 +1,7 @@
 """Every action's saving reaches the ledger: a sweep on the moto server publishes MonthlyUsdSaved and
-MonthlyKgCO2eSaved (EMF) per bucket and policy, its totals add them up, and ``leanlake report``
-reads back what CloudWatch (moto's, on loopback) was given."""
+MonthlyKgCO2eSaved (EMF) per bucket and policy, and again per bucket, policy and action; its totals add
+them up, and ``leanlake report`` reads back what CloudWatch (moto's, on loopback) was given, each saving
+once per policy row and once per action row."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from chalicelib import economics as econ
 from chalicelib.context import RunContext
 from chalicelib.ledger import Ledger
 from chalicelib.policy import load_policies
-from chalicelib.report import savings
+from chalicelib.report import savings, savings_by_action
 from chalicelib.sweep import sweep
 
 MiB = 2**20
@@ -73,9 +74,15 @@ def value(doc: dict[str, Any], metric: str) -> float:
 
 
 def saved_by_policy(docs: list[dict[str, Any]], bucket: str) -> dict[str, tuple[float, float]]:
-    """policy → (MonthlyUsdSaved, MonthlyKgCO2eSaved) of ``bucket``'s EMF documents."""
+    """policy → (MonthlyUsdSaved, MonthlyKgCO2eSaved) of ``bucket``'s per-(bucket, policy) EMF documents."""
     return {doc["policy"]: (value(doc, "MonthlyUsdSaved"), value(doc, "MonthlyKgCO2eSaved"))
-            for doc in docs if doc.get("bucket") == bucket}
+            for doc in docs if doc.get("bucket") == bucket and "action" not in doc}
+
+
+def saved_by_action(docs: list[dict[str, Any]], bucket: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """(policy, action) → (MonthlyUsdSaved, MonthlyKgCO2eSaved) of ``bucket``'s per-action EMF documents."""
+    return {(doc["policy"], doc["action"]): (value(doc, "MonthlyUsdSaved"), value(doc, "MonthlyKgCO2eSaved"))
+            for doc in docs if doc.get("bucket") == bucket and "action" in doc}
 
 
 def run_sweep(tmp_path: Path, s3: Any, bucket: str, *, dry_run: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -145,3 +152,42 @@ def test_the_report_reads_back_what_the_sweep_published(s3, seeded, tmp_path):
         assert (rows[policy]["monthly_usd_saved"], rows[policy]["monthly_kgco2e_saved"]) == (round(usd, 6), round(kg, 9))
         assert rows[policy]["note"] is None
     assert (rows["scratch"]["objects_expired"], rows["features"]["objects_reclassed"]) == (1, 1)
+
+
+def test_each_action_saving_is_published_again_by_action_with_only_the_savings(s3, seeded, tmp_path):
+    """A second EMF document per (bucket, policy, action) holds the two savings metrics, and per policy they add
+    up to the policy's own document; a skip decision gets none (it saves nothing by definition)."""
+    _, docs = run_sweep(tmp_path, s3, seeded)
+    by_action = saved_by_action(docs, seeded)
+    assert {action for _, action in by_action} == {"expire", "storage_class", "convert", "lifecycle"}
+    assert "skip" not in {doc.get("action") for doc in docs}
+    for doc in docs:
+        if "action" in doc:
+            (directive,) = doc["_aws"]["CloudWatchMetrics"]
+            assert directive["Dimensions"] == [["service", "bucket", "policy", "action"]] or \
+                sorted(directive["Dimensions"][0]) == ["action", "bucket", "policy", "service"]
+            assert sorted(m["Name"] for m in directive["Metrics"]) == ["MonthlyKgCO2eSaved", "MonthlyUsdSaved"]
+    for policy, (usd, kg) in saved_by_policy(docs, seeded).items():
+        mine = [saved for (p, _), saved in by_action.items() if p == policy]
+        assert (sum(u for u, _ in mine), sum(k for _, k in mine)) == pytest.approx((usd, kg))
+    expired = econ.deletion(MiB, "STANDARD", REGION)
+    assert by_action[("scratch", "expire")] == pytest.approx((expired.monthly_usd_saved, expired.monthly_kgco2e_saved))
+
+
+def test_the_report_counts_each_saving_once_per_policy_and_once_per_action(s3, seeded, tmp_path):
+    """Read back from CloudWatch after two sweeps' worth of documents: the per-policy rows ignore the metrics with an
+    action dimension (no double count), and the by-action rows are the sums of what was published per action."""
+    _, docs = run_sweep(tmp_path, s3, seeded)
+    cloudwatch = boto3.client("cloudwatch")
+    for doc in docs + docs:  # twice: sums over datapoints, not the last one
+        publish(cloudwatch, doc)
+    rows = {row["policy"]: row for row in savings(cloudwatch, buckets={seeded})}
+    for policy, (usd, kg) in saved_by_policy(docs, seeded).items():
+        assert (rows[policy]["monthly_usd_saved"], rows[policy]["monthly_kgco2e_saved"]) == (round(2 * usd, 6), round(2 * kg, 9))
+    actions = {(r["policy"], r["action"]): r for r in savings_by_action(cloudwatch, buckets={seeded})}
+    assert set(actions) == set(saved_by_action(docs, seeded))
+    for key, (usd, kg) in saved_by_action(docs, seeded).items():
+        assert (actions[key]["monthly_usd_saved"], actions[key]["monthly_kgco2e_saved"]) == (round(2 * usd, 6), round(2 * kg, 9))
+        assert actions[key]["bucket"] == seeded
+    assert sum(r["monthly_usd_saved"] for r in rows.values()) == pytest.approx(
+        sum(r["monthly_usd_saved"] for r in actions.values()), abs=1e-5)
