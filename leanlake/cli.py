@@ -622,8 +622,8 @@ def _footprint_table(rows: list[dict[str, Any]], days: int) -> Any:
     for column in ("bucket", "storage class", "bytes", "objects", "$/month", "kg CO2e/month"):
         table.add_column(column, justify="left" if column in ("bucket", "storage class") else "right")
     for r in rows:
-        table.add_row(r["bucket"], r["storage_class"], f"{r['bytes']:,}", f"{r['objects']:,}", f"{r['monthly_usd']:.2f}",
-                      f"{r['monthly_kgco2e']:.4f}")
+        table.add_row(r["bucket"], r["storage_class"], f"{r['bytes']:,}", f"{r['objects']:,}", _figure(r["monthly_usd"], 2),
+                      _figure(r["monthly_kgco2e"], 4))
     return table
 
 
@@ -639,8 +639,8 @@ def _savings_table(rows: list[dict[str, Any]], days: int, namespace: str) -> Any
     for r in rows:
         objects = sum(r[snake(metric)] for metric in count_metrics().values())
         table.add_row(r["bucket"], r["policy"], f"{objects:,}", f"{r['bytes_in']:,}", f"{r['bytes_out']:,}", f"{r['bytes_saved']:,}",
-                      f"{r['conversion_errors']:,}", f"{r['monthly_usd_saved']:.2f}" + ("*" if r["note"] else ""),
-                      f"{r['monthly_kgco2e_saved']:.4f}")
+                      f"{r['conversion_errors']:,}", _figure(r["monthly_usd_saved"], 2) + ("*" if r["note"] else ""),
+                      _figure(r["monthly_kgco2e_saved"], 4))
     return table
 
 
@@ -756,19 +756,29 @@ def demo(
     serve: bool = typer.Option(False, "--serve", help="Keep the embedded S3 running afterwards and print the environment "
                                                       "to try plan, apply, report and duplicates on it by hand; Ctrl-C stops it."),
     port: int = typer.Option(0, "--port", min=0, max=65535, help="With --serve: the loopback port (default: a free one)."),
+    html: Optional[Path] = HtmlReportOption,
 ) -> None:
     """Run the whole loop on an embedded local S3 (moto, 127.0.0.1): no AWS account, no network.
 
     Creates a bucket with S3 → SQS notifications, applies the demo policies, uploads realistic
     ML-lake data (CSV, JSON Lines, gzip logs, one multipart upload), delivers the queued events to
     the Lambda handler code, and prints what happened, then the demo lake's footprint and savings as
-    `leanlake report` reads them from the embedded CloudWatch."""
+    `leanlake report` reads them from the embedded CloudWatch (--html FILE: as the report's page)."""
     from leanlake.demo.run import run_demo
     from leanlake.local import MissingDemoExtra
 
+    if html is not None and not html.parent.is_dir():
+        fail(str(html), f"directory {html.parent} does not exist")
+
+    def show(summary: dict[str, Any]) -> None:
+        if html is not None:
+            _write_html_report(html, summary["report"], summary["planned"], "")
+        if serve:
+            _serve_demo(summary)
+
     try:
         with _narration() as say:
-            summary = run_demo(rows=rows, say=say, port=port, serve=_serve_demo if serve else None)
+            summary = run_demo(rows=rows, say=say, port=port, serve=show)
     except MissingDemoExtra as exc:
         fail("demo", str(exc))
     except OSError as exc:
@@ -803,8 +813,11 @@ def _print_demo(summary: dict[str, Any], as_json: bool) -> None:
     console.print(f"At this ratio, every TiB in S3 Standard (us-east-1) saves ${per_tib['usd']:.2f} and "
                   f"{per_tib['kgco2e']:.3f} kg CO2e a month (Cloud Carbon Footprint method).")
     report = summary["report"]
-    console.print(_footprint_table(report["footprint"], 2))
-    console.print(_savings_table(report["savings"], 2, "leanlake"))
+    console.print(_footprint_table(report["footprint"], report["days"]))
+    console.print(_savings_table(report["savings"], report["days"], report["namespace"]))
+    as_uploaded, now = report["trend"][0]["bytes"], report["trend"][-1]["bytes"]
+    console.print(f"The demo lake: {as_uploaded:,} bytes as uploaded (yesterday's S3 storage metric), {now:,} after leanlake "
+                  f"(today's); `leanlake demo --html report.html` draws it, `--serve` keeps the stack up to try more.")
 
 
 def _serve_demo(summary: dict[str, Any]) -> None:

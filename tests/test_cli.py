@@ -114,7 +114,7 @@ def test_convert_s3_to_s3_with_the_standard_environment(s3, bucket, aws, tmp_pat
 
 
 def test_demo_json_reports_conversions_and_savings(tmp_path):
-    result = leanlake("demo", "--json", "--rows", "20000", cwd=tmp_path)  # works from any directory
+    result = leanlake("demo", "--json", "--rows", "20000", "--html", "demo.html", cwd=tmp_path)  # works from any directory
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["objects_converted"] == 3 and summary["objects_recompressed"] == 1 and summary["errors"] == 0
@@ -135,6 +135,9 @@ def test_demo_json_reports_conversions_and_savings(tmp_path):
     assert sum(r["bytes_saved"] for r in report["savings"]) == summary["bytes_saved"]
     assert sum(r["objects_converted"] for r in report["savings"]) == summary["objects_converted"]
     assert report["totals"]["monthly_usd_saved"] > 0 and report["totals"]["monthly_kgco2e_saved"] > 0
+    assert summary["planned"]["rows"] == [] or all(r["policy"].startswith("demo-") for r in summary["planned"]["rows"])
+    page = (tmp_path / "demo.html").read_text(encoding="utf-8")  # the same report as one page
+    assert "leanlake-demo" in page and "demo-tables-to-parquet" in page and "no plan:" not in page
 
 
 def test_demo_serve_keeps_the_embedded_stack_up_for_the_cli_until_interrupted(tmp_path):

@@ -125,7 +125,10 @@ def test_the_searches_ask_for_exactly_the_dimensions_the_ledger_emits():
     for _, dimensions, metric, _, _ in searches:
         # the count metrics of the other actions are emitted exactly like ObjectsExpired
         expected = emitted.get(metric) or (emitted["ObjectsExpired"] if metric in count_metrics().values() else set())
-        assert expected == {dimensions}, (metric, dimensions, expected)
+        assert dimensions in expected, (metric, dimensions, expected)
+    # the savings are emitted per policy and again per action: the dashboard sums the per-policy set only
+    assert emitted["MonthlyUsdSaved"] == {frozenset({"bucket", "policy", "service"}), frozenset({"bucket", "policy", "action", "service"})}
+    assert {d for _, d, metric, _, _ in searches if metric == "MonthlyUsdSaved"} == {frozenset({"bucket", "policy", "service"})}
 
 
 def test_the_namespace_is_the_stages_and_quoted_when_it_has_to_be():

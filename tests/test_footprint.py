@@ -36,7 +36,7 @@ def s3_metric(cloudwatch, bucket: str, name: str, storage_type: str, when: datet
     """One daily datapoint as S3 publishes it: namespace AWS/S3, dimensions BucketName and StorageType, at 00:00 UTC."""
     cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
         "MetricName": name, "Timestamp": when, "Value": value, "Unit": "Bytes" if name == "BucketSizeBytes" else "Count",
-        "Dimensions": [{"Name": "StorageType", "Value": storage_type}, {"Name": "BucketName", "Value": bucket}]}])
+        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leanlake.cli import app
+from leanlake.local import publish_storage_metrics
 
 _names = count()
 GiB = 2**30
@@ -42,7 +43,7 @@ def s3_metric(cloudwatch: Any, bucket: str, storage_type: str, when: datetime, v
     """One of S3's daily BucketSizeBytes datapoints (namespace AWS/S3) at 00:00 UTC."""
     cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
         "MetricName": "BucketSizeBytes", "Timestamp": when, "Value": value, "Unit": "Bytes",
-        "Dimensions": [{"Name": "StorageType", "Value": storage_type}, {"Name": "BucketName", "Value": bucket}]}])
+        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
 
 
 def saved(cloudwatch: Any, usd: float, kg: float, **dimensions: str) -> None:
@@ -178,6 +179,7 @@ def test_the_page_plans_the_policies_buckets_and_says_why_when_it_cannot(seeded,
     """Planning lists the policies' bucket (read-only); --no-plan and --bucket without policies each say why there is no plan."""
     bucket = planned_lake.read_text().split("bucket: ")[1].split()[0]
     out = tmp_path / "planned.html"
+    stored = publish_storage_metrics(boto3.client("s3"), boto3.client("cloudwatch"), bucket, datetime.now(timezone.utc))
     run_report("--policies", str(planned_lake), "--html", str(out))
     page = out.read_text(encoding="utf-8")
     planned = charts(page)["planned"]
@@ -186,11 +188,11 @@ def test_the_page_plans_the_policies_buckets_and_says_why_when_it_cannot(seeded,
     assert "<td class=name>tables</td><td class=name>convert</td><td>2</td>" in page  # two CSVs to convert
     listed = boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]
     assert len(listed) == 2  # planned, nothing done
-    # The bucket's footprint: the points moto's CloudWatch makes for the buckets its S3 holds (NumberOfObjects is their
-    # count; its BucketSizeBytes is not their size but Python's size of moto's key objects, so only > 0 is checked).
+    # The bucket's footprint: its storage metrics as S3 would publish them (measured from its listing)
     [storage] = charts(page)["storage"]["data"]
     [(size, _, _, objects)] = storage["customdata"]
-    assert (storage["name"], storage["x"], objects) == ("STANDARD", [bucket], 2) and size > 0
+    assert (storage["name"], storage["x"], objects, size) == ("STANDARD", [bucket], 2, sum(o["Size"] for o in listed))
+    assert stored == {"STANDARD": size}
 
     run_report("--policies", str(planned_lake), "--html", str(out), "--no-plan")
     assert "no plan: --no-plan was given" in out.read_text(encoding="utf-8")

@@ -94,7 +94,7 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None, *, port: int = 0,
             publish_storage_metrics(s3, cloudwatch, BUCKET, today)
             outcomes = [o for r in results for o in r["outcomes"]]
             listed = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", ())]
-            summary = _summary(endpoint, uploaded, results, outcomes, listed, measured(cloudwatch))
+            summary = {**_summary(endpoint, uploaded, results, outcomes, listed), **measured(cloudwatch, s3)}
             summary["seconds"] = round(time.monotonic() - started, 2)
             if serve:
                 serve(summary)
@@ -103,19 +103,23 @@ def run_demo(rows: int = 60_000, say: Say = lambda _: None, *, port: int = 0,
     return summary
 
 
-def measured(cloudwatch: Any) -> dict[str, Any]:
-    """What ``leanlake report --json`` shows for the demo bucket over two days: its footprint (yesterday: as
-    uploaded; today: after leanlake) and leanlake's savings, from the metrics the run published."""
-    from chalicelib.report import footprint, savings, totals
+def measured(cloudwatch: Any, s3: Any) -> dict[str, Any]:
+    """What ``leanlake report --html`` shows for the demo bucket over two days: ``report``, the document of
+    ``report --json`` (its footprint, yesterday as uploaded and today after leanlake, and the savings the run
+    published), and ``planned``, what the demo policies still plan to save there (a read-only plan)."""
+    from chalicelib import runtime
+    from chalicelib.context import RunContext
+    from chalicelib.report import document, planned_savings
+    from chalicelib.sweep import bucket_decisions
 
-    stored = footprint(cloudwatch, {BUCKET}, days=2)
-    saved = savings(cloudwatch, days=1, buckets={BUCKET})
-    return {**stored, "savings": saved, "totals": totals(stored["footprint"], saved)}
+    policies = runtime.policies()
+    planned = planned_savings(bucket_decisions(RunContext(policies=policies, s3=s3), BUCKET, policies))
+    return {"report": document(cloudwatch, {BUCKET}, days=2, namespace="leanlake", region="us-east-1"), "planned": planned}
 
 
 def _summary(endpoint: str, uploaded: dict[str, int], results: list[dict[str, Any]], outcomes: list[dict[str, Any]],
-             listed: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Any]:
-    """``leanlake demo --json``: what was uploaded, what each event did, the bucket after, and the report."""
+             listed: list[dict[str, Any]]) -> dict[str, Any]:
+    """``leanlake demo --json`` (with ``measured``): what was uploaded, what each event did, the bucket after."""
     from chalicelib.economics import storage_month
 
     done = [o for o in outcomes if o["status"] == "ok"]
@@ -140,5 +144,4 @@ def _summary(endpoint: str, uploaded: dict[str, int], results: list[dict[str, An
         "outcomes": outcomes,
         "bucket_after": {o["Key"]: o["Size"] for o in listed if not is_reserved(o["Key"])},
         "audit_objects": {o["Key"]: o["Size"] for o in listed if is_reserved(o["Key"])},
-        "report": report,
     }
