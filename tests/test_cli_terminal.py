@@ -115,8 +115,9 @@ def test_log_format_json_brings_the_json_lines_back(tmp_path):
     assert run.code == 0
     logs = [line for line in run.json_lines() if "level" in line]
     assert any(line["message"].startswith("ok: convert s3://leanlake-demo/") and line["service"] == "leanlake" for line in logs)
-    assert any("_aws" in line for line in run.json_lines())  # the EMF documents, as a CLI run printed them before
-    assert TABLE_TITLE in run.screen
+    # the demo's EMF documents go where Lambda's go, into (the embedded) CloudWatch, and come back as the report
+    assert not any("_aws" in line for line in run.json_lines())
+    assert TABLE_TITLE in run.screen and "leanlake savings, last 2 days" in run.screen
 
 
 def test_quiet_prints_nothing_but_the_result(tmp_path):
