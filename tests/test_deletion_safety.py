@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -90,21 +91,22 @@ class Inject:
     def __init__(self, s3, operation: str, *, status: int = 0, code: str = "", when=lambda params: True, hook=None):
         self.s3, self.operation, self.status, self.code, self.when, self.hook = s3, operation, status, code, when, hook
         self.hits = 0
+        self._request = threading.local()  # deletions run on several threads: each request's own parameters
         s3.meta.events.register(f"before-parameter-build.s3.{operation}", self._before_call)
         s3.meta.events.register(f"before-send.s3.{operation}", self._before_send)
-        self._params = None
 
     def _before_call(self, params, **_):  # the API parameters, before serialisation
-        self._params = params
+        self._request.params = params
 
     def _before_send(self, request, **_):
         from botocore.awsrequest import AWSResponse
 
-        if not self.when(self._params or {}):
+        params = getattr(self._request, "params", None) or {}
+        if not self.when(params):
             return None
         self.hits += 1
         if self.hook:
-            self.hook(self._params)
+            self.hook(params)
             return None
         body = f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>".encode()
         return AWSResponse(request.url, self.status, {}, _Raw(body))
@@ -113,7 +115,7 @@ class Inject:
         return self
 
     def __exit__(self, *exc):
-        self.s3.meta.events.unregister(f"before-call.s3.{self.operation}", self._before_call)
+        self.s3.meta.events.unregister(f"before-parameter-build.s3.{self.operation}", self._before_call)
         self.s3.meta.events.unregister(f"before-send.s3.{self.operation}", self._before_send)
 
 

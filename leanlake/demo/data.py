@@ -4,12 +4,13 @@
   include ``NA``, Namibia), floats, a label column;
 - user features (JSON Lines, gzip): nested objects and lists;
 - application logs (gzip text);
-- a tiny CSV that Parquet would make bigger (the "worth it" rule leaves it alone).
+- a tiny CSV that Parquet would make bigger (the "worth it" rule leaves it alone);
+- a model checkpoint saved twice under two names (what ``leanlake duplicates`` finds).
 
 Example:
     >>> files = dict(demo_files(rows=100))
-    >>> sorted(files)[0]
-    'logs/app/2026-11-01.log.gz'
+    >>> files["models/ranker-v5/weights.bin"] == files["experiments/exp-42/checkpoint/weights.bin"]
+    True
 """
 
 from __future__ import annotations
