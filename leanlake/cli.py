@@ -522,8 +522,8 @@ def report(
     policies: Optional[list[Path]] = PoliciesOption,
     bucket: Optional[list[str]] = BucketOption,
     region: str = typer.Option("us-east-1", "--region",
-                               help="Region whose prices and grid price the footprint, and the bytes saved of data an older "
-                                    "leanlake published (without MonthlyUsdSaved)."),
+                               help="The Region of every --bucket, and of the policies' buckets whose policies set no "
+                                    "settings.region: where their metrics are read, and whose prices and grid price them."),
     html: Optional[Path] = HtmlReportOption,
     no_plan: bool = typer.Option(False, "--no-plan", help="With --html: leave out what the policies still plan to save "
                                                           "(planning lists the buckets, read-only)."),
@@ -542,11 +542,12 @@ def report(
 
     if html is not None and not html.parent.is_dir():
         fail(str(html), f"directory {html.parent} does not exist")
-    buckets = set(bucket or _load(policies).buckets)
+    regions = dict.fromkeys(bucket, region) if bucket else _bucket_regions(_load(policies), region)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
-    cloudwatch = boto3.client("cloudwatch")
+    session = boto3.session.Session()
     try:
-        found = document(cloudwatch, buckets, days=days, namespace=namespace, region=region)
+        found = document(lambda name: session.client("cloudwatch", region_name=name), regions, days=days,
+                         namespace=namespace)
     except (ClientError, BotoCoreError) as exc:
         fail("cloudwatch", describe_error(exc)[0])
     if html is not None:
@@ -563,6 +564,12 @@ def report(
     for r in rows:
         if r["note"]:
             console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
+
+
+def _bucket_regions(policy_set: Any, default: str) -> dict[str, str]:
+    """Each policy bucket's Region: the ``settings.region`` of its policies, else ``default``."""
+    return {name: next((lp.settings.region for lp in policy_set.for_bucket(name) if lp.settings.region), default)
+            for name in policy_set.buckets}
 
 
 def _report_plan(policies: Optional[list[Path]], bucket: Optional[list[str]], skip: bool) -> tuple[Optional[dict[str, Any]], str]:
