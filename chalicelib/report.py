@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import itemgetter
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -285,7 +286,7 @@ def document(cloudwatch_in: Callable[[str], Any], regions: Mapping[str, str], *,
             found[part] += rows
     parts = {"footprint": ("bucket", "storage_class"), "trend": ("date", "bucket"), "savings": ("bucket", "policy"),
              "savings_by_action": ("bucket", "policy", "action")}
-    ordered = {part: sorted(found[part], key=lambda row, key=key: tuple(row[k] for k in key)) for part, key in parts.items()}
+    ordered = {part: sorted(found[part], key=itemgetter(*key)) for part, key in parts.items()}
     return {"days": days, "namespace": namespace, "regions": dict(sorted(regions.items())), **ordered,
             "totals": totals(ordered["footprint"], ordered["savings"])}
 
