@@ -534,20 +534,18 @@ def report(
     (bytes, objects, errors, $ and kg CO2e a month saved) per bucket and policy. No S3 request; with --bucket, no
     policies are read either. --html FILE also writes the page, and plans the policies' buckets for it (an S3
     listing, read-only) unless --no-plan."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.pipeline import describe_error
     from chalicelib.report import document
+    from leanlake.regions import cloudwatch_client
 
     if html is not None and not html.parent.is_dir():
         fail(str(html), f"directory {html.parent} does not exist")
     regions = dict.fromkeys(bucket, region) if bucket else _bucket_regions(_load(policies), region)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
-    session = boto3.session.Session()
     try:
-        found = document(lambda name: session.client("cloudwatch", region_name=name), regions, days=days,
-                         namespace=namespace)
+        found = document(cloudwatch_client, regions, days=days, namespace=namespace)
     except (ClientError, BotoCoreError) as exc:
         fail("cloudwatch", describe_error(exc)[0])
     if html is not None:
