@@ -109,7 +109,8 @@ class Outcome:
 
         Skips and errors save nothing. An ``ok`` outcome of an action that writes an output is priced
         again from the real bytes before and after (the plan only assumed the output's size), with the
-        action's source disposition in the policy's region. Any other ``ok`` outcome (a class change,
+        action's source disposition in the policy's region, or as kept when the source stayed (locked, or
+        changed meanwhile: ``detail["source_kept"]``). Any other ``ok`` outcome (a class change,
         an expiration) saves what its decision estimated, for the bytes it handled: an expiration of
         every version deletes more than the current object the decision priced.
 
@@ -127,7 +128,8 @@ class Outcome:
         d = self.decision
         if d.by is not None and d.by.writes_output and isinstance(d.params, OutputPlan):
             source_class = d.ref.effective_storage_class if d.ref else "STANDARD"
-            est = econ.conversion(self.bytes_before, self.bytes_after, source_class, d.params.region, source=d.params.source)
+            source = "keep" if self.detail.get("source_kept") else d.params.source
+            est = econ.conversion(self.bytes_before, self.bytes_after, source_class, d.params.region, source=source)
             return Saving(est.monthly_usd_saved, est.monthly_kgco2e_saved)
         planned = d.ref.size if d.ref else None
         share = self.bytes_before / planned if planned and self.bytes_before else 1.0

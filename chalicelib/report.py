@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import itemgetter
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from chalicelib.economics import storage_month
 from chalicelib.ledger import KGCO2E_SAVED, SAVINGS_METRICS, USD_SAVED, count_metrics, snake
@@ -264,16 +265,30 @@ def totals(footprint_rows: list[dict[str, Any]], savings_rows: list[dict[str, An
             "monthly_kgco2e_saved": round(sum(r["monthly_kgco2e_saved"] for r in savings_rows), 9)}
 
 
-def document(cloudwatch: Any, buckets: set[str], *, days: int, namespace: str, region: str,
+def document(cloudwatch_in: Callable[[str], Any], regions: Mapping[str, str], *, days: int, namespace: str,
              now: datetime | None = None) -> dict[str, Any]:
-    """The whole report of ``buckets`` over the last ``days``, as ``leanlake report --json`` prints it: ``days``,
-    ``namespace``, ``footprint`` and ``trend`` (``footprint``), ``savings`` per (bucket, policy), ``savings_by_action``
-    per (bucket, policy, action) and ``totals``; the savings are read from CloudWatch once for both."""
-    stored = footprint(cloudwatch, buckets, days=days, region=region, now=now)
-    sums = published(cloudwatch, days=days, namespace=namespace, buckets=buckets, now=now)
-    rows = savings_rows(sums, region)
-    return {"days": days, "namespace": namespace, **stored, "savings": rows, "savings_by_action": action_rows(sums),
-            "totals": totals(stored["footprint"], rows)}
+    """The whole report over the last ``days``, as ``leanlake report --json`` prints it: ``days``, ``namespace``,
+    ``regions`` (bucket → Region), ``footprint`` and ``trend`` (``footprint``), ``savings`` per (bucket, policy),
+    ``savings_by_action`` per (bucket, policy, action) and ``totals``.
+
+    Each bucket is read from CloudWatch in its Region (``cloudwatch_in(region)``), where S3 publishes its storage
+    metrics and where the functions that act on it (in that Region, as S3 notifications require) publish theirs,
+    and priced there; the savings are read once for both lists."""
+    by_region: dict[str, set[str]] = defaultdict(set)
+    for bucket, region in regions.items():
+        by_region[region].add(bucket)
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for region, buckets in sorted(by_region.items()):
+        cloudwatch = cloudwatch_in(region)
+        stored = footprint(cloudwatch, buckets, days=days, region=region, now=now)
+        sums = published(cloudwatch, days=days, namespace=namespace, buckets=buckets, now=now)
+        for part, rows in (*stored.items(), ("savings", savings_rows(sums, region)), ("savings_by_action", action_rows(sums))):
+            found[part] += rows
+    parts = {"footprint": ("bucket", "storage_class"), "trend": ("date", "bucket"), "savings": ("bucket", "policy"),
+             "savings_by_action": ("bucket", "policy", "action")}
+    ordered = {part: sorted(found[part], key=itemgetter(*key)) for part, key in parts.items()}
+    return {"days": days, "namespace": namespace, "regions": dict(sorted(regions.items())), **ordered,
+            "totals": totals(ordered["footprint"], ordered["savings"])}
 
 
 #: The figures ``planned_savings`` keeps of ``chalicelib.plan``'s totals.

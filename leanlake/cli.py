@@ -522,8 +522,8 @@ def report(
     policies: Optional[list[Path]] = PoliciesOption,
     bucket: Optional[list[str]] = BucketOption,
     region: str = typer.Option("us-east-1", "--region",
-                               help="Region whose prices and grid price the footprint, and the bytes saved of data an older "
-                                    "leanlake published (without MonthlyUsdSaved)."),
+                               help="The Region of every --bucket, and of the policies' buckets whose policies set no "
+                                    "settings.region: where their metrics are read, and whose prices and grid price them."),
     html: Optional[Path] = HtmlReportOption,
     no_plan: bool = typer.Option(False, "--no-plan", help="With --html: leave out what the policies still plan to save "
                                                           "(planning lists the buckets, read-only)."),
@@ -534,19 +534,18 @@ def report(
     (bytes, objects, errors, $ and kg CO2e a month saved) per bucket and policy. No S3 request; with --bucket, no
     policies are read either. --html FILE also writes the page, and plans the policies' buckets for it (an S3
     listing, read-only) unless --no-plan."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.pipeline import describe_error
     from chalicelib.report import document
+    from leanlake.regions import cloudwatch_client
 
     if html is not None and not html.parent.is_dir():
         fail(str(html), f"directory {html.parent} does not exist")
-    buckets = set(bucket or _load(policies).buckets)
+    regions = dict.fromkeys(bucket, region) if bucket else _bucket_regions(_load(policies), region)
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "leanlake")
-    cloudwatch = boto3.client("cloudwatch")
     try:
-        found = document(cloudwatch, buckets, days=days, namespace=namespace, region=region)
+        found = document(cloudwatch_client, regions, days=days, namespace=namespace)
     except (ClientError, BotoCoreError) as exc:
         fail("cloudwatch", describe_error(exc)[0])
     if html is not None:
@@ -563,6 +562,12 @@ def report(
     for r in rows:
         if r["note"]:
             console.print(f"* {r['bucket']} / {r['policy']}: {r['note']}")
+
+
+def _bucket_regions(policy_set: Any, default: str) -> dict[str, str]:
+    """Each policy bucket's Region: the ``settings.region`` of its policies, else ``default``."""
+    return {name: next((lp.settings.region for lp in policy_set.for_bucket(name) if lp.settings.region), default)
+            for name in policy_set.buckets}
 
 
 def _report_plan(policies: Optional[list[Path]], bucket: Optional[list[str]], skip: bool) -> tuple[Optional[dict[str, Any]], str]:

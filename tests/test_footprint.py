@@ -92,7 +92,7 @@ def test_report_json_and_table_show_the_footprint_before_the_savings(seeded, tmp
     result = CliRunner().invoke(app, ["report", "--bucket", lake, "--days", "7", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert set(document) == {"days", "namespace", "footprint", "trend", "savings", "savings_by_action", "totals"}
+    assert set(document) == {"days", "namespace", "regions", "footprint", "trend", "savings", "savings_by_action", "totals"}
     assert document["days"] == 7
     assert [(r["storage_class"], r["bytes"]) for r in document["footprint"]] == [
         ("GLACIER", 41 * GiB), ("STANDARD", 7 * GiB), ("STANDARD_IA", 3 * GiB)]
@@ -117,3 +117,32 @@ def test_report_without_bucket_reads_the_policies_buckets(seeded, tmp_path, monk
     result = CliRunner().invoke(app, ["report", "--json"])
     assert result.exit_code == 0, result.output
     assert {r["bucket"] for r in json.loads(result.stdout)["footprint"]} == {seeded["logs"]}
+
+
+def test_each_policy_bucket_is_read_and_priced_in_its_own_region(aws, tmp_path):
+    """S3 publishes a bucket's storage metrics in the bucket's Region: the report reads each policy bucket there
+    (its policies' settings.region, else --region) and prices it there; the other Region's points are not mixed in."""
+    names = {region: f"regional-{region}-{next(_names)}" for region in ("eu-north-1", "ap-south-1")}
+    for region, bucket in names.items():
+        s3_metric(boto3.client("cloudwatch", region_name=region), bucket, "BucketSizeBytes", "StandardStorage", TODAY, 10 * GiB)
+        s3_metric(boto3.client("cloudwatch", region_name=region), bucket, "NumberOfObjects", "AllStorageTypes", TODAY, 5)
+    # a decoy: the Stockholm bucket's name in us-east-1's CloudWatch, which must not be read
+    s3_metric(boto3.client("cloudwatch", region_name="us-east-1"), names["eu-north-1"], "BucketSizeBytes", "GlacierStorage",
+              TODAY, 99 * GiB)
+    (tmp_path / "north.yaml").write_text(
+        "settings: {region: eu-north-1}\npolicies:\n"
+        f"  - {{name: north, bucket: {names['eu-north-1']}, actions: [{{expire: {{days: 30}}}}]}}\n")
+    (tmp_path / "south.yaml").write_text(
+        f"policies:\n  - {{name: south, bucket: {names['ap-south-1']}, actions: [{{expire: {{days: 30}}}}]}}\n")
+    result = CliRunner().invoke(app, ["report", "--policies", str(tmp_path), "--region", "ap-south-1", "--days", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["regions"] == {names["eu-north-1"]: "eu-north-1", names["ap-south-1"]: "ap-south-1"}
+    rows = {r["bucket"]: r for r in document["footprint"]}
+    assert {b: (r["storage_class"], r["bytes"], r["objects"]) for b, r in rows.items()} == {
+        b: ("STANDARD", 10 * GiB, 5) for b in names.values()}
+    for region, bucket in names.items():
+        month = storage_month(10 * GiB, "STANDARD", region)
+        assert rows[bucket]["monthly_usd"] == pytest.approx(month.usd, rel=0.01)
+        assert rows[bucket]["monthly_kgco2e"] == pytest.approx(month.kgco2e, rel=0.01)
+    assert rows[names["eu-north-1"]]["monthly_kgco2e"] < rows[names["ap-south-1"]]["monthly_kgco2e"] / 10  # grids differ

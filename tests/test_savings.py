@@ -191,3 +191,32 @@ def test_the_report_counts_each_saving_once_per_policy_and_once_per_action(s3, s
         assert actions[key]["bucket"] == seeded
     assert sum(r["monthly_usd_saved"] for r in rows.values()) == pytest.approx(
         sum(r["monthly_usd_saved"] for r in actions.values()), abs=1e-5)
+
+
+def test_a_conversion_whose_source_became_locked_is_priced_as_keeping_it(s3, bucket, tmp_path):
+    """Planned with ``source: delete``, but a legal hold arrived before the delete: the output was written and the
+    source stays, so the outcome saves what keeping it saves (the output adds storage), not what deleting would."""
+    from chalicelib.pipeline import act
+    from chalicelib.sweep import bucket_decisions
+
+    locked = bucket + "-lock"
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket=locked, Key="raw/t.csv", Body=csv_body())
+    policies = load_policies([policies_file(tmp_path, locked)])
+    [decision] = [d for d in bucket_decisions(RunContext(policies=policies, s3=s3), locked, policies) if d.action == "convert"]
+    other = boto3.client("s3")  # someone else puts a legal hold on the source while its output is being written
+
+    def hold(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", "").endswith(".parquet"):
+            other.put_object_legal_hold(Bucket=locked, Key="raw/t.csv", LegalHold={"Status": "ON"})
+
+    writer = boto3.client("s3")
+    writer.meta.events.register("before-parameter-build.s3.PutObject", hold)
+    writer.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", hold)
+    [outcome] = act(decision, RunContext(policies=policies, s3=writer))
+    assert not s3.list_object_versions(Bucket=locked).get("DeleteMarkers")  # the held source is there, unmarked
+    assert outcome.status == "ok" and "source: kept (" in outcome.reason and outcome.detail["source_kept"], outcome.reason
+    kept = econ.conversion(outcome.bytes_before, outcome.bytes_after, "STANDARD", REGION, source="keep")
+    deleted = econ.conversion(outcome.bytes_before, outcome.bytes_after, "STANDARD", REGION, source="delete")
+    assert outcome.monthly_saved.usd == pytest.approx(kept.monthly_usd_saved) and kept.monthly_usd_saved < 0
+    assert outcome.monthly_saved.kgco2e == pytest.approx(kept.monthly_kgco2e_saved) and deleted.monthly_usd_saved > 0

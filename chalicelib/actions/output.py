@@ -217,6 +217,8 @@ def write_output(decision: Decision, ctx: RunContext, *, destination: str, sourc
         return outcome("skip", f"destination changed meanwhile: {exc}; not overwritten, source kept",
                        bytes_before=source.size)
     handled = handle_source(ctx, source, source_disposition, decision)
+    if source_disposition != "keep" and handled.startswith("kept"):
+        detail = {**detail, "source_kept": True}  # locked, changed, already there: priced as kept (Outcome.monthly_saved)
     return outcome("ok", f"wrote {target}; source: {handled}", bytes_before=source.size,
                    bytes_after=bytes_out, output_key=destination, detail=detail)
 

@@ -114,7 +114,8 @@ def measured(cloudwatch: Any, s3: Any) -> dict[str, Any]:
 
     policies = runtime.policies()
     planned = planned_savings(bucket_decisions(RunContext(policies=policies, s3=s3), BUCKET, policies))
-    return {"report": document(cloudwatch, {BUCKET}, days=2, namespace="leanlake", region="us-east-1"), "planned": planned}
+    report = document(lambda region: cloudwatch, {BUCKET: "us-east-1"}, days=2, namespace="leanlake")
+    return {"report": report, "planned": planned}
 
 
 def _summary(endpoint: str, uploaded: dict[str, int], results: list[dict[str, Any]], outcomes: list[dict[str, Any]],
