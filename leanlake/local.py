@@ -118,6 +118,23 @@ def publish_emf(cloudwatch: Any, lines: Iterable[str]) -> int:
     return sum(map(len, by_namespace.values()))
 
 
+def storage_datum(bucket: str, metric: str, storage_type: str, day: datetime, value: float) -> dict[str, Any]:
+    """One of S3's daily storage data points (namespace ``AWS/S3``) as S3 publishes it: at 00:00 UTC of ``day``,
+    dimensions ``BucketName`` then ``StorageType`` (the order ``chalicelib.report`` reads them in).
+
+    >>> storage_datum("lake", "NumberOfObjects", "AllStorageTypes", datetime(2026, 11, 30, 17, 5), 3)["Timestamp"]
+    datetime.datetime(2026, 11, 30, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    return {"MetricName": metric, "Value": value, "Unit": "Bytes" if metric == "BucketSizeBytes" else "Count",
+            "Timestamp": datetime(day.year, day.month, day.day, tzinfo=timezone.utc),
+            "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}
+
+
+def put_storage_metric(cloudwatch: Any, bucket: str, metric: str, storage_type: str, day: datetime, value: float) -> None:
+    """Put one ``storage_datum`` into CloudWatch (the tests seed S3's storage metrics with it)."""
+    cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[storage_datum(bucket, metric, storage_type, day, value)])
+
+
 def publish_storage_metrics(s3: Any, cloudwatch: Any, bucket: str, day: datetime) -> dict[str, int]:
     """Put ``bucket``'s daily S3 storage metrics for ``day`` (``AWS/S3`` ``BucketSizeBytes`` per storage type,
     ``NumberOfObjects``) into CloudWatch, measured from a listing of every version; returns bytes per class.
@@ -136,14 +153,8 @@ def publish_storage_metrics(s3: Any, cloudwatch: Any, bucket: str, day: datetime
             cls = version.get("StorageClass", "STANDARD")
             sizes[cls] = sizes.get(cls, 0) + version["Size"]
             objects += 1
-    stamp = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-    def datum(metric: str, storage: str, value: float, unit: str) -> dict[str, Any]:
-        return {"MetricName": metric, "Value": value, "Unit": unit, "Timestamp": stamp,
-                "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage}]}
-
     cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[
-        *(datum("BucketSizeBytes", storage_type[cls], size, "Bytes") for cls, size in sorted(sizes.items())
+        *(storage_datum(bucket, "BucketSizeBytes", storage_type[cls], day, size) for cls, size in sorted(sizes.items())
           if cls in storage_type),  # a class S3 reports no storage type for (none today) is left out
-        datum("NumberOfObjects", ALL_STORAGE_TYPES, objects, "Count")])
+        storage_datum(bucket, "NumberOfObjects", ALL_STORAGE_TYPES, day, objects)])
     return sizes

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from chalicelib.economics import storage_month
 from chalicelib.report import footprint, totals
 from leanlake.cli import app
+from leanlake.local import put_storage_metric
 
 _names = count()
 TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -32,13 +33,6 @@ SEEDED = {
 OBJECTS = {"lake": (900, 1_000, 1_200), "logs": (10, 20, 30)}
 
 
-def s3_metric(cloudwatch, bucket: str, name: str, storage_type: str, when: datetime, value: float) -> None:
-    """One daily datapoint as S3 publishes it: namespace AWS/S3, dimensions BucketName and StorageType, at 00:00 UTC."""
-    cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
-        "MetricName": name, "Timestamp": when, "Value": value, "Unit": "Bytes" if name == "BucketSizeBytes" else "Count",
-        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
-
-
 @pytest.fixture
 def seeded(aws) -> dict[str, str]:
     """Three days of BucketSizeBytes and NumberOfObjects for two buckets unknown to S3; returns their names."""
@@ -49,8 +43,8 @@ def seeded(aws) -> dict[str, str]:
             when = TODAY - timedelta(days=2 - day)
             for storage_type, sizes in types.items():
                 if sizes[day]:
-                    s3_metric(cloudwatch, names[short], "BucketSizeBytes", storage_type, when, sizes[day])
-            s3_metric(cloudwatch, names[short], "NumberOfObjects", "AllStorageTypes", when, OBJECTS[short][day])
+                    put_storage_metric(cloudwatch, names[short], "BucketSizeBytes", storage_type, when, sizes[day])
+            put_storage_metric(cloudwatch, names[short], "NumberOfObjects", "AllStorageTypes", when, OBJECTS[short][day])
     return names
 
 
@@ -124,10 +118,10 @@ def test_each_policy_bucket_is_read_and_priced_in_its_own_region(aws, tmp_path):
     (its policies' settings.region, else --region) and prices it there; the other Region's points are not mixed in."""
     names = {region: f"regional-{region}-{next(_names)}" for region in ("eu-north-1", "ap-south-1")}
     for region, bucket in names.items():
-        s3_metric(boto3.client("cloudwatch", region_name=region), bucket, "BucketSizeBytes", "StandardStorage", TODAY, 10 * GiB)
-        s3_metric(boto3.client("cloudwatch", region_name=region), bucket, "NumberOfObjects", "AllStorageTypes", TODAY, 5)
+        put_storage_metric(boto3.client("cloudwatch", region_name=region), bucket, "BucketSizeBytes", "StandardStorage", TODAY, 10 * GiB)
+        put_storage_metric(boto3.client("cloudwatch", region_name=region), bucket, "NumberOfObjects", "AllStorageTypes", TODAY, 5)
     # a decoy: the Stockholm bucket's name in us-east-1's CloudWatch, which must not be read
-    s3_metric(boto3.client("cloudwatch", region_name="us-east-1"), names["eu-north-1"], "BucketSizeBytes", "GlacierStorage",
+    put_storage_metric(boto3.client("cloudwatch", region_name="us-east-1"), names["eu-north-1"], "BucketSizeBytes", "GlacierStorage",
               TODAY, 99 * GiB)
     (tmp_path / "north.yaml").write_text(
         "settings: {region: eu-north-1}\npolicies:\n"

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leanlake.cli import app
-from leanlake.local import publish_storage_metrics
+from leanlake.local import publish_storage_metrics, put_storage_metric
 
 _names = count()
 GiB = 2**30
@@ -37,13 +37,6 @@ CLASSES = {"StandardStorage": "STANDARD", "GlacierStorage": "GLACIER", "Standard
 #: Savings published per (bucket, policy) and again per action: (short bucket, policy, action) → (USD, kg CO2e).
 BY_ACTION = {("lake", "tables", "convert"): (1.25, 0.5), ("lake", "tables", "lifecycle"): (0.0, 0.0),
              ("lake", HOSTILE, "expire"): (0.75, 0.125), ("logs", "archive", "storage_class"): (2.5, 0.0625)}
-
-
-def s3_metric(cloudwatch: Any, bucket: str, storage_type: str, when: datetime, value: float) -> None:
-    """One of S3's daily BucketSizeBytes datapoints (namespace AWS/S3) at 00:00 UTC."""
-    cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
-        "MetricName": "BucketSizeBytes", "Timestamp": when, "Value": value, "Unit": "Bytes",
-        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
 
 
 def saved(cloudwatch: Any, usd: float, kg: float, **dimensions: str) -> None:
@@ -62,7 +55,7 @@ def seeded(aws) -> dict[str, str]:
     for short, types in SEEDED.items():
         for day in range(2):
             for storage_type, sizes in types.items():
-                s3_metric(cloudwatch, names[short], storage_type, TODAY - timedelta(days=1 - day), sizes[day])
+                put_storage_metric(cloudwatch, names[short], "BucketSizeBytes", storage_type, TODAY - timedelta(days=1 - day), sizes[day])
     per_policy: dict[tuple[str, str], list[float]] = {}
     for (short, policy, action), (usd, kg) in BY_ACTION.items():
         saved(cloudwatch, usd, kg, bucket=names[short], policy=policy, action=action)

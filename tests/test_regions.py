@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from chalicelib.economics.figures import MODEL_PATH
 from leanlake.cli import app
+from leanlake.local import put_storage_metric
 from leanlake.regions import NOTE, advise
 
 GiB, MiB, KiB = 2**30, 2**20, 2**10
@@ -70,12 +71,6 @@ def matches(found: dict, expected: dict) -> bool:
     return True
 
 
-def s3_metric(cloudwatch, bucket: str, name: str, storage_type: str, when: datetime, value: float) -> None:
-    cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[{
-        "MetricName": name, "Timestamp": when, "Value": value, "Unit": "Bytes" if name == "BucketSizeBytes" else "Count",
-        "Dimensions": [{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": storage_type}]}])
-
-
 @pytest.fixture
 def buckets(s3) -> dict[str, str]:
     """lake (eu-west-1): S3 metrics in eu-west-1's CloudWatch, 500 GiB in 10,000 objects, and one small real object;
@@ -92,8 +87,8 @@ def buckets(s3) -> dict[str, str]:
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")  # S3 publishes in the bucket's Region
     for day, (size, objects) in enumerate(((400 * GiB, 8_000), (450 * GiB, 9_000), (500 * GiB, 10_000))):
         when = TODAY - timedelta(days=2 - day)
-        s3_metric(cloudwatch, names["lake"], "BucketSizeBytes", "StandardStorage", when, size)
-        s3_metric(cloudwatch, names["lake"], "NumberOfObjects", "AllStorageTypes", when, objects)
+        put_storage_metric(cloudwatch, names["lake"], "BucketSizeBytes", "StandardStorage", when, size)
+        put_storage_metric(cloudwatch, names["lake"], "NumberOfObjects", "AllStorageTypes", when, objects)
     return names
 
 
