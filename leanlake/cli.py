@@ -302,9 +302,6 @@ def _print_duplicates(found: Any, top: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    def money(value: float, places: int) -> str:  # a copy's month is often under a hundredth of a cent: keep it visible
-        return f"{value:.{places}f}" if value == 0 or value >= 10**-places else f"{value:.1e}"
-
     console = Console()
     if found.groups:
         table = Table(title=f"Byte-identical objects: the {min(top, len(found.groups))} of {len(found.groups)} groups wasting "
@@ -315,14 +312,14 @@ def _print_duplicates(found: Any, top: int) -> None:
             shown = [f"{c.uri} ({c.storage_class})" for c in g.copies[:6]]
             if len(g.copies) > 6:
                 shown.append(f"… {len(g.copies) - 6} more (use --json)")
-            table.add_row(f"{g.size:,}", "\n".join(shown), f"{g.wasted_bytes:,}", money(g.wasted_monthly_usd, 4),
-                          money(g.wasted_monthly_kgco2e, 6), ", ".join(g.proved_by))
+            table.add_row(f"{g.size:,}", "\n".join(shown), f"{g.wasted_bytes:,}", _figure(g.wasted_monthly_usd, 4),
+                          _figure(g.wasted_monthly_kgco2e, 6), ", ".join(g.proved_by))
         console.print(table)
     t = found.totals()
     usd, kg = sum(g.wasted_monthly_usd for g in found.groups), sum(g.wasted_monthly_kgco2e for g in found.groups)  # unrounded
     console.print(f"{t['groups']:,} groups of identical objects, {t['copies']:,} copies among {t['objects_scanned']:,} objects "
-                  f"(from {found.min_size:,} bytes): {t['wasted_bytes']:,} bytes wasted, ${money(usd, 2)} and "
-                  f"{money(kg, 4)} kg CO2e a month ({found.region}). Report only: nothing was deleted.")
+                  f"(from {found.min_size:,} bytes): {t['wasted_bytes']:,} bytes wasted, ${_figure(usd, 2)} and "
+                  f"{_figure(kg, 4)} kg CO2e a month ({found.region}). Report only: nothing was deleted.")
     if t["not_comparable"]:
         console.print(f"{t['not_comparable']:,} objects share their size with objects nothing can match or tell apart "
                       "(multipart uploads without a full-object checksum): not comparable, not grouped.")
