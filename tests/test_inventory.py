@@ -107,7 +107,7 @@ def test_a_malformed_data_file_is_named_in_one_line(s3, bucket, tmp_path):
     uri = write_inventory(s3, "ml-lake", bucket, [["ml-lake", "raw/a.csv", "v1"]])  # 3 columns where the schema has 9
     bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
     assert bad.exit_code == 1
-    line = f"leanlake: {uri}: s3://{bucket}/inv/data/part-0.csv.gz: not a gzip CSV inventory data file"
+    line = f"leanlake: s3://{bucket}/inv/data/part-0.csv.gz: not a gzip CSV inventory data file"
     assert bad.output.startswith(line) and bad.output.count("\n") == 1, bad.output
     s3.put_object(Bucket=bucket, Key="inv/data/part-0.csv.gz", Body=b"Bucket,Key\nnot,gzip\n")
     bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
