@@ -114,7 +114,7 @@ def csv_refs(source: str, columns: list[str], body: Any, name: str) -> Iterator[
     types = {c: (pa.int64() if c == "Size" else pa.string()) for c in columns}
     try:
         reader = pacsv.open_csv(pa.CompressedInputStream(pa.PythonFile(body, mode="r"), "gzip"),
-                                read_options=pacsv.ReadOptions(column_names=columns, block_size=_CSV_BLOCK_BYTES),
+                                read_options=pacsv.ReadOptions(column_names=columns, block_size=_CSV_BLOCK_BYTES, use_threads=False),
                                 convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
     except (pa.ArrowException, OSError) as exc:
         raise InventoryError(f"{name}: not a gzip CSV inventory data file with columns {', '.join(columns)} "
@@ -134,10 +134,11 @@ def _batch_refs(source: str, batch: Any, columns: list[str]) -> Iterator[ObjectR
     """The refs of one record batch of a CSV data file (see ``csv_refs``)."""
     import pyarrow.compute as pc
 
+    # Patterns, not scalars: a pyarrow scalar imports pandas (tens of MiB), which reading refs has no use for.
     if "IsDeleteMarker" in columns:
-        batch = batch.filter(pc.not_equal(pc.utf8_lower(batch.column("IsDeleteMarker")), "true"))
+        batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsDeleteMarker"), "^true$", ignore_case=True)))
     if "IsLatest" in columns:
-        batch = batch.filter(pc.not_equal(pc.utf8_lower(batch.column("IsLatest")), "false"))
+        batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsLatest"), "^false$", ignore_case=True)))
     absent = itertools.repeat(None, batch.num_rows)
 
     def column(field: str) -> Any:
