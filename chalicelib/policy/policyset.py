@@ -69,8 +69,9 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
-    #: bucket → the compiled filters of its policies, filled as ``match`` meets buckets.
-    _by_bucket: dict[str, tuple["_Compiled", ...]] = field(default_factory=dict, compare=False, repr=False)
+    #: bucket, and (bucket, first character of a key) → the compiled filters of its policies that can match,
+    #: filled as ``matches`` meets them.
+    _by_bucket: dict[str | tuple[str, str], tuple["_Compiled", ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
@@ -117,9 +118,15 @@ class PolicySet:
         key = ref.key
         if key.startswith(RESERVED_PREFIX):
             return []
-        compiled = self._by_bucket.get(ref.bucket)
+        # The bucket's policies that can match a key starting with this character: a prefix starts with it, or none is set.
+        first = key[:1]
+        compiled = self._by_bucket.get((ref.bucket, first))
         if compiled is None:
-            compiled = self._by_bucket[ref.bucket] = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
+            everyone = self._by_bucket.get(ref.bucket)
+            if everyone is None:
+                everyone = self._by_bucket[ref.bucket] = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
+            compiled = self._by_bucket[(ref.bucket, first)] = tuple(
+                c for c in everyone if not c.prefixes or any(p[:1] in ("", first) for p in c.prefixes))
         found = []
         lower = None
         for c in compiled:

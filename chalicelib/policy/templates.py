@@ -61,7 +61,8 @@ class KeyParts:
         return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
 
     def variables(self) -> dict[str, str]:
-        return {v: getattr(self, v) for v in TEMPLATE_VARIABLES}
+        """The values of ``TEMPLATE_VARIABLES``, by name (spelled out: it runs once per planned write)."""
+        return {"key": self.key, "dir": self.dir, "rel_dir": self.rel_dir, "name": self.name, "stem": self.stem, "ext": self.ext}
 
 
 def check_template(template: str) -> str:
