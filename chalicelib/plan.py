@@ -67,9 +67,10 @@ def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime
                  region: str = econ.figures.DEFAULT_REGION) -> Iterator[Decision]:
     """One Decision per (ref, matching policy), streamed; nothing for refs no policy matches (``PolicySet.match``)."""
     views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
+    matches = policies.matches
     for ref in refs:
-        for match in policies.match(ref):
-            yield decide(ref, match.prefix, views[id(match.loaded)], as_of)
+        for lp, prefix in matches(ref):
+            yield decide(ref, prefix, views[id(lp)], as_of)
 
 
 def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> Iterator[Decision]:

@@ -68,7 +68,8 @@ def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterat
     for ref in refs:
         if ref.bucket not in by_bucket:
             by_bucket[ref.bucket] = [lp.policy.filters for lp in policies.for_bucket(ref.bucket) if lp.policy.filters.tags]
-        if ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in by_bucket[ref.bucket]):
+        tag_filters = by_bucket[ref.bucket]
+        if tag_filters and ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in tag_filters):
             ref = replace(ref, tags=s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
         yield ref
 

@@ -10,6 +10,7 @@ Powertools JSON lines elsewhere (see ``leanlake.console``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -130,7 +131,14 @@ def _buckets(ctx: Any, bucket: Optional[list[str]]) -> list[str]:
 
 
 def _collect_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> list[Any]:
-    """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report."""
+    """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report, as a list."""
+    return list(_stream_decisions(ctx, buckets, inventory))
+
+
+def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> Iterator[Any]:
+    """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report, one at a time
+    (a million objects' decisions are never held); a failure of S3 or of the inventory, before or during the
+    stream, exits with one line naming what failed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.inventory import InventoryError, read_manifest, refs_from_inventory
@@ -144,33 +152,55 @@ def _collect_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = 
             bucket = manifest["sourceBucket"]
             if bucket not in ctx.policies.buckets:
                 fail(inventory, f"inventory of bucket {bucket}, which no policy names")
-            return list(bucket_decisions(ctx, bucket, ctx.policies, refs=refs_from_inventory(ctx.s3, inventory, manifest)))
-        decisions = []
+            yield from bucket_decisions(ctx, bucket, ctx.policies, refs=refs_from_inventory(ctx.s3, inventory, manifest))
+            return
         for bucket in buckets:
             subject = f"s3://{bucket}"
-            decisions.extend(bucket_decisions(ctx, bucket, ctx.policies))
-        return decisions
-    except InventoryError as exc:
-        fail(inventory or "inventory", str(exc).removeprefix(f"{inventory}: "))
+            yield from bucket_decisions(ctx, bucket, ctx.policies)
+    except InventoryError as exc:  # its message starts with the manifest's or the data file's URI
+        named, _, reason = str(exc).partition(": ")
+        fail(named, reason)
     except (ClientError, BotoCoreError) as exc:
         fail(subject, describe_error(exc)[0])
 
 
-def _print_decisions(decisions: list[Any], totals: dict[str, Any]) -> None:
+#: Decisions the human table of ``plan`` shows (``--json`` has them all).
+SHOWN_DECISIONS = 500
+
+
+def _print_decisions(decisions: list[Any], totals: dict[str, Any], count: Optional[int] = None) -> None:
+    """The first ``SHOWN_DECISIONS`` of ``decisions`` as a table, how many more there are (of ``count`` in all), and the totals."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{len(decisions)} decisions", show_lines=False)
+    count = len(decisions) if count is None else count
+    table = Table(title=f"{count} decisions", show_lines=False)
     for column in ("policy", "object", "action", "reason", "$/month", "kgCO2e/month", "one-off $"):
         table.add_column(column, overflow="fold")
-    for d in decisions[:500]:
+    for d in decisions[:SHOWN_DECISIONS]:
         table.add_row(d.policy, f"s3://{d.bucket}/{d.key or ''}", d.action, d.reason, f"{d.monthly_usd_saved:.4f}",
                       f"{d.monthly_kgco2e_saved:.6f}", f"{d.one_off_usd:.4f}")
     console.print(table)
-    if len(decisions) > 500:
-        console.print(f"… {len(decisions) - 500} more (use --json for all)")
+    if count > SHOWN_DECISIONS:
+        console.print(f"… {count - SHOWN_DECISIONS} more (use --json for all)")
     console.print_json(data=totals)
+
+
+def _emit_plan_json(decisions: Iterator[Any], totals: Any) -> None:
+    """``{"decisions": [...], "totals": {...}}`` written as the decisions come: one JSON document, the shape
+    ``emit_json`` gives, without holding the decisions. ``totals`` (a ``chalicelib.plan.Totals``) must be
+    counting ``decisions``; nothing is written before the first decision, so an early failure prints no half document."""
+    first = next(decisions, None)
+    write, dumps = sys.stdout.write, json.dumps
+    write('{\n  "decisions": [')
+    if first is not None:
+        write("\n    " + dumps(first.as_dict()))
+        # One dumps per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
+        for chunk in iter(lambda: [d.as_dict() for d in itertools.islice(decisions, 1000)], []):
+            write(",\n    " + dumps(chunk, separators=(", ", ": "))[1:-1].replace('}, {"bucket"', '},\n    {"bucket"'))
+        write("\n  ")
+    write('],\n  "totals": ' + dumps(totals.as_dict(), indent=2).replace("\n", "\n  ") + "\n}\n")
 
 
 @app.command()
@@ -181,16 +211,21 @@ def plan(
     inventory: Optional[str] = InventoryOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show, read-only, every decision the policies make for the buckets, and what each saves."""
-    from chalicelib.plan import totals
+    """Show, read-only, every decision the policies make for the buckets, and what each saves.
+
+    Decisions stream: --json writes each as it is made, and the table keeps only the ones it shows,
+    so planning millions of objects (an --inventory) runs in flat memory."""
+    from chalicelib.plan import Totals
 
     ctx = _context(policies, as_of)
-    decisions = _collect_decisions(ctx, _buckets(ctx, bucket), inventory)
-    summary = totals(decisions)
+    running = Totals()
+    decisions = running.watch(_stream_decisions(ctx, _buckets(ctx, bucket), inventory))
     if as_json:
-        emit_json({"decisions": [d.as_dict() for d in decisions], "totals": summary})
+        _emit_plan_json(decisions, running)
     else:
-        _print_decisions(decisions, summary)
+        shown = list(itertools.islice(decisions, SHOWN_DECISIONS))
+        count = len(shown) + sum(1 for _ in decisions)
+        _print_decisions(shown, running.as_dict(), count)
 
 
 @app.command()

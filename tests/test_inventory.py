@@ -64,3 +64,58 @@ def test_plan_and_apply_from_an_inventory(s3, bucket, tmp_path):
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=source, Prefix="tmp/")["Contents"]) == ["tmp/keep.tmp"]
     bad = CliRunner().invoke(app, ["plan", "--policies", str(policies), "--inventory", f"s3://{bucket}/inv/data/part-0.csv.gz"])
     assert bad.exit_code == 1 and "not an S3 Inventory manifest" in bad.output
+
+
+def _reference_refs(source: str, rows: list[list[str]]) -> list:
+    """What the row-at-a-time ``csv`` reader made of the rows: the pyarrow reader must make the same refs."""
+    from chalicelib.inventory import _row_to_ref
+
+    columns = [c.strip() for c in SCHEMA.split(",")]
+    refs = (_row_to_ref(source, dict(zip(columns, row, strict=False)), encoded=True) for row in rows)
+    return [r for r in refs if r]
+
+
+def _fields(ref) -> tuple:
+    return (ref.bucket, ref.key, ref.size, ref.etag, ref.version_id, ref.storage_class, ref.last_modified,
+            ref.last_modified.utcoffset() if ref.last_modified else None)
+
+
+def test_pyarrow_csv_reader_gives_the_refs_of_the_row_reader(s3, bucket, monkeypatch):
+    from chalicelib import inventory
+
+    monkeypatch.setattr(inventory, "_CSV_BLOCK_BYTES", 4096)  # many batches, so batch edges are crossed
+    keys = ["raw/a b.csv", "raw/ünïcødé/データ.csv", "raw/plus+sign.csv", "raw/100%.csv", 'raw/"quoted",comma.csv',
+            "plain/key.txt", "_leanlake/audit/x.jsonl"]
+    rows = []
+    for i in range(3000):
+        key = keys[i % len(keys)].replace(".", f"-{i}.")
+        rows.append(["ml-lake", quote_plus(key), f"v{i}" if i % 3 else "", ("true", "TRUE", "false")[i % 3] if i % 11 else "",
+                     "true" if i % 17 == 0 else "false", str(i * 1013) if i % 5 else "",
+                     f"2026-0{1 + i % 9}-0{1 + i % 9}T0{i % 10}:00:00.000Z" if i % 7 else "",
+                     f"{i:032x}" if i % 4 else "", ("STANDARD", "GLACIER_IR", "", "DEEP_ARCHIVE")[i % 4]])
+    uri = write_inventory(s3, "ml-lake", bucket, rows)
+    got = list(refs_from_inventory(s3, uri))
+    expected = _reference_refs("ml-lake", rows)
+    assert len(got) == len(expected) > 1500
+    assert [_fields(r) for r in got] == [_fields(r) for r in expected]
+    for shape in (" ", "+", "%", '"quoted",', "データ"):  # each hard key shape came through decoded
+        assert any(shape in r.key for r in got), shape
+    assert not any(r.key.startswith("_leanlake/") for r in got)
+
+
+def test_a_malformed_data_file_is_named_in_one_line(s3, bucket, tmp_path):
+    uri = write_inventory(s3, "ml-lake", bucket, [["ml-lake", "raw/a.csv", "v1"]])  # 3 columns where the schema has 9
+    bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
+    assert bad.exit_code == 1
+    line = f"leanlake: s3://{bucket}/inv/data/part-0.csv.gz: not a gzip CSV inventory data file"
+    assert bad.output.startswith(line) and bad.output.count("\n") == 1, bad.output
+    s3.put_object(Bucket=bucket, Key="inv/data/part-0.csv.gz", Body=b"Bucket,Key\nnot,gzip\n")
+    bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
+    assert bad.exit_code == 1 and bad.output.startswith(line) and bad.output.count("\n") == 1, bad.output
+
+
+def _scratch_policy(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("policies:\n  - name: scratch\n    bucket: ml-lake\n    filters: {prefix: raw/}\n"
+                    "    actions: [{expire: {days: 30}}]\n")
+    return path

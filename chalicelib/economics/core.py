@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from chalicelib.economics.figures import CCF, DEFAULT_REGION, CarbonMethod, Rates, model, rates, value
 
@@ -123,22 +123,40 @@ def storage_month(size_bytes: float, storage_class: str = "STANDARD", region: st
         >>> round(f.billable_bytes / 2**30, 1), round(f.usd, 3)
         (122.1, 0.488)
     """
+    usd, kgco2e, billable, kwh, notes = _month(size_bytes, storage_class, region, objects, carbon)
+    return Footprint(usd, kgco2e, billable, kwh, notes)
+
+
+@functools.cache
+def _class_figures(storage_class: str, region: str, carbon: CarbonMethod) -> tuple[Any, ...]:
+    """What ``_month`` reads of ``rates`` for one class, gathered once (planning prices a million objects)."""
     r = rates(region, carbon)
     cls = storage_class if storage_class in r.storage else _check_class(storage_class)
+    return (r, cls, r.min_billable[cls], r.overhead_class[cls], r.overhead_std[cls], r.rf[cls], r.energy_multiplier[cls],
+            r.storage["STANDARD"], r.rf["STANDARD"], cls == "INTELLIGENT_TIERING", r.int_min_bytes, r.int_monitoring,
+            r.pue, r.ef, r.notes)
+
+
+def _month(size_bytes: float, storage_class: str, region: str, objects: int,
+           carbon: CarbonMethod) -> tuple[float, float, float, float, tuple[str, ...]]:
+    """``storage_month``'s figures (usd, kg CO2e, billable bytes, kWh, notes) without building a Footprint:
+    the same arithmetic in the same order, so the same floats."""
+    (r, cls, min_billable, overhead, overhead_std, rf, multiplier, std_price, std_rf, intelligent, int_min, int_fee,
+     pue, ef, notes) = _class_figures(storage_class, region, carbon)
     avg = size_bytes / objects if objects else 0.0
-    billable = objects * (max(avg, r.min_billable[cls]) + r.overhead_class[cls])
-    std_bytes = objects * r.overhead_std[cls]
+    billable = objects * (max(avg, min_billable) + overhead)
+    std_bytes = objects * overhead_std
     gb = billable / GB
     usd = _price(r, cls, gb)
-    energy_gb = gb * r.rf[cls] * r.energy_multiplier[cls]
+    energy_gb = gb * rf * multiplier
     if std_bytes:
         std_gb = std_bytes / GB
-        usd += std_gb * r.storage["STANDARD"]
-        energy_gb += std_gb * r.rf["STANDARD"]
-    if cls == "INTELLIGENT_TIERING" and avg >= r.int_min_bytes:
-        usd += objects * r.int_monitoring
-    kwh = energy_gb * _TBH_PER_GB_MONTH * _HDD_WH_PER_TBH * r.pue / 1000
-    return Footprint(usd, kwh * r.ef * 1000, billable, kwh, r.notes)
+        usd += std_gb * std_price
+        energy_gb += std_gb * std_rf
+    if intelligent and avg >= int_min:
+        usd += objects * int_fee
+    kwh = energy_gb * _TBH_PER_GB_MONTH * _HDD_WH_PER_TBH * pue / 1000
+    return usd, kwh * ef * 1000, billable, kwh, notes
 
 
 def penalty_usd(size_bytes: float, storage_class: str, days_stored: float | None, region: str = DEFAULT_REGION,
@@ -189,8 +207,8 @@ def class_change(size_bytes: float, from_class: str, to_class: str, region: str 
         (38.0, 2.0, 0.0)
     """
     r = rates(region, carbon)
-    before = storage_month(size_bytes, from_class, region, objects, carbon=carbon)
-    after = storage_month(size_bytes, to_class, region, objects, carbon=carbon)
+    before_usd, before_kg, *_ = _month(size_bytes, from_class, region, objects, carbon)
+    after_usd, after_kg, *_ = _month(size_bytes, to_class, region, objects, carbon)
     if via == "copy":
         one_off = objects * r.put[to_class] + size_bytes / GB * r.retrieval[from_class]
     else:
@@ -205,7 +223,7 @@ def class_change(size_bytes: float, from_class: str, to_class: str, region: str 
     if expires_in_days is not None:
         lasts = max(expires_in_days, 0.0)
         one_off += penalty_usd(size_bytes, to_class, lasts, region, objects)
-    return Estimate(before.usd - after.usd, before.kgco2e - after.kgco2e, one_off, 0.0, lasts, notes)
+    return Estimate(before_usd - after_usd, before_kg - after_kg, one_off, 0.0, lasts, notes)
 
 
 def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION,
@@ -215,8 +233,8 @@ def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = D
         >>> round(deletion(2_000 * 2**30, "GLACIER_IR", age_days=40, objects=100_000).one_off_usd, 2)
         13.33
     """
-    f = storage_month(size_bytes, storage_class, region, objects, carbon=carbon)
-    return Estimate(f.usd, f.kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, f.notes)
+    usd, kgco2e, _, _, notes = _month(size_bytes, storage_class, region, objects, carbon)
+    return Estimate(usd, kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +294,8 @@ def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD",
         (14.57, 0.119, 184.0)
     """
     r = rates(region, carbon)
-    before = storage_month(size_in, storage_class, region, objects_in, carbon=carbon)
-    out = storage_month(size_out, output_class, region, objects_out, carbon=carbon)
+    before_usd, before_kg, *_ = _month(size_in, storage_class, region, objects_in, carbon)
+    out_usd, out_kg, *_ = _month(size_out, output_class, region, objects_out, carbon)
     run = lambda_run(size_in, region, invocations=objects_out if invocations is None else invocations,
                      memory_mb=memory_mb, arch=arch, read_mib_per_s=read_mib_per_s, carbon=carbon)
     one_off = (run.usd + objects_in * r.get[storage_class] + size_in / GB * r.retrieval[storage_class]
@@ -286,17 +304,17 @@ def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD",
     if region != DEFAULT_REGION:
         notes += ("Lambda priced at us-east-1 rates (ASSUMPTION: no open regional price table)",)
     if source == "keep":
-        after_usd, after_kg = out.usd + before.usd, out.kgco2e + before.kgco2e
+        after_usd, after_kg = out_usd + before_usd, out_kg + before_kg
         notes += ("source kept: the output adds storage until the source is deleted",)
     elif source.startswith("storage_class:"):
         cls = source.split(":", 1)[1]
-        kept = storage_month(size_in, cls, region, objects_in, carbon=carbon)
-        after_usd, after_kg = out.usd + kept.usd, out.kgco2e + kept.kgco2e
+        kept_usd, kept_kg, *_ = _month(size_in, cls, region, objects_in, carbon)
+        after_usd, after_kg = out_usd + kept_usd, out_kg + kept_kg
         one_off += objects_in * r.put[cls] + penalty_usd(size_in, storage_class, age_days, region, objects_in)
     else:
-        after_usd, after_kg = out.usd, out.kgco2e
+        after_usd, after_kg = out_usd, out_kg
         one_off += penalty_usd(size_in, storage_class, age_days, region, objects_in)
-    return Estimate(before.usd - after_usd, before.kgco2e - after_kg, one_off, run.kgco2e, None, notes)
+    return Estimate(before_usd - after_usd, before_kg - after_kg, one_off, run.kgco2e, None, notes)
 
 
 def break_even_bytes(from_class: str, to_class: str, horizon_days: float, region: str = DEFAULT_REGION, *,

@@ -72,6 +72,7 @@ def class_names() -> tuple[str, ...]:
     return tuple(model()["storage_classes"]["lifecycle_rank"]["values"])
 
 
+@functools.cache
 def needs_restore(name: str) -> bool:
     """True for a class whose objects can't be read without a restore (GLACIER, DEEP_ARCHIVE); False for
     classes the model does not know (reading them says what S3 thinks)."""

@@ -69,8 +69,9 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
-    #: bucket → ((prefixes, policy), …) of its policies, filled as ``match`` meets buckets.
-    _by_bucket: dict[str, tuple[tuple[tuple[str, ...], LoadedPolicy], ...]] = field(default_factory=dict, compare=False, repr=False)
+    #: bucket, and (bucket, first character of a key) → the compiled filters of its policies that can match,
+    #: filled as ``matches`` meets them.
+    _by_bucket: dict[str | tuple[str, str], tuple["_Compiled", ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
@@ -103,23 +104,73 @@ class PolicySet:
         return any(lp.policy.filters.tags for lp in self.for_bucket(bucket))
 
     def match(self, ref: ObjectRef) -> Iterator[Match]:
-        """The policies whose bucket and filters hold for ``ref``; nothing under ``_leanlake/`` ever matches.
+        """The policies whose bucket and filters hold for ``ref``; nothing under ``_leanlake/`` ever matches."""
+        for lp, prefix in self.matches(ref):
+            yield Match(lp, prefix)
 
-        The hot path of planning: the bucket's policies are looked up once per bucket (with their
-        prefixes as one tuple for ``str.startswith``), then ``filters_hold`` decides.
+    def matches(self, ref: ObjectRef) -> list[tuple[LoadedPolicy, str]]:
+        """``match`` as (policy, matched prefix) pairs: the hot path of planning.
+
+        The bucket's policies are compiled once per bucket (prefixes and lower-cased suffixes as tuples
+        for one ``str.startswith`` / ``str.endswith`` each), then each filter is a comparison or two;
+        the result is what ``filters_hold`` says for each policy.
         """
         key = ref.key
         if key.startswith(RESERVED_PREFIX):
-            return
-        candidates = self._by_bucket.get(ref.bucket)
-        if candidates is None:
-            candidates = self._by_bucket[ref.bucket] = tuple((lp.policy.filters.prefix, lp) for lp in self.for_bucket(ref.bucket))
-        for prefixes, lp in candidates:
-            if prefixes and not key.startswith(prefixes):
+            return []
+        # The bucket's policies that can match a key starting with this character: a prefix starts with it, or none is set.
+        first = key[:1]
+        compiled = self._by_bucket.get((ref.bucket, first))
+        if compiled is None:
+            everyone = self._by_bucket.get(ref.bucket)
+            if everyone is None:
+                everyone = self._by_bucket[ref.bucket] = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
+            compiled = self._by_bucket[(ref.bucket, first)] = tuple(
+                c for c in everyone if not c.prefixes or any(p[:1] in ("", first) for p in c.prefixes))
+        found = []
+        lower = None
+        for c in compiled:
+            prefixes = c.prefixes
+            if prefixes:
+                if not key.startswith(prefixes):
+                    continue
+                prefix = prefixes[0] if c.single_prefix else max((p for p in prefixes if key.startswith(p)), key=len)
+            else:
+                prefix = ""
+            if c.suffixes:
+                if lower is None:
+                    lower = key.lower()
+                if not lower.endswith(c.suffixes):
+                    continue
+            size = ref.size
+            if size is not None and ((c.size_min is not None and size < c.size_min) or (c.size_max is not None and size > c.size_max)):
                 continue
-            prefix = filters_hold(lp.policy.filters, ref)
-            if prefix is not None:
-                yield Match(lp, prefix)
+            if c.tags:
+                if ref.tags is None:
+                    raise ValueError(f"{ref.uri}: tags are needed to match but were not read")
+                if any(ref.tags.get(k) != v for k, v in c.tags.items()):
+                    continue
+            found.append((c.loaded, prefix))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One policy's filters in the shape ``PolicySet.matches`` tests fastest."""
+
+    loaded: LoadedPolicy
+    prefixes: tuple[str, ...]
+    single_prefix: bool
+    suffixes: tuple[str, ...]
+    size_min: int | None
+    size_max: int | None
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, lp: LoadedPolicy) -> "_Compiled":
+        f = lp.policy.filters
+        return cls(lp, tuple(f.prefix), len(f.prefix) == 1, tuple(s.lower() for s in f.suffix),
+                   f.size.min if f.size is not None else None, f.size.max if f.size is not None else None, dict(f.tags))
 
 
 def _may_overlap(a: Filters, b: Filters) -> bool:

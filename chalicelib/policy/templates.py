@@ -26,6 +26,8 @@ from chalicelib.refs import RESERVED_PREFIX
 TEMPLATE_VARIABLES = ("key", "dir", "rel_dir", "name", "stem", "ext")
 COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".zst", ".zstd")
 FORMAT_SUFFIXES = (".csv", ".tsv", ".txt", ".psv", ".json", ".jsonl", ".ndjson", ".log", ".tar", ".parquet")
+_COMPRESSION, _FORMAT = frozenset(COMPRESSION_SUFFIXES), frozenset(FORMAT_SUFFIXES)
+assert all(s.count(".") == 1 and s.startswith(".") for s in _COMPRESSION | _FORMAT), "KeyParts.of matches from the last dot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +50,20 @@ class KeyParts:
         # The part of {dir} after the matched prefix; empty when the prefix reaches into the name.
         rel_dir = directory[len(prefix) :].lstrip("/") if directory.startswith(prefix) else ""
         stem, compression, fmt = name, "", ""
+        # Every known suffix is one dot and a word, so the one that can match is the text from the last dot.
         lower = stem.lower()
-        for suffix in COMPRESSION_SUFFIXES:
-            if lower.endswith(suffix) and len(stem) > len(suffix):
-                compression, stem = stem[-len(suffix) :], stem[: -len(suffix)]
-                break
-        lower = stem.lower()
-        for suffix in FORMAT_SUFFIXES:
-            if lower.endswith(suffix) and len(stem) > len(suffix):
-                fmt, stem = stem[-len(suffix) :], stem[: -len(suffix)]
-                break
+        suffix = lower[lower.rfind(".") :] if "." in lower else ""
+        if suffix in _COMPRESSION and len(stem) > len(suffix):
+            compression, stem = stem[-len(suffix) :], stem[: -len(suffix)]
+            lower = stem.lower()
+            suffix = lower[lower.rfind(".") :] if "." in lower else ""
+        if suffix in _FORMAT and len(stem) > len(suffix):
+            fmt, stem = stem[-len(suffix) :], stem[: -len(suffix)]
         return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
 
     def variables(self) -> dict[str, str]:
-        return {v: getattr(self, v) for v in TEMPLATE_VARIABLES}
+        """The values of ``TEMPLATE_VARIABLES``, by name (spelled out: it runs once per planned write)."""
+        return {"key": self.key, "dir": self.dir, "rel_dir": self.rel_dir, "name": self.name, "stem": self.stem, "ext": self.ext}
 
 
 def check_template(template: str) -> str:
