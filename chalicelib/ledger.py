@@ -98,8 +98,12 @@ class Ledger:
     """Collects Outcomes (and bad event records) of one run; ``flush()`` emits their metrics, grouped
     by (bucket, policy) for outcomes and by trigger for bad records."""
 
-    def __init__(self, *, emit_metrics: bool = True, metrics_stream: TextIO | None = None):
+    def __init__(self, *, emit_metrics: bool = True, metrics_stream: TextIO | None = None, keep_outcomes: bool = True):
+        #: Every outcome recorded, unless ``keep_outcomes`` is False: a sweep of millions of objects keeps
+        #: only the running totals, so its memory does not grow with the bucket.
         self.outcomes: list[Outcome] = []
+        self._keep = keep_outcomes
+        self._totals: dict[str, float] = defaultdict(float)
         #: Event records that could not be acted on: ``{"trigger", "record", "reason"}`` each.
         self.bad_records: list[dict[str, str]] = []
         self._emit = emit_metrics
@@ -110,8 +114,10 @@ class Ledger:
         """Log and count one outcome; return it."""
         from chalicelib.log import logger  # imported on first use: the CLI's local convert loads no AWS library
 
-        self.outcomes.append(outcome)
+        if self._keep:
+            self.outcomes.append(outcome)
         d = outcome.decision
+        self._add_to_totals(outcome)
         log = logger.error if outcome.status == "error" else logger.info
         log(f"{outcome.status}: {d.action} s3://{d.bucket}/{d.key or ''}: {outcome.reason}", extra={
             "bucket": d.bucket, "key": d.key, "policy": d.policy, "action": d.action, "status": outcome.status,
@@ -200,22 +206,36 @@ class Ledger:
                     metrics.add_metric(name=name, unit=MetricUnit(unit_of(name)), value=value)
                 metrics.flush_metrics()
 
-    def totals(self) -> dict[str, Any]:
-        """Counts, bytes and estimated monthly savings of this run (the CLI and demo summary)."""
-        ok = [o for o in self.outcomes if o.status == "ok"]
-        by_action: dict[str, int] = defaultdict(int)
-        for o in ok:
-            by_action[o.decision.action] += 1
-        written = [o for o in ok if o.decision.action in REGISTRY and REGISTRY[o.decision.action].writes_output]
-        saved = [o.monthly_saved for o in ok]
-        return {
-            **{snake(metric): by_action[name] for name, metric in count_metrics().items()},
-            "objects_skipped": sum(o.status == "skip" for o in self.outcomes),
-            "errors": sum(o.status == "error" for o in self.outcomes),
-            "bytes_before": sum(o.bytes_before for o in written),
-            "bytes_after": sum(o.bytes_after for o in written),
-            "bytes_saved": sum(o.bytes_saved for o in written),
-            "monthly_usd_saved": round(sum((s.usd for s in saved), 0.0), 6),
-            "monthly_kgco2e_saved": round(sum((s.kgco2e for s in saved), 0.0), 9),
-        }
+    def _add_to_totals(self, outcome: Outcome) -> None:
+        """Count ``outcome`` into the run's totals as it is recorded (``totals`` reads them)."""
+        count = self._totals
+        if outcome.status == "skip":
+            count["objects_skipped"] += 1
+        elif outcome.status == "error":
+            count["errors"] += 1
+        else:
+            action = outcome.decision.action
+            metric = count_metrics().get(action)
+            if metric:
+                count[snake(metric)] += 1
+            if action in REGISTRY and REGISTRY[action].writes_output:
+                count["bytes_before"] += outcome.bytes_before
+                count["bytes_after"] += outcome.bytes_after
+                count["bytes_saved"] += outcome.bytes_saved
+            saved = outcome.monthly_saved
+            count["monthly_usd_saved"] += saved.usd
+            count["monthly_kgco2e_saved"] += saved.kgco2e
 
+    def totals(self) -> dict[str, Any]:
+        """Counts, bytes and estimated monthly savings of this run (the CLI and demo summary), kept as it goes.
+
+        >>> Ledger(emit_metrics=False, keep_outcomes=False).totals()["errors"]
+        0
+        """
+        count = self._totals
+        return {
+            **{snake(metric): int(count[snake(metric)]) for metric in count_metrics().values()},
+            **{key: int(count[key]) for key in ("objects_skipped", "errors", "bytes_before", "bytes_after", "bytes_saved")},
+            "monthly_usd_saved": round(count["monthly_usd_saved"], 6),
+            "monthly_kgco2e_saved": round(count["monthly_kgco2e_saved"], 9),
+        }

@@ -100,7 +100,7 @@ def handle_records(trigger: str, read: Callable[[OnBad], Iterable[ObjectRef]], *
     (a non-transient HEAD error). The other records are still handled. Transient failures (throttling,
     5xx, network) raise RetryLater once every record has had its turn and metrics are flushed.
     """
-    ledger = Ledger()
+    ledger = Ledger(keep_outcomes=False)  # totals as it goes: memory flat however many objects
     ctx = context(lambda_context=lambda_context)
     outcomes: list[Outcome] = []
     retry: list[str] = []
@@ -148,7 +148,7 @@ def handle_sqs(event: Mapping[str, Any], lambda_context: Any = None) -> dict[str
     queue = work_queue(lambda_context)
     if queue is None:
         raise RuntimeError("leanlake messages on the queue, but the stage has no work queue configured ($LEANLAKE_QUEUE)")
-    ledger = Ledger()
+    ledger = Ledger(keep_outcomes=False)  # totals as it goes: memory flat however many objects
     results: list[dict[str, Any]] = []
 
     def ctx_for(as_of: datetime | None) -> RunContext:
@@ -203,7 +203,7 @@ def scheduled_sweep(lambda_context: Any = None) -> dict[str, Any]:
 def run_sweep(policy_names: list[str] | None, lambda_context: Any = None) -> dict[str, Any]:
     """Fan the sweep out through the work queue when the stage has one (it then finishes at any size);
     else sweep within this invocation."""
-    ledger = Ledger()
+    ledger = Ledger(keep_outcomes=False)  # totals as it goes: memory flat however many objects
     queue = work_queue(lambda_context)
     try:
         if queue is not None:
