@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import io
+import json
 import queue
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -29,8 +30,13 @@ from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
 
-__all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS"]
+__all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS", "ENCODINGS_KEY", "SORT_KEY",
+           "COMPAT_KEY"]
 
+#: Footer key-value metadata keys: what the writer chose (JSON), see ``_RowGroupWriter.metadata``.
+ENCODINGS_KEY = "leanlake.encodings"
+SORT_KEY = "leanlake.sort"
+COMPAT_KEY = "leanlake.compat"
 TRIAL_ROWS = 65_536
 SORT_SAMPLE_ROWS = 100_000
 SORT_CANDIDATES = 10
@@ -71,12 +77,23 @@ def _leaf_paths(schema) -> Dict[str, List[str]]:
     return out
 
 
-def _candidates(arrow_type) -> List[Tuple[str, Optional[str]]]:
-    """(label, encoding) pairs worth trying for one flat column; encoding None = plain."""
+def _candidates(arrow_type, compat: bool = False) -> List[Tuple[str, Optional[str]]]:
+    """(label, encoding) pairs worth trying for one flat column; encoding None = plain.
+
+    ``compat`` keeps to Parquet V1 encodings (dictionary, plain).
+
+    >>> import pyarrow as pa
+    >>> [label for label, _ in _candidates(pa.float64())], [label for label, _ in _candidates(pa.float64(), True)]
+    (['dict', 'plain', 'bss'], ['dict', 'plain'])
+    """
     import pyarrow as pa
 
     t = arrow_type
     cands: List[Tuple[str, Optional[str]]] = [("dict", None), ("plain", None)]
+    if compat:
+        if pa.types.is_nested(t) or pa.types.is_dictionary(t):
+            return []
+        return cands
     if pa.types.is_integer(t) and t.bit_width >= 32 or pa.types.is_timestamp(t) or pa.types.is_date(t) \
             or pa.types.is_time(t):
         cands += [("delta", "DELTA_BINARY_PACKED")]
@@ -112,13 +129,15 @@ def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
     return buf.tell()
 
 
-def choose_encodings(table, level: Optional[int]) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
+def choose_encodings(table, level: Optional[int],
+                     compat: bool = False) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
     """Pick, per column, the encoding (and zstd level) that compresses a sample of ``table`` smallest.
 
     Returns ``(dictionary_columns, column_encoding, column_level)`` for
     :class:`pyarrow.parquet.ParquetWriter` (leaf paths). Nested and unusual columns keep the default
     (dictionary where possible). With ``level`` None, columns are tried at ``DEFAULT_LEVEL`` and go to
-    ``HIGH_LEVEL`` where that pays; an explicit ``level`` is used for every column.
+    ``HIGH_LEVEL`` where that pays; an explicit ``level`` is used for every column. ``compat``
+    keeps to Parquet V1 encodings (dictionary or plain).
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
@@ -128,7 +147,7 @@ def choose_encodings(table, level: Optional[int]) -> Tuple[List[str], Dict[str, 
     encodings: Dict[str, str] = {}
     levels: Dict[str, int] = {}
     for i, field in enumerate(table.schema):
-        cands = _candidates(field.type)
+        cands = _candidates(field.type, compat)
         paths = leaves.get(field.name, [])
         if not cands or len(paths) != 1 or sample.num_rows == 0:
             dict_cols.extend(paths)
@@ -214,6 +233,7 @@ class _RowGroupWriter:
         self.rows = 0
         self.writer: Any = None
         self.sort_keys: List[str] = []
+        self.choices: Dict[str, str] = {}
 
     def add(self, batches: List[Any]) -> None:
         """Write one row group made of ``batches``."""
@@ -228,9 +248,11 @@ class _RowGroupWriter:
             first = self._sorted(first)
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
         if first is not None and first.num_rows:
-            dict_cols, encodings, levels = choose_encodings(first, self.options.level)
+            dict_cols, encodings, levels = choose_encodings(first, self.options.level, self.options.compat)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
+        self.choices = {p: f'{encodings.get(p, "dictionary" if p in dict_cols else "PLAIN")}:{levels.get(p, self.level)}'
+                        for p in leaves}
         sorting = None
         if self.sort_keys:
             names = self.schema.names
@@ -240,7 +262,7 @@ class _RowGroupWriter:
             compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
             data_page_size=DATA_PAGE_SIZE, store_schema=False, write_statistics=True,
-            sorting_columns=sorting,
+            sorting_columns=sorting,  # data pages stay V1 (pyarrow's default), which compat needs
         )
         return first
 
@@ -270,10 +292,19 @@ class _RowGroupWriter:
         self.flush()
         if self.writer is None:
             self._open(None)
-        if self.labels:
-            self.writer.add_key_value_metadata({**self.labels, FOOTER_ROWS: str(self.rows)})
+        self.writer.add_key_value_metadata({**self.labels, **self.metadata(), FOOTER_ROWS: str(self.rows)})
         self.writer.close()
         return self.rows
+
+    def metadata(self) -> Dict[str, str]:
+        """What the writer chose, for the footer's key-value metadata (``ENCODINGS_KEY``, ``SORT_KEY``):
+        per leaf column ``ENCODING:LEVEL`` (the encoding ``dictionary``, ``PLAIN`` or a Parquet encoding,
+        the zstd level), and the sort columns (``[]``: row order kept)."""
+        meta = {ENCODINGS_KEY: json.dumps(self.choices, separators=(",", ":")),
+                SORT_KEY: json.dumps(self.sort_keys)}
+        if self.options.compat:
+            meta[COMPAT_KEY] = "true"
+        return meta
 
     def abort(self) -> None:
         try:
