@@ -44,6 +44,7 @@ TRIAL_ROWS = 65_536
 SORT_SAMPLE_ROWS = 100_000
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
+SORT_FOLLOWUPS = 4
 DATA_PAGE_SIZE = 1 << 20
 QUEUE_DEPTH = 1
 #: Wide tables get row groups of at least this many Arrow bytes per column, up to WIDE_GROUP_MAX.
@@ -181,8 +182,9 @@ def choose_sort_keys(table) -> List[str]:
 
     Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
     ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round appends the
-    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %; at most
-    ``SORT_MAX_KEYS`` rounds. An empty result means sorting does not pay (row order is kept).
+    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %; the next
+    round tries the ``SORT_FOLLOWUPS`` runners-up only; at most ``SORT_MAX_KEYS`` rounds. An empty
+    result means sorting does not pay (row order is kept).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -214,16 +216,15 @@ def choose_sort_keys(table) -> List[str]:
 
     # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
     while candidates and len(keys) < SORT_MAX_KEYS:
-        round_best: Tuple[int, Optional[str]] = (best, None)
-        for name in candidates:
-            size = trial(name)
-            if size < round_best[0]:
-                round_best = (size, name)
-        if round_best[1] is None or round_best[0] > best * 0.99:
+        sizes = sorted((trial(name), name) for name in candidates)
+        size, name = sizes[0]
+        if size > best * 0.99:
             break
-        best = round_best[0]
-        keys.append(round_best[1])
-        candidates.remove(round_best[1])
+        best = size
+        keys.append(name)
+        # later rounds try only the candidates that did best in this one (measured: the same keys
+        # on the benchmark tables, 40 % fewer trials)
+        candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
     return keys
 
 
