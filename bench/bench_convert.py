@@ -268,10 +268,11 @@ def write_results(header: List[str], rows: List[List[str]], args) -> None:
         (f" --repeat {args.repeat}" if args.repeat > 1 else "")
     body = [SECTION, "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{cmd}`: each engine is a",
-            "separate `python -c` process; seconds and peak RSS are whole-process (interpreter start and",
-            "imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35 are flights.csv",
-            f"rows repeated 10 / 35 times (header once). Fastest of {args.repeat} run(s); load average at the start: "
-            f"{os.getloadavg()[0]:.2f}.",
+            "separate `python -c` process; seconds and peak RSS (the child's own VmHWM) are whole-process",
+            "(interpreter start and imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35",
+            "are flights.csv rows repeated 10 / 35 times (header once); airports_x100 is airports.csv x100,",
+            "ids made unique per copy, rows shuffled.",
+            f"Fastest of {args.repeat} run(s); load average at the start: {os.getloadavg()[0]:.2f}.",
             "", *[f"- {line}" for line in machine_info()], "", *table_lines(header, rows), ""]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     start = text.find(SECTION)
