@@ -10,9 +10,13 @@ Usage::
     python bench/bench_convert.py --datasets DIR --repeat 3 --no-write
 
 "leanlake" runs the library API in ``python -c``; "leanlake cli" runs ``leanlake convert SRC DST``
-(the whole CLI process) when ``leanlake`` is installed next to this Python.
+(the whole CLI process, this repository's code). Peak RSS is each child's own high-water mark
+(``VmHWM``, printed by the child as it exits): ``wait4``'s ``ru_maxrss`` would also count the
+parent's, since exec inherits the high-water mark of the process it replaces.
 Datasets default to ``<repo>/../shared/datasets/*.csv`` (skipped if absent). Generated files go to
-a temporary directory, never into the repo. Results (with machine info and library versions)
+a temporary directory, never into the repo: flights_x10 / flights_x35 (flights.csv repeated, a
+numeric table) and airports_x100 (airports.csv, the text-heavy table of place names, 100 copies
+with the id made unique per copy and every row shuffled, as a lake holds them). Results (with machine info and library versions)
 replace the "## CSV/JSON → Parquet" section of bench/RESULTS.md unless ``--no-write``.
 """
 from __future__ import annotations
@@ -45,6 +49,15 @@ ENGINES: Dict[str, str] = {
         "from chalicelib.formats import convert_to_parquet, ConvertOptions;"
         "convert_to_parquet(lambda: open({src!r}, 'rb'), {dst!r}, ConvertOptions(sort='auto'))"
     ),
+    "leanlake compat": (
+        "import sys; sys.path.insert(0, {repo!r});"
+        "from chalicelib.formats import convert_to_parquet, ConvertOptions;"
+        "convert_to_parquet(lambda: open({src!r}, 'rb'), {dst!r}, ConvertOptions(compat=True))"
+    ),
+    "leanlake cli": (
+        "import sys; sys.path.insert(0, {repo!r}); sys.argv = ['leanlake', 'convert', {src!r}, {dst!r}];"
+        "from leanlake.cli import main; main()"
+    ),
     "duckdb": (
         "import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv('{src}', nullstr='NA')) "
         "TO '{dst}' (FORMAT parquet, COMPRESSION zstd)\")"
@@ -62,28 +75,40 @@ ENGINES: Dict[str, str] = {
     ),
 }
 
-
-CLI = Path(sys.executable).parent / "leanlake"
+#: Run first in every child: at exit it prints its own peak RSS (VmHWM, kB) as the last line of stderr.
+HWM_PROLOGUE = (
+    "import atexit, sys\n"
+    "def _hwm():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('\\nBENCH_VMHWM_KB ' + line.split()[1] + '\\n'); sys.stderr.flush()\n"
+    "atexit.register(_hwm)\n"
+)
 
 
 def engine_argv(eng: str, src: Path, dst: Path) -> List[str]:
     """The command line of one engine run."""
-    if eng == "leanlake cli":
-        return [str(CLI), "convert", str(src), str(dst)]
-    return [sys.executable, "-c", ENGINES[eng].format(repo=str(REPO), src=str(src), dst=str(dst))]
+    return [sys.executable, "-c", HWM_PROLOGUE + ENGINES[eng].format(repo=str(REPO), src=str(src), dst=str(dst))]
 
 
 def run_engine(argv: List[str]) -> Tuple[float, int, Optional[str]]:
-    """Run ``argv``; return (wall seconds, peak RSS bytes, error or None)."""
+    """Run ``argv``; return (wall seconds, peak RSS bytes, error or None).
+
+    The peak is the child's own ``VmHWM``; ``wait4``'s ``ru_maxrss`` only when the child printed none.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_bytes = proc.stderr.read() if proc.stderr else b""  # read to EOF first: a full pipe would block the child
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    lines = err_bytes.decode(errors="replace").strip().splitlines()
+    rss = usage.ru_maxrss * 1024
+    if lines and lines[-1].startswith("BENCH_VMHWM_KB "):
+        rss = int(lines.pop().split()[1]) * 1024
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        return wall, usage.ru_maxrss * 1024, (err.strip().splitlines() or ["failed"])[-1][:120]
-    return wall, usage.ru_maxrss * 1024, None
+        return wall, rss, ([ln for ln in lines if ln.strip()] or ["failed"])[-1][:120]
+    return wall, rss, None
 
 
 def make_big(dst: Path, base: Path, times: int) -> Path:
@@ -95,6 +120,32 @@ def make_big(dst: Path, base: Path, times: int) -> Path:
         out.write(header)
         for _ in range(times):
             out.write(body)
+    return dst
+
+
+#: Builds the shuffled text-heavy file in a child process, so the parent's memory stays small.
+SHUFFLED_COPIES = """
+import random, sys
+src, dst, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(src, 'rb') as f:
+    header = f.readline()
+    body = [line if line.endswith(b'\\n') else line + b'\\n' for line in f]
+rng = random.Random(11)
+with open(dst, 'wb') as out:
+    out.write(header)
+    rows = []
+    for copy in range(times):
+        for line in body:  # the first field is the id: made unique per copy ("00AA" -> "00AA-37")
+            first, sep, rest = line.partition(b',')
+            rows.append(first[:-1] + b'-%d"' % copy + sep + rest if first.endswith(b'"') else line)
+    rng.shuffle(rows)
+    out.writelines(rows)
+"""
+
+
+def make_shuffled(dst: Path, base: Path, times: int) -> Path:
+    """``base``'s rows ``times`` times, the first field (an id) suffixed per copy, in random order."""
+    subprocess.run([sys.executable, "-c", SHUFFLED_COPIES, str(base), str(dst), str(times)], check=True)
     return dst
 
 
@@ -134,7 +185,7 @@ def main() -> int:
     ap.add_argument("--big", action="store_true", help="also a ~1 GiB CSV for the memory figure")
     ap.add_argument("--no-generated", action="store_true", help="skip the ~300 MB CSV")
     ap.add_argument("--repeat", type=int, default=1, help="runs per engine and file; the fastest counts")
-    default_engines = ",".join(list(ENGINES) + (["leanlake cli"] if CLI.exists() else []))
+    default_engines = ",".join(ENGINES)
     ap.add_argument("--engines", default=default_engines, help="comma-separated subset")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args()
@@ -151,6 +202,9 @@ def main() -> int:
         files.append(make_big(tmp / "flights_x10.csv", flights, 10))
     if flights.exists() and args.big:
         files.append(make_big(tmp / "flights_x35.csv", flights, 35))
+    airports = args.datasets / "airports.csv"
+    if airports.exists() and not args.no_generated:
+        files.append(make_shuffled(tmp / "airports_x100.csv", airports, 100))
     if not files:
         print("nothing to benchmark", file=sys.stderr)
         return 1
@@ -214,10 +268,11 @@ def write_results(header: List[str], rows: List[List[str]], args) -> None:
         (f" --repeat {args.repeat}" if args.repeat > 1 else "")
     body = [SECTION, "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{cmd}`: each engine is a",
-            "separate `python -c` process; seconds and peak RSS are whole-process (interpreter start and",
-            "imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35 are flights.csv",
-            f"rows repeated 10 / 35 times (header once). Fastest of {args.repeat} run(s); load average at the start: "
-            f"{os.getloadavg()[0]:.2f}.",
+            "separate `python -c` process; seconds and peak RSS (the child's own VmHWM) are whole-process",
+            "(interpreter start and imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35",
+            "are flights.csv rows repeated 10 / 35 times (header once); airports_x100 is airports.csv x100,",
+            "ids made unique per copy, rows shuffled.",
+            f"Fastest of {args.repeat} run(s); load average at the start: {os.getloadavg()[0]:.2f}.",
             "", *[f"- {line}" for line in machine_info()], "", *table_lines(header, rows), ""]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     start = text.find(SECTION)

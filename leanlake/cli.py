@@ -465,7 +465,10 @@ def convert(
     src: str = typer.Argument(..., help="Input: a local path or s3://BUCKET/KEY (CSV, TSV, JSON, JSON Lines; plain, gzip, bz2 or zstd)."),
     dst: str = typer.Argument(..., help="Output Parquet: a local path or s3://BUCKET/KEY; replaced atomically."),
     level: Optional[int] = typer.Option(None, "--level", min=1, max=22, help="zstd level for every column (default: 3, and 6 for the columns where it pays)."),
-    sort: str = typer.Option("none", "--sort", help="auto: cluster rows in each row group by low-cardinality columns (smaller); none: keep row order."),
+    sort: str = typer.Option("none", "--sort", help="auto: order the rows in each row group by the columns that shrink "
+                             "the file most, chosen by trial (smaller; row order changes); none: keep row order."),
+    compat: bool = typer.Option(False, "--compat", help="Parquet V1 encodings only (plain, dictionary), for older "
+                                "engines; a few percent larger."),
     max_row_size: str = typer.Option("64 MiB", "--max-row-size", help="Longest row accepted, e.g. '16 MiB'; a longer one fails early instead of exhausting memory."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -479,7 +482,8 @@ def convert(
     if sort not in ("none", "auto"):
         fail("--sort", f"must be auto or none, not {sort!r}", 2)
     try:
-        options = ConvertOptions(level=level, sort=sort, max_row_size=parse_size(max_row_size))  # type: ignore[arg-type]
+        options = ConvertOptions(level=level, sort=sort, compat=compat,  # type: ignore[arg-type]
+                                 max_row_size=parse_size(max_row_size))
     except ValueError as exc:
         fail("--max-row-size", str(exc), 2)
     started = time.monotonic()

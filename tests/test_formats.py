@@ -403,3 +403,47 @@ def test_record_chunks_cut_only_between_records_and_refuse_only_long_ones(rows, 
     assert b"".join(pieces) == body
     offsets = [sum(len(p) for p in pieces[: i + 1]) for i in range(len(pieces))]
     assert set(offsets) <= ends and all(p.count(b'"') % 2 == 0 for p in pieces)
+
+
+def _encodings(path) -> set:
+    meta = pq.read_metadata(path)
+    return {e for g in range(meta.num_row_groups) for i in range(meta.num_columns)
+            for e in meta.row_group(g).column(i).encodings}
+
+
+def test_compat_writes_only_v1_encodings_and_the_footer_records_every_choice(tmp_path):
+    import random
+
+    from chalicelib.formats.parquet_writer import ENCODING_LABELS
+
+    rng = random.Random(3)
+    rows = [["id", "name", "score", "when"]] + [
+        [i, f"station {i:06d} north", round(rng.gauss(0, 1), 6), f"2024-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}"]
+        for i in range(30_000)]
+    data = csv_bytes(rows)
+    out = tmp_path / "out.parquet"
+    default = convert_to_parquet(opener(data), out, ConvertOptions())
+    modern, default_rows = _encodings(out), pq.read_table(out).to_pylist()
+    meta = pq.read_metadata(out).metadata
+    choices = json.loads(meta[b"leanlake.encodings"])
+    assert sorted(c for columns in choices.values() for c in columns) == ["id", "name", "score", "when"]
+    assert all(ENCODING_LABELS[label] in modern | {"RLE_DICTIONARY"} and 1 <= int(level) <= 22
+               for label, _, level in (choice.partition(":") for choice in choices))
+    assert b"leanlake.sort" not in meta and b"leanlake.compat" not in meta
+    assert modern & {"DELTA_BINARY_PACKED", "DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY", "BYTE_STREAM_SPLIT"}
+
+    compat = convert_to_parquet(opener(data), out, ConvertOptions(compat=True))
+    assert _encodings(out) <= {"PLAIN", "RLE", "RLE_DICTIONARY", "PLAIN_DICTIONARY"}
+    assert pq.read_metadata(out).metadata[b"leanlake.compat"] == b"true"
+    assert pq.read_table(out).to_pylist() == default_rows
+    assert compat.rows == default.rows == 30_000 and compat.bytes_out > default.bytes_out
+
+
+def test_sort_auto_records_its_keys_in_the_footer(tmp_path):
+    rows = [["k", "g", "v"]] + [[i % 5, f"g{i % 3}", i * 7 % 101] for i in range(20_000)]
+    out = tmp_path / "out.parquet"
+    convert_to_parquet(opener(csv_bytes(rows)), out, ConvertOptions(sort="auto"))
+    keys = json.loads(pq.read_metadata(out).metadata[b"leanlake.sort"])
+    assert keys and set(keys) <= {"k", "g", "v"}
+    sorting = pq.read_metadata(out).row_group(0).sorting_columns
+    assert [pq.read_schema(out).names[c.column_index] for c in sorting] == keys

@@ -31,7 +31,10 @@ class Convert(WriterAction):
     level: int | None = Field(default=None, ge=1, le=22,
                               description="zstd level for every column; default: 3, and 6 for columns where it pays")
     destination: str = "{dir}{stem}.parquet"
-    sort: Literal["none", "auto"] = "none"
+    sort: Literal["none", "auto"] = Field(default="none", description="auto: order the rows inside each row group "
+                                          "by the columns that shrink the file most (measured); none: keep row order")
+    compat: bool = Field(default=False, description="true: Parquet V1 encodings only (plain, dictionary) for older "
+                                                    "engines; the file is a few percent larger")
     max_row_size: int = Field(default=64 * MiB, ge=1 * MiB, le=1024 * MiB,
                               description="longest row accepted (e.g. '64 MiB'); a longer one fails the conversion early, "
                                           "since converting holds a few rows in memory at once")
@@ -51,6 +54,6 @@ class Convert(WriterAction):
     def produce(self, open_source: Callable[[], Any], output: Output) -> tuple[int, dict[str, Any]]:
         """Convert to Parquet into ``output``, its footer labelled with the source and rows; the rows
         are checked against the footer once the output is in S3 (``output.untrusted``)."""
-        options = ConvertOptions(level=self.level, sort=self.sort, max_row_size=self.max_row_size)
+        options = ConvertOptions(level=self.level, sort=self.sort, compat=self.compat, max_row_size=self.max_row_size)
         result = convert_to_parquet(open_source, output, options)
         return result.bytes_out, {"rows": result.rows, "columns": result.columns, "format": result.input_format}

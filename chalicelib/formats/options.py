@@ -19,6 +19,10 @@ class ConvertOptions:
     sort:            ``"none"`` keeps row order exactly; ``"auto"`` clusters the rows inside each
                      row group by low-cardinality columns (chosen on the first row group), which
                      makes the file smaller but changes row order.
+    compat:          ``True`` restricts the file to Parquet V1 encodings (PLAIN, dictionary / RLE; no
+                     ``DELTA_*``, no ``BYTE_STREAM_SPLIT``) and V1 data pages, for older engines that
+                     cannot read the others; the per-column trial then picks dictionary or plain
+                     (its size cost is in bench/RESULTS.md).
     row_group_rows:  upper bound of rows in one row group.
     row_group_bytes: upper bound of the in-memory (Arrow) size of one row group; this is what
                      bounds memory, the row bound only matters for very narrow tables.
@@ -37,6 +41,7 @@ class ConvertOptions:
 
     level: Optional[int] = None
     sort: Literal["none", "auto"] = "none"
+    compat: bool = False
     row_group_rows: int = 1_000_000
     row_group_bytes: int = 12 * 1024 * 1024
     block_size: int = 1024 * 1024
