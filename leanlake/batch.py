@@ -198,11 +198,6 @@ def job_request(manifest: Manifest, *, account_id: str, run: str, function_arn: 
     }
 
 
-def bucket_region(s3: Any, bucket: str) -> str:
-    """The bucket's region (a job, its manifest and its report live in one region)."""
-    return s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
-
-
 def s3control_client(region: str) -> Any:
     """The S3 Control client that creates jobs in ``region``."""
     import boto3

@@ -394,6 +394,7 @@ def batch(
 
     from chalicelib.pipeline import describe_error
     from leanlake import batch as jobs
+    from leanlake.regions import bucket_region
 
     ctx = _context(policies, as_of)
     try:
@@ -416,7 +417,7 @@ def batch(
                          "reason": "nothing for an object action to do"})
             continue
         try:
-            region = jobs.bucket_region(ctx.s3, name)
+            region = bucket_region(ctx.s3, name)  # a job, its manifest and its report live in the bucket's Region
             account = account_id or jobs.caller_account(region)
             manifest = jobs.write_manifest(ctx.s3, name, run_id, keys)
             request = jobs.job_request(manifest, account_id=account, run=run_id, function_arn=arn, role_arn=role_arn,

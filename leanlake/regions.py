@@ -83,6 +83,11 @@ def region_of(location: str | None) -> str:
     return "eu-west-1" if location == "EU" else location
 
 
+def bucket_region(s3: Any, bucket: str) -> str:
+    """The Region ``bucket`` lives in (``GetBucketLocation``, through ``region_of``)."""
+    return region_of(s3.get_bucket_location(Bucket=bucket).get("LocationConstraint"))
+
+
 def cloudwatch_client(region: str) -> Any:
     """A CloudWatch client in ``region``: S3 publishes a bucket's storage metrics in the bucket's own Region."""
     import boto3
@@ -161,7 +166,7 @@ def advise(s3: Any, buckets: Iterable[str], *, top: int = 3, carbon_method: str 
     regions: dict[str, str] = {}
     for bucket in names:
         try:
-            regions[bucket] = region_of(s3.get_bucket_location(Bucket=bucket).get("LocationConstraint"))
+            regions[bucket] = bucket_region(s3, bucket)
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"s3://{bucket}", exc) from exc
     stored: dict[str, Stored] = {}
