@@ -32,7 +32,7 @@ from collections import defaultdict
 from typing import Any, Iterator, TextIO
 
 from chalicelib.actions import REGISTRY
-from chalicelib.decision import Outcome
+from chalicelib.decision import Outcome, Saving
 
 #: EMF goes to stdout in Lambda (CloudWatch reads it there) and to stderr in CLI runs.
 _emf_to_stderr = False
@@ -117,14 +117,14 @@ class Ledger:
         if self._keep:
             self.outcomes.append(outcome)
         d = outcome.decision
-        self._add_to_totals(outcome)
+        saved = outcome.monthly_saved  # priced once: the metrics and the totals both use it
+        self._add_to_totals(outcome, saved)
         log = logger.error if outcome.status == "error" else logger.info
         log(f"{outcome.status}: {d.action} s3://{d.bucket}/{d.key or ''}: {outcome.reason}", extra={
             "bucket": d.bucket, "key": d.key, "policy": d.policy, "action": d.action, "status": outcome.status,
             "bytes_before": outcome.bytes_before, "bytes_after": outcome.bytes_after, "output_key": outcome.output_key,
         })
         pending = self._pending[(("bucket", d.bucket), ("policy", d.policy))]
-        saved = outcome.monthly_saved
         pending[USD_SAVED] += saved.usd
         pending[KGCO2E_SAVED] += saved.kgco2e
         if d.action != "skip":
@@ -206,7 +206,7 @@ class Ledger:
                     metrics.add_metric(name=name, unit=MetricUnit(unit_of(name)), value=value)
                 metrics.flush_metrics()
 
-    def _add_to_totals(self, outcome: Outcome) -> None:
+    def _add_to_totals(self, outcome: Outcome, saved: Saving) -> None:
         """Count ``outcome`` into the run's totals as it is recorded (``totals`` reads them)."""
         count = self._totals
         if outcome.status == "skip":
@@ -222,7 +222,6 @@ class Ledger:
                 count["bytes_before"] += outcome.bytes_before
                 count["bytes_after"] += outcome.bytes_after
                 count["bytes_saved"] += outcome.bytes_saved
-            saved = outcome.monthly_saved
             count["monthly_usd_saved"] += saved.usd
             count["monthly_kgco2e_saved"] += saved.kgco2e
 
