@@ -56,6 +56,8 @@ MOTO_CHECKS = {
     # DeleteObjects (POST ?delete) is checked as s3:DeleteObject on the bucket ARN, not on each key
     ("objects", "s3:DeleteObject"): ("bucket", "s3:DeleteObject"),
 }
+# AWS authorizes SQS's batch calls as the single ones (SendMessageBatch as sqs:SendMessage); moto checks their own names.
+MOTO_QUEUE_CHECKS = {"sqs:SendMessage": "sqs:SendMessageBatch", "sqs:DeleteMessage": "sqs:DeleteMessageBatch"}
 
 
 # --- The server, its admin, and users holding a document ---------------------------------------------------------
@@ -100,6 +102,8 @@ def moto_document(document: dict[str, Any]) -> dict[str, Any]:
                     bucket_arn = resource.removesuffix("/*")
                     extra.append({"Effect": "Allow", "Action": [moto[1]],
                                   "Resource": [bucket_arn if moto[0] == "bucket" else f"{bucket_arn}/*"]})
+                if action in MOTO_QUEUE_CHECKS and resource.startswith("arn:aws:sqs:"):
+                    extra.append({"Effect": "Allow", "Action": [MOTO_QUEUE_CHECKS[action]], "Resource": [resource]})
     return {**document, "Statement": document["Statement"] + extra}
 
 

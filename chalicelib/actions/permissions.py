@@ -159,9 +159,12 @@ def needs(calls: Iterable[Call]) -> Grant:
 
 # --- The code paths, as the requests they make ----------------------------------------------------
 
-#: Every bucket a policy names: sweeps list it, and an upload event's object is HEADed (the truth)
-#: before any policy is matched (chalicelib.sweep.list_refs, chalicelib.pipeline).
-EVERY_BUCKET: Calls = (Call("ListObjectsV2"), Call("HeadObject"))
+#: A fanned-out sweep's checkpoint, in every bucket it sweeps, whatever the policies' actions
+#: (chalicelib.fanout: ``_leanlake/sweeps/<run>.json`` and ``latest.json`` read, then written conditionally).
+SWEEP_CHECKPOINT: Calls = (Call("GetObject"), Call("PutObject"))
+#: Every bucket a policy names: sweeps list it (with a checkpoint where they fan out), and an upload
+#: event's object is HEADed (the truth) before any policy is matched (chalicelib.sweep.list_refs, chalicelib.pipeline).
+EVERY_BUCKET: Calls = (Call("ListObjectsV2"), Call("HeadObject")) + SWEEP_CHECKPOINT
 #: A policy with tag filters: the object's tags are read to match it, by version where HEAD gave one.
 TAG_FILTERS: Calls = (Call("GetObjectTagging", version_id=True),)
 #: convert/recompress read their source: HEAD, its tags and a GET pinned to its version (chalicelib.actions.output).
