@@ -296,6 +296,7 @@ def resume(message: Mapping[str, Any], ctx_for: Any, ledger: Ledger, queue: Work
     if cp.done or cp.superseded_by or cp.seq != seq:
         logger.info(f"sweep run {run} of s3://{bucket}: continuation {seq} already handled (at {cp.seq}); dropped")
         return {"run": run, "status": "duplicate"}
+    unsaved_claim = cp.claimed_by is not None  # an earlier delivery claimed this continuation and never saved it
     cp.invocations += 1
     cp.claimed_by = uuid.uuid4().hex[:12]
     try:
@@ -306,9 +307,13 @@ def resume(message: Mapping[str, Any], ctx_for: Any, ledger: Ledger, queue: Work
 
     ctx = ctx_for(cp.as_of_time())
     selected = _selected(ctx.policies, cp.policies)
-    deletions = ctx.deletions[bucket] = Deletions(ctx, bucket, audit_prefix=ctx.deletions_in(bucket).audit_prefix,
+    audit_prefix = ctx.deletions_in(bucket).audit_prefix
+    if unsaved_claim:
+        cp.deleted += _deleted_by_unsaved_claims(ctx, bucket, audit_prefix, f"{run}.{cp.seq:05d}.")
+    # each claim audits under its own name: a redelivery never overwrites the audit lines of a killed claim
+    deletions = ctx.deletions[bucket] = Deletions(ctx, bucket, audit_prefix=audit_prefix,
                                                   max_deletions=cp.cap - cp.deleted - cp.reserved,
-                                                  run_id=f"{run}.{cp.seq:05d}")
+                                                  run_id=f"{run}.{cp.seq:05d}.{cp.claimed_by}")
     items: list[dict[str, Any]] = []
     handled = 0
     for ref, decisions in _listed(ctx, cp, selected, budget):
@@ -341,6 +346,21 @@ def resume(message: Mapping[str, Any], ctx_for: Any, ledger: Ledger, queue: Work
         queue.send([_continuation(cp)])
     return {"run": run, "bucket": bucket, "seq": cp.seq, "handled": handled, "queued": len(items), "done": cp.done,
             "deleted": deletions.deleted, "seconds": round(budget.elapsed(), 3)}
+
+
+def _deleted_by_unsaved_claims(ctx: RunContext, bucket: str, audit_prefix: str, claims: str) -> int:
+    """Deletions that invocations killed after claiming this continuation made (or may have made: a line
+    still ``deleting``), read from their audit objects, so that the run's cap still holds after a kill."""
+    prefix = f"{audit_prefix}{ctx.now:%Y/%m/%d}/{ctx.now:%H%M%S}-{claims}"
+    count = 0
+    for page in ctx.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            body = ctx.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            count += sum(json.loads(line).get("status") in ("deleting", "deleted") for line in body.splitlines() if line.strip())
+    if count:
+        logger.warning(f"s3://{bucket}: {count} deletion(s) by an invocation of this continuation that never finished "
+                       f"({prefix}*) count against the run's cap")
+    return count
 
 
 def _listed(ctx: RunContext, cp: Checkpoint, selected: PolicySet,

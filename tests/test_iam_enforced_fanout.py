@@ -15,10 +15,13 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from test_iam_enforced import (  # noqa: F401  (lake and as_user are fixtures)
-    ALARM, CONFIG, LATER, Lake, alarm_event, as_user, assert_lake_done, denials, derived, errors, lake, seed, setup,
-    visible, without,
+import test_iam_enforced
+from test_iam_enforced import (
+    ALARM, CONFIG, LATER, Lake, alarm_event, assert_lake_done, denials, derived, errors, seed, setup, visible, without,
 )
+
+lake = test_iam_enforced.lake  # the fixtures: a moto server with IAM enforced (of this module's own), a user's runtime
+as_user = test_iam_enforced.as_user
 
 QUEUE = CONFIG.queue("dev")
 
