@@ -3,7 +3,9 @@
 A backfill of millions of objects (``leanlake batch``) hands S3 Batch Operations a manifest; the job
 invokes the ``batch_task`` function with a few tasks at a time, and this module runs each task's
 object through ``pipeline.handle_uploads`` (HEAD is the truth, the loop guard holds, only object
-actions run: deletions wait for the sweep) and answers each task for the job's completion report:
+actions run: expiry waits for the sweep; a ``source: delete`` conversion deletes its verified source
+as an upload's does, conditionally, audited and counted against ``max_deletions`` per invocation)
+and answers each task for the job's completion report:
 
 | outcome | resultCode | resultString |
 |---|---|---|
