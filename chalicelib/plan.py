@@ -51,7 +51,10 @@ NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-le
 
 def decide(ref: ObjectRef, prefix: str, view: PolicyView, as_of: datetime) -> Decision:
     """The one decision of one policy for one matched object (see the module docstring for the order)."""
-    age = age_days(ref, as_of)
+    return _decide(ref, prefix, view, age_days(ref, as_of))
+
+
+def _decide(ref: ObjectRef, prefix: str, view: PolicyView, age: float | None) -> Decision:
     for action in view.actions:
         decision = action.decide(ref, prefix, view, age)
         if decision is not None:
@@ -65,12 +68,18 @@ def decide(ref: ObjectRef, prefix: str, view: PolicyView, as_of: datetime) -> De
 
 def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime, *,
                  region: str = econ.figures.DEFAULT_REGION) -> Iterator[Decision]:
-    """One Decision per (ref, matching policy), streamed; nothing for refs no policy matches (``PolicySet.match``)."""
+    """One Decision per (ref, matching policy), streamed; nothing for refs no policy matches (``PolicySet.match``).
+
+    The hot loop of planning a million objects: a ref no policy matches costs one ``matches`` call; a
+    matched ref's age is computed once for all its policies; reasons are written only when read."""
     views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
     matches = policies.matches
     for ref in refs:
-        for lp, prefix in matches(ref):
-            yield decide(ref, prefix, views[id(lp)], as_of)
+        found = matches(ref)
+        if found:
+            age = age_days(ref, as_of)
+            for lp, prefix in found:
+                yield _decide(ref, prefix, views[id(lp)], age)
 
 
 def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> Iterator[Decision]:
@@ -101,13 +110,16 @@ class _Sum:
 
     def add(self, d: Decision) -> None:
         self.decisions += 1
-        self.actions[d.action] = self.actions.get(d.action, 0) + 1
-        if d.action != "skip":
+        actions = self.actions
+        action = d.action
+        actions[action] = actions.get(action, 0) + 1
+        if action != "skip":
             self.monthly_usd_saved += d.monthly_usd_saved
             self.monthly_kgco2e_saved += d.monthly_kgco2e_saved
             self.one_off_usd += d.one_off_usd
-            if d.ref is not None and d.ref.size:
-                self.bytes += d.ref.size
+            ref = d.ref
+            if ref is not None and ref.size:
+                self.bytes += ref.size
 
     def as_dict(self) -> dict[str, Any]:
         return {"decisions": self.decisions, "actions": dict(sorted(self.actions.items())),
@@ -138,8 +150,13 @@ class Totals:
 
     def watch(self, decisions: Iterable[Decision]) -> Iterator[Decision]:
         """Pass decisions through, counting them."""
+        add_overall, policies = self.overall.add, self.policies
         for d in decisions:
-            self.add(d)
+            add_overall(d)
+            acc = policies.get(d.policy)
+            if acc is None:
+                acc = policies[d.policy] = _Sum()
+            acc.add(d)
             yield d
 
     def as_dict(self) -> dict[str, Any]:
