@@ -99,27 +99,16 @@ def deletes(decision: Decision) -> bool:
     return decision.by is not None and decision.by.deletes()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sum:
+    """One policy's (or all policies') running totals; ``Totals.add`` counts into two at once. Skips count 0."""
+
     decisions: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     monthly_usd_saved: float = 0.0
     monthly_kgco2e_saved: float = 0.0
     one_off_usd: float = 0.0
     bytes: int = 0
-
-    def add(self, d: Decision) -> None:
-        self.decisions += 1
-        actions = self.actions
-        action = d.action
-        actions[action] = actions.get(action, 0) + 1
-        if action != "skip":
-            self.monthly_usd_saved += d.monthly_usd_saved
-            self.monthly_kgco2e_saved += d.monthly_kgco2e_saved
-            self.one_off_usd += d.one_off_usd
-            ref = d.ref
-            if ref is not None and ref.size:
-                self.bytes += ref.size
 
     def as_dict(self) -> dict[str, Any]:
         return {"decisions": self.decisions, "actions": dict(sorted(self.actions.items())),
@@ -142,21 +131,36 @@ class Totals:
         self.policies: dict[str, _Sum] = {}
 
     def add(self, decision: Decision) -> None:
-        self.overall.add(decision)
+        """Count one decision, overall and for its policy (``_Sum.add`` twice, in one call: it runs per decision)."""
+        overall = self.overall
         acc = self.policies.get(decision.policy)
         if acc is None:
             acc = self.policies[decision.policy] = _Sum()
-        acc.add(decision)
+        action = decision.action
+        overall.decisions += 1
+        acc.decisions += 1
+        actions = overall.actions
+        actions[action] = actions.get(action, 0) + 1
+        actions = acc.actions
+        actions[action] = actions.get(action, 0) + 1
+        if action != "skip":
+            usd, kgco2e, one_off = decision.monthly_usd_saved, decision.monthly_kgco2e_saved, decision.one_off_usd
+            overall.monthly_usd_saved += usd
+            overall.monthly_kgco2e_saved += kgco2e
+            overall.one_off_usd += one_off
+            acc.monthly_usd_saved += usd
+            acc.monthly_kgco2e_saved += kgco2e
+            acc.one_off_usd += one_off
+            ref = decision.ref
+            if ref is not None and ref.size:
+                overall.bytes += ref.size
+                acc.bytes += ref.size
 
     def watch(self, decisions: Iterable[Decision]) -> Iterator[Decision]:
         """Pass decisions through, counting them."""
-        add_overall, policies = self.overall.add, self.policies
+        add = self.add
         for d in decisions:
-            add_overall(d)
-            acc = policies.get(d.policy)
-            if acc is None:
-                acc = policies[d.policy] = _Sum()
-            acc.add(d)
+            add(d)
             yield d
 
     def as_dict(self) -> dict[str, Any]:

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
@@ -70,7 +69,7 @@ def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterat
             by_bucket[ref.bucket] = [lp.policy.filters for lp in policies.for_bucket(ref.bucket) if lp.policy.filters.tags]
         tag_filters = by_bucket[ref.bucket]
         if tag_filters and ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in tag_filters):
-            ref = replace(ref, tags=s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
+            ref = ref.with_tags(s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
         yield ref
 
 

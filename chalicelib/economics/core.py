@@ -146,12 +146,27 @@ def _class_figures(storage_class: str, region: str, carbon: CarbonMethod) -> tup
             r.pue, r.ef, r.notes)
 
 
+def _rates(region: str, carbon: CarbonMethod) -> Rates:
+    """``rates(region, carbon)``, without hashing the default ``CarbonMethod`` for the cache's key (per object in planning)."""
+    return rates(region) if carbon is CCF else rates(region, carbon)
+
+
+#: ``_class_figures`` under the default carbon method by (class, region): hashing a ``CarbonMethod`` (a dataclass)
+#: for the cache's key cost more than the arithmetic it saves, and planning prices two or three months per object.
+_CCF_FIGURES: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+
 def _month(size_bytes: float, storage_class: str, region: str, objects: int,
            carbon: CarbonMethod) -> tuple[float, float, float, float, tuple[str, ...]]:
     """``storage_month``'s figures (usd, kg CO2e, billable bytes, kWh, notes) without building a Footprint:
     the same arithmetic in the same order, so the same floats."""
+    figures = _CCF_FIGURES.get((storage_class, region)) if carbon is CCF else None
+    if figures is None:
+        figures = _class_figures(storage_class, region, carbon)
+        if carbon is CCF:
+            _CCF_FIGURES[(storage_class, region)] = figures
     (r, cls, min_billable, overhead, overhead_std, rf, multiplier, std_price, std_rf, intelligent, int_min, int_fee,
-     pue, ef, notes) = _class_figures(storage_class, region, carbon)
+     pue, ef, notes) = figures
     avg = size_bytes / objects if objects else 0.0
     billable = objects * (max(avg, min_billable) + overhead)
     std_bytes = objects * overhead_std
@@ -222,7 +237,7 @@ def _class_change(size_bytes: float, from_class: str, to_class: str, region: str
                   expires_in_days: float | None, objects: int, via: str,
                   carbon: CarbonMethod) -> tuple[float, float, float, float, float | None, tuple[str, ...]]:
     """``class_change``'s Estimate fields as a tuple: planning prices a move per object."""
-    r = rates(region, carbon)
+    r = _rates(region, carbon)
     before_usd, before_kg, *_ = _month(size_bytes, from_class, region, objects, carbon)
     after_usd, after_kg, *_ = _month(size_bytes, to_class, region, objects, carbon)
     if via == "copy":
@@ -296,7 +311,7 @@ def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocation
 def _lambda_run(size_in_bytes: float, region: str, invocations: int, memory_mb: int | None, arch: str | None,
                 read_mib_per_s: float | None, carbon: CarbonMethod) -> tuple[float, float, float, float, float]:
     """``lambda_run``'s fields as a tuple (planning prices a conversion per object: no object per step)."""
-    r = rates(region, carbon)
+    r = _rates(region, carbon)
     memory_mb, arch, read_mib_per_s, watts_x_vcpu = _lambda_setup(memory_mb, arch, read_mib_per_s)
     seconds = size_in_bytes / (read_mib_per_s * 2**20)
     gb_s = seconds * memory_mb / 1024
@@ -330,7 +345,7 @@ def _conversion(size_in: float, size_out: float, storage_class: str, region: str
                 arch: str | None, read_mib_per_s: float | None,
                 carbon: CarbonMethod) -> tuple[float, float, float, float, None, tuple[str, ...]]:
     """``conversion``'s Estimate fields as a tuple: planning reads the figures of one per converted object."""
-    r = rates(region, carbon)
+    r = _rates(region, carbon)
     before_usd, before_kg, *_ = _month(size_in, storage_class, region, objects_in, carbon)
     out_usd, out_kg, *_ = _month(size_out, output_class, region, objects_out, carbon)
     _, _, run_usd, _, run_kgco2e = _lambda_run(size_in, region, objects_out if invocations is None else invocations,
