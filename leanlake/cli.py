@@ -21,6 +21,11 @@ from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 
+try:  # the fast JSON encoder of `plan --json` (a CLI dependency); json does the same, slower
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency of the CLI
+    _orjson = None
+
 app = typer.Typer(
     name="leanlake",
     help="Cut the storage footprint of ML data lakes on Amazon S3 in bytes, dollars and kg CO2e.\n\n"
@@ -187,20 +192,30 @@ def _print_decisions(decisions: list[Any], totals: dict[str, Any], count: Option
     console.print_json(data=totals)
 
 
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as JSON objects separated by ``,\\n    `` (an array's items, one per line, without its brackets).
+
+    orjson when installed: it encodes a million decisions in about a second where ``json`` takes several
+    (non-ASCII is written as UTF-8, not ``\\u`` escapes: the same document once parsed)."""
+    if _orjson is not None:
+        return _orjson.dumps(rows).decode()[1:-1].replace('},{"bucket"', '},\n    {"bucket"')
+    return json.dumps(rows, separators=(", ", ": "))[1:-1].replace('}, {"bucket"', '},\n    {"bucket"')
+
+
 def _emit_plan_json(decisions: Iterator[Any], totals: Any) -> None:
     """``{"decisions": [...], "totals": {...}}`` written as the decisions come: one JSON document, the shape
     ``emit_json`` gives, without holding the decisions. ``totals`` (a ``chalicelib.plan.Totals``) must be
     counting ``decisions``; nothing is written before the first decision, so an early failure prints no half document."""
     first = next(decisions, None)
-    write, dumps = sys.stdout.write, json.dumps
+    write = sys.stdout.write
     write('{\n  "decisions": [')
     if first is not None:
-        write("\n    " + dumps(first.as_dict()))
-        # One dumps per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
+        write("\n    " + _json_rows([first.as_dict()]))
+        # One encoding per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
         for chunk in iter(lambda: [d.as_dict() for d in itertools.islice(decisions, 1000)], []):
-            write(",\n    " + dumps(chunk, separators=(", ", ": "))[1:-1].replace('}, {"bucket"', '},\n    {"bucket"'))
+            write(",\n    " + _json_rows(chunk))
         write("\n  ")
-    write('],\n  "totals": ' + dumps(totals.as_dict(), indent=2).replace("\n", "\n  ") + "\n}\n")
+    write('],\n  "totals": ' + json.dumps(totals.as_dict(), indent=2).replace("\n", "\n  ") + "\n}\n")
 
 
 @app.command()
