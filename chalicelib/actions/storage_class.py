@@ -94,8 +94,8 @@ def _unpaid_reason(cls: str, target: str, net: float, horizon: int, usd: float, 
 def _move_reason(cls: str, target: str, net: float, horizon: int, kgco2e: float) -> str:
     """The reason of a planned move (written when read).
 
-        >>> _move_reason("STANDARD", "GLACIER_IR", 1.5, 365, 0.0)
-        'STANDARD → GLACIER_IR: net $1.500000 over 365 days; saves no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)'
+        >>> _move_reason("STANDARD", "ONEZONE_IA", 1.5, 365, 0.25)
+        'STANDARD → ONEZONE_IA: net $1.500000 over 365 days; saves 0.250000 kg CO2e a month'
     """
     co2e = (f"{kgco2e:.6f} kg CO2e a month" if kgco2e > 0
             else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
