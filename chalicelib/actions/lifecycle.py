@@ -183,7 +183,7 @@ class Expire(Action):
             return None
         usd, kgco2e, one_off, *_ = _deletion(ref.size or 0, ref.storage_class or "STANDARD", view.region, age, 1, CCF)
         return Decision(ref.bucket, ref.key, view.name, self.name, partial(_expire_reason, age, self.days, self.versions),
-                        usd, kgco2e, one_off, ref=ref, params=_expiry_params(self.versions), by=self)
+                        usd, kgco2e, one_off, ref, _expiry_params(self.versions), self)
 
     def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason:
         if view.by_lifecycle:

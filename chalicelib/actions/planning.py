@@ -87,7 +87,7 @@ class PolicyView:
 
     def skip(self, ref: ObjectRef, reason: Reason) -> Decision:
         """This policy's ``skip`` of ``ref``, saying why (or with a function that says it when read)."""
-        return Decision(ref.bucket, ref.key, self.name, "skip", reason, ref=ref)
+        return Decision(ref.bucket, ref.key, self.name, "skip", reason, 0.0, 0.0, 0.0, ref)  # positional: one per skip
 
     def lifecycle_rule(self, prefix: str) -> str:
         """The ID of the Lifecycle rule that covers objects matched through ``prefix``."""

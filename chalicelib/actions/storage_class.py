@@ -74,7 +74,7 @@ def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None
     if view.co2e and kgco2e <= 0:
         return view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
     return Decision(ref.bucket, ref.key, view.name, StorageClass.name, partial(_move_reason, cls, target, net, view.horizon, kgco2e),
-                    usd, kgco2e, one_off, ref=ref, params=_move_params(target, via, notes), by=by)
+                    usd, kgco2e, one_off, ref, _move_params(target, via, notes), by)
 
 
 @cache

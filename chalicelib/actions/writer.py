@@ -170,7 +170,7 @@ class WriterAction(Action):
         params = WriteParams(destination, self.source, ratio, assumption, view.region, notes)
         return Decision(ref.bucket, ref.key, view.name, self.name,
                         partial(_write_reason, self.name, destination, ratio, size, assumption, usd, kgco2e),
-                        usd, kgco2e, one_off, ref=ref, params=params, by=self)
+                        usd, kgco2e, one_off, ref, params, self)
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked source would stay, so the output would only add storage: not worth it, and the
