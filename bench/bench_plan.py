@@ -7,7 +7,9 @@ ml-lake policies plus a storage-class policy, and totals the decisions. Each siz
 subprocess so that its peak RSS (``ru_maxrss``) is its own.
 
 Why: the plan must stream, with memory that does not grow with the count, and be quick: issue 11's
-goal is 1,000,000 objects in at most 5 s on one core (see bench/RESULTS.md for where it stands).
+goal is 1,000,000 objects in at most 5 s on one core (see bench/RESULTS.md for where it stands). CPU
+seconds (user + system) are printed beside wall seconds, with the load average: on a shared machine
+they are the steadier figure.
 
 Run:
     .venv/bin/python bench/bench_plan.py            # 100k and 1M
@@ -80,23 +82,31 @@ def refs(n: int):
                             tags=recreatable if key.startswith("features/") else None)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process: on a shared machine, steadier than wall seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(n: int) -> dict[str, Any]:
     from chalicelib.plan import Totals, plan_objects
     from chalicelib.policy import PolicySet
 
     policies = PolicySet.from_dicts(POLICIES)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     listed = sum(1 for _ in refs(n))
-    listing_s = time.perf_counter() - started
-    started = time.perf_counter()
+    listing_s, listing_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     totals = Totals()
     for _ in totals.watch(plan_objects(refs(n), policies, NOW)):
         pass
-    total_s = time.perf_counter() - started
+    total_s, total_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     result = totals.as_dict()["overall"]
     return {"objects": listed, "seconds_total": round(total_s, 2), "seconds_listing_only": round(listing_s, 2),
-            "seconds_plan": round(total_s - listing_s, 2), "us_per_object": round(total_s / n * 1e6, 2),
+            "seconds_plan": round(total_s - listing_s, 2), "cpu_s_total": round(total_cpu, 2),
+            "cpu_s_listing_only": round(listing_cpu, 2), "cpu_s_plan": round(total_cpu - listing_cpu, 2),
+            "load_average": round(os.getloadavg()[0], 2), "us_per_object": round(total_s / n * 1e6, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_after_imports_mb": round(rss_before / 1024, 1), "decisions": result["decisions"], "actions": result["actions"],
             "monthly_usd_saved": result["monthly_usd_saved"], "one_off_usd": result["one_off_usd"]}

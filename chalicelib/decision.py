@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Protocol, Union, runtime_checkable
 
 from chalicelib import economics as econ
 from chalicelib.refs import ObjectRef
@@ -52,9 +52,30 @@ class OutputPlan(Protocol):
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+#: A decision's reason: the text, or a function that writes it when it is first read (``Decision.reason``).
+Reason = Union[str, Callable[[], str]]
+
+
 class Decision:
-    """One decision per (bucket, key, policy); ``key`` is None for bucket-level (Lifecycle) decisions."""
+    """One decision per (bucket, key, policy); ``key`` is None for bucket-level (Lifecycle) decisions.
+
+    A value: compared, hashed and printed by its first eight fields, like a frozen dataclass, and never
+    changed once made (nothing assigns to its fields). It is a plain ``__slots__`` class because
+    planning makes one per matched object and policy: a million of them cost seconds as frozen
+    dataclasses. ``reason`` may be given as a function that writes it: it is written when first read
+    (a table, ``--json``, an outcome) and never for decisions only counted, and it reads the same.
+
+        >>> lazy = Decision("b", "k", "p", "skip", lambda: f"{2 + 2} days old")
+        >>> lazy.reason, lazy == Decision("b", "k", "p", "skip", "4 days old")
+        ('4 days old', True)
+        >>> Decision("b", "k", "p", "skip", "why")
+        Decision(bucket='b', key='k', policy='p', action='skip', reason='why', monthly_usd_saved=0.0, \
+monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
+    """
+
+    __slots__ = ("bucket", "key", "policy", "action", "_reason", "monthly_usd_saved", "monthly_kgco2e_saved", "one_off_usd",
+                 "ref", "params", "by")
+    __match_args__ = ("bucket", "key", "policy", "action", "reason", "monthly_usd_saved", "monthly_kgco2e_saved", "one_off_usd")
 
     bucket: str
     key: str | None
@@ -62,15 +83,54 @@ class Decision:
     #: A registered action's name, ``lifecycle`` (the bucket's Lifecycle configuration) or ``skip``
     #: (nothing to do, said in ``reason``): the kinds are the registry's, not listed here.
     action: str
-    reason: str
-    monthly_usd_saved: float = 0.0
-    monthly_kgco2e_saved: float = 0.0
-    one_off_usd: float = 0.0
-    ref: ObjectRef | None = field(default=None, compare=False, repr=False)
+    monthly_usd_saved: float
+    monthly_kgco2e_saved: float
+    one_off_usd: float
+    ref: ObjectRef | None
     #: What the deciding action planned (a destination, a class, …), typed by that action; None for a skip.
-    params: ActionParams | None = field(default=None, compare=False)
+    params: ActionParams | None
     #: The configured action that carries the decision out (None for a skip).
-    by: Action | None = field(default=None, compare=False, repr=False)
+    by: Action | None
+
+    def __init__(self, bucket: str, key: str | None, policy: str, action: str, reason: Reason,
+                 monthly_usd_saved: float = 0.0, monthly_kgco2e_saved: float = 0.0, one_off_usd: float = 0.0,
+                 ref: ObjectRef | None = None, params: ActionParams | None = None, by: Action | None = None) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.policy = policy
+        self.action = action
+        self._reason = reason
+        self.monthly_usd_saved = monthly_usd_saved
+        self.monthly_kgco2e_saved = monthly_kgco2e_saved
+        self.one_off_usd = one_off_usd
+        self.ref = ref
+        self.params = params
+        self.by = by
+
+    @property
+    def reason(self) -> str:
+        """Why: written now if it was given as a function (then kept)."""
+        reason = self._reason
+        if not isinstance(reason, str):
+            reason = self._reason = reason()
+        return reason
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.bucket, self.key, self.policy, self.action, self.reason, self.monthly_usd_saved,
+                self.monthly_kgco2e_saved, self.one_off_usd)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Decision(bucket={self.bucket!r}, key={self.key!r}, policy={self.policy!r}, action={self.action!r}, "
+                f"reason={self.reason!r}, monthly_usd_saved={self.monthly_usd_saved!r}, "
+                f"monthly_kgco2e_saved={self.monthly_kgco2e_saved!r}, one_off_usd={self.one_off_usd!r}, params={self.params!r})")
 
     def as_dict(self) -> dict[str, Any]:
         """The ``plan --json`` shape."""

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
@@ -70,7 +69,7 @@ def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterat
             by_bucket[ref.bucket] = [lp.policy.filters for lp in policies.for_bucket(ref.bucket) if lp.policy.filters.tags]
         tag_filters = by_bucket[ref.bucket]
         if tag_filters and ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in tag_filters):
-            ref = replace(ref, tags=s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
+            ref = ref.with_tags(s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
         yield ref
 
 
@@ -107,10 +106,17 @@ def apply_bucket_decision(decision: Decision, ctx: RunContext) -> Outcome:
 
 def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None = None, buckets: Iterable[str] | None = None,
           decisions: Iterable[Decision] | None = None, on_outcome: OnOutcome | None = None) -> dict[str, Any]:
-    """Sweep the buckets of the selected policies (all by default): decide and act; return a report."""
+    """Sweep the buckets of the selected policies (all by default): decide and act; return a report.
+
+    Given ``decisions`` (``apply``'s), they are read once, in their order, and may be a one-shot iterator
+    over several buckets: those of other buckets than the selected ones are left out, and a bucket's queued
+    deletions are sent when the decisions move on to another bucket (and at the end). Nothing is held but
+    the current bucket's deletion batch, so applying a million decisions runs in flat memory.
+    """
     names = set(policy_names) if policy_names is not None else None
     selected = PolicySet(tuple(lp for lp in ctx.policies.loaded if names is None or lp.policy.name in names))
-    wanted = set(buckets) if buckets is not None else None
+    chosen = set(buckets) if buckets is not None else None
+    wanted = [b for b in selected.buckets if chosen is None or b in chosen]
     report: dict[str, Any] = {"buckets": {}}
 
     def record(outcome: Outcome) -> None:
@@ -118,28 +124,46 @@ def sweep(ctx: RunContext, ledger: Ledger, *, policy_names: Iterable[str] | None
         if on_outcome:
             on_outcome(outcome)
 
-    for bucket in selected.buckets:
-        if wanted is not None and bucket not in wanted:
-            continue
-        if decisions is None:  # a sweep that plans is a run of its own: a fresh cap and audit trail
-            ctx.deletions.pop(bucket, None)
-        deletions = ctx.deletions_in(bucket)
-        source = (d for d in decisions if d.bucket == bucket) if decisions is not None else bucket_decisions(ctx, bucket, selected)
-        for decision in source:
-            if decision.action == "skip":
-                outcomes = [Outcome(decision, "skip", decision.reason)]
-            elif decision.key is None:  # the bucket's configuration (Lifecycle, Intelligent-Tiering)
-                outcomes = [apply_bucket_decision(decision, ctx)]
-            else:
-                outcomes = act(decision, ctx)
-            for outcome in outcomes:
-                record(outcome)
-        for outcome in deletions.flush():
+    def act_on(decision: Decision) -> None:
+        if decision.action == "skip":
+            outcomes = [Outcome(decision, "skip", decision.reason)]
+        elif decision.key is None:  # the bucket's configuration (Lifecycle, Intelligent-Tiering)
+            outcomes = [apply_bucket_decision(decision, ctx)]
+        else:
+            outcomes = act(decision, ctx)
+        for outcome in outcomes:
             record(outcome)
+
+    def flush(bucket: str) -> None:
+        for outcome in ctx.deletions_in(bucket).flush():
+            record(outcome)
+
+    def finish(bucket: str) -> None:
+        flush(bucket)
+        deletions = ctx.deletions_in(bucket)
         if deletions.refused:  # fail closed is an error of the run, even where plan already said skip
             record(Outcome(Decision(bucket, None, "-", "skip", deletions.refused), "error", deletions.refused))
         report["buckets"][bucket] = {"deleted": deletions.deleted, "deletion_cap_reached": deletions.capped,
                                      "audit_key": deletions.audit_keys[-1] if deletions.audit_keys else None,
                                      **({"deletions_refused": deletions.refused} if deletions.refused else {})}
+
+    if decisions is None:
+        for bucket in wanted:
+            ctx.deletions.pop(bucket, None)  # a sweep that plans is a run of its own: a fresh cap and audit trail
+            for decision in bucket_decisions(ctx, bucket, selected):
+                act_on(decision)
+            finish(bucket)
+    else:
+        included, current = set(wanted), None
+        for decision in decisions:
+            if decision.bucket not in included:
+                continue
+            if decision.bucket != current:
+                if current is not None:
+                    flush(current)  # the bucket's batch goes now; its report waits in case it comes back
+                current = decision.bucket
+            act_on(decision)
+        for bucket in wanted:
+            finish(bucket)
     report["totals"] = ledger.totals()
     return report

@@ -27,7 +27,7 @@ from chalicelib.actions.permissions import Calls
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
     from chalicelib.context import RunContext
-    from chalicelib.decision import Decision, Outcome
+    from chalicelib.decision import Decision, Outcome, Reason
     from chalicelib.policy.models import Policy
     from chalicelib.refs import ObjectRef
 
@@ -81,9 +81,10 @@ class Action(BaseModel):
         action of the policy decide. Default: object-level actions never decide."""
         return None
 
-    def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> str | None:
+    def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Reason | None":
         """Why nothing happens to the object now although this action is in its policy ("expires at
-        day 30", "handled by Lifecycle rule …"), asked when no action decided; None: nothing to say."""
+        day 30", "handled by Lifecycle rule …"), asked when no action decided; None: nothing to say.
+        A function that writes the reason will do (``chalicelib.decision.Reason``): it is written when read."""
         return None
 
     def plan_bucket(self, bucket: str, policy: "Policy") -> Iterator["Decision"]:

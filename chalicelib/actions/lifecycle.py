@@ -21,15 +21,17 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_move
-from chalicelib.decision import ActionParams, Decision, Outcome
+from chalicelib.decision import ActionParams, Decision, Outcome, Reason
+from chalicelib.economics.core import _deletion
+from chalicelib.economics.figures import CCF
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import ObjectRef
@@ -82,11 +84,11 @@ class Transition(Action):
         if due:
             return plan_move(ref, view, due[-1].storage_class, age, "transition", self)
         if view.expires_after is None:
-            return view.skip(ref, f"{days:.0f} days old, first transition at day {self.steps[0].days}")
+            return view.skip(ref, partial(_first_transition_reason, days, self.steps[0].days))
         return None
 
-    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str | None:
-        return f"handled by Lifecycle rule {view.lifecycle_rule(prefix)}" if view.by_lifecycle else None
+    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason | None:
+        return view.handled_by_lifecycle(prefix) if view.by_lifecycle else None
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
         """A step the sweep runs: the same in-place copy as ``storage_class``."""
@@ -125,6 +127,29 @@ class ExpiryParams(ActionParams):
     versions: Literal["marker", "all"] = "marker"
 
 
+@cache
+def _expiry_params(versions: Literal["marker", "all"]) -> ExpiryParams:
+    """One ExpiryParams per ``versions``: every expiry of a policy plans the same."""
+    return ExpiryParams(versions)
+
+
+def _expire_reason(age: float, days: int, versions: str) -> str:
+    """The reason of a due expiry (written when read).
+
+        >>> _expire_reason(40.4, 30, "marker")
+        '40 days old, older than 30: expire (marker)'
+    """
+    return f"{age:.0f} days old, older than {days}: expire ({versions})"
+
+
+def _expires_later_reason(age: float, days: int) -> str:
+    return f"{age:.0f} days old, expires at day {days}"
+
+
+def _first_transition_reason(days: float, first: int) -> str:
+    return f"{days:.0f} days old, first transition at day {first}"
+
+
 @register
 class Expire(Action):
     """Delete objects older than ``days``; on versioned buckets leave a delete marker or remove every version."""
@@ -156,15 +181,14 @@ class Expire(Action):
             return view.skip(ref, "age unknown (no last_modified): expiry can't be judged")
         if age < self.days:
             return None
-        est = econ.deletion(ref.size or 0, ref.effective_storage_class, view.region, age)
-        return Decision(ref.bucket, ref.key, view.name, self.name, f"{age:.0f} days old, older than {self.days}: expire ({self.versions})",
-                        est.monthly_usd_saved, est.monthly_kgco2e_saved, est.one_off_usd, ref=ref,
-                        params=ExpiryParams(self.versions), by=self)
+        usd, kgco2e, one_off, *_ = _deletion(ref.size or 0, ref.storage_class or "STANDARD", view.region, age, 1, CCF)
+        return Decision(ref.bucket, ref.key, view.name, self.name, partial(_expire_reason, age, self.days, self.versions),
+                        usd, kgco2e, one_off, ref, _expiry_params(self.versions), self)
 
-    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str:
+    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason:
         if view.by_lifecycle:
-            return f"handled by Lifecycle rule {view.lifecycle_rule(prefix)}"
-        return f"{age or 0:.0f} days old, expires at day {self.days}"
+            return view.handled_by_lifecycle(prefix)
+        return partial(_expires_later_reason, age or 0, self.days)
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked object is not expired.

@@ -16,10 +16,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from chalicelib.decision import Decision
+from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
 
 if TYPE_CHECKING:
@@ -84,10 +85,19 @@ class PolicyView:
                    prefixes=filters.prefix or ("",), actions=tuple(sorted(policy.actions, key=lambda a: a.plan_rank)),
                    expires_after=min(expiries, default=None))
 
-    def skip(self, ref: ObjectRef, reason: str) -> Decision:
-        """This policy's ``skip`` of ``ref``, saying why."""
-        return Decision(ref.bucket, ref.key, self.name, "skip", reason, ref=ref)
+    def skip(self, ref: ObjectRef, reason: Reason) -> Decision:
+        """This policy's ``skip`` of ``ref``, saying why (or with a function that says it when read)."""
+        return Decision(ref.bucket, ref.key, self.name, "skip", reason, 0.0, 0.0, 0.0, ref)  # positional: one per skip
 
     def lifecycle_rule(self, prefix: str) -> str:
         """The ID of the Lifecycle rule that covers objects matched through ``prefix``."""
         return rule_id(self.name, self.prefixes.index(prefix) + 1 if prefix in self.prefixes else 1)
+
+    def handled_by_lifecycle(self, prefix: str) -> str:
+        """"handled by Lifecycle rule <id>": the skip of an object S3 Lifecycle acts on (one string per prefix)."""
+        return _handled_by(self.name, self.prefixes, prefix)
+
+
+@cache
+def _handled_by(name: str, prefixes: tuple[str, ...], prefix: str) -> str:
+    return f"handled by Lifecycle rule {rule_id(name, prefixes.index(prefix) + 1 if prefix in prefixes else 1)}"

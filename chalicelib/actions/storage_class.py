@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import field_validator
@@ -23,6 +24,8 @@ from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.output import refusal
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
+from chalicelib.economics.core import _class_change, net_usd
+from chalicelib.economics.figures import CCF
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import ObjectRef
 
@@ -63,20 +66,40 @@ def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None
         if expires_in < facts.min_days:
             return view.skip(ref, f"expires at day {view.expires_after} ({max(expires_in, 0):.0f} days from now), "
                                   f"before the {facts.min_days}-day minimum of {target}")
-    est = econ.class_change(size, cls, target, view.region, age_days=age, expires_in_days=expires_in)
-    net = est.net_usd(view.horizon)
+    # Priced as an in-place copy either way: the sweep carries a transition step out with one.
+    usd, kgco2e, one_off, _, lasts, notes = _class_change(size, cls, target, view.region, age, expires_in, 1, "copy", CCF)
+    net = net_usd(usd, one_off, lasts, view.horizon)
     if net <= 0:
-        unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
-                      "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
-        return view.skip(ref, f"{cls} → {target} not worth it: net ${net:.6f} over {view.horizon} days "
-                              f"(${est.monthly_usd_saved:.6f}/month, one-off ${est.one_off_usd:.6f}){unmodelled}")
-    if view.co2e and est.monthly_kgco2e_saved <= 0:
+        return view.skip(ref, partial(_unpaid_reason, cls, target, net, view.horizon, usd, one_off))
+    if view.co2e and kgco2e <= 0:
         return view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
-    co2e = (f"{est.monthly_kgco2e_saved:.6f} kg CO2e a month" if est.monthly_kgco2e_saved > 0
+    return Decision(ref.bucket, ref.key, view.name, StorageClass.name, partial(_move_reason, cls, target, net, view.horizon, kgco2e),
+                    usd, kgco2e, one_off, ref, _move_params(target, via, notes), by)
+
+
+@cache
+def _move_params(target: str, via: Via, notes: tuple[str, ...]) -> MoveParams:
+    """One MoveParams per (class, via, notes): the values repeat across objects, so planning makes each once."""
+    return MoveParams(target, via, notes)
+
+
+def _unpaid_reason(cls: str, target: str, net: float, horizon: int, usd: float, one_off: float) -> str:
+    """Why a move that does not pay is skipped (written when read)."""
+    unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
+                  "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
+    return (f"{cls} → {target} not worth it: net ${net:.6f} over {horizon} days "
+            f"(${usd:.6f}/month, one-off ${one_off:.6f}){unmodelled}")
+
+
+def _move_reason(cls: str, target: str, net: float, horizon: int, kgco2e: float) -> str:
+    """The reason of a planned move (written when read).
+
+        >>> _move_reason("STANDARD", "ONEZONE_IA", 1.5, 365, 0.25)
+        'STANDARD → ONEZONE_IA: net $1.500000 over 365 days; saves 0.250000 kg CO2e a month'
+    """
+    co2e = (f"{kgco2e:.6f} kg CO2e a month" if kgco2e > 0
             else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
-    reason = f"{cls} → {target}: net ${net:.6f} over {view.horizon} days; saves {co2e}"
-    return Decision(ref.bucket, ref.key, view.name, StorageClass.name, reason, est.monthly_usd_saved,
-                    est.monthly_kgco2e_saved, est.one_off_usd, ref=ref, params=MoveParams(target, via, tuple(est.notes)), by=by)
+    return f"{cls} → {target}: net ${net:.6f} over {horizon} days; saves {co2e}"
 
 
 def move_in_place(decision: Decision, ctx: "RunContext") -> Outcome:

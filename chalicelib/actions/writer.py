@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import field_validator
@@ -29,6 +29,8 @@ from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
 from chalicelib.decision import ActionParams, Decision
+from chalicelib.economics.core import _conversion
+from chalicelib.economics.figures import CCF
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
@@ -74,6 +76,16 @@ def check_source_disposition(value: str) -> str:
     if head == "storage_class" and cls:
         return f"storage_class:{check_storage_class(cls)}"
     raise ValueError(f"source must be keep, delete or storage_class:CLASS, not {value!r}")
+
+
+def _write_reason(action: str, destination: str, ratio: float, size: int, assumption: str, usd: float, kgco2e: float) -> str:
+    """The reason of a planned write (written when read: planning only counts most decisions).
+
+        >>> _write_reason("convert", "raw/a.parquet", 0.2, 2048, "text → Parquet", 0.5, 0.01)
+        'convert to raw/a.parquet: output assumed 20% of 2,048 B (ASSUMPTION: text → Parquet); saves $0.500000 and 0.010000 kg CO2e a month'
+    """
+    return (f"{action} to {destination}: output assumed {ratio:.0%} of {size:,} B (ASSUMPTION: {assumption}); "
+            f"saves ${usd:.6f} and {kgco2e:.6f} kg CO2e a month")
 
 
 class WriterAction(Action):
@@ -153,12 +165,12 @@ class WriterAction(Action):
             params = WriteParams(destination, self.source, ratio, assumption, view.region)
             return Decision(ref.bucket, ref.key, view.name, self.name, f"{self.name} to {destination}; size unknown, "
                             "saving not estimated", ref=ref, params=params, by=self)
-        est = econ.conversion(size, size * ratio, cls, view.region, source=self.source, age_days=age)
-        params = WriteParams(destination, self.source, ratio, assumption, view.region, tuple(est.notes))
-        reason = (f"{self.name} to {destination}: output assumed {ratio:.0%} of {size:,} B (ASSUMPTION: {assumption}); "
-                  f"saves ${est.monthly_usd_saved:.6f} and {est.monthly_kgco2e_saved:.6f} kg CO2e a month")
-        return Decision(ref.bucket, ref.key, view.name, self.name, reason, est.monthly_usd_saved, est.monthly_kgco2e_saved,
-                        est.one_off_usd, ref=ref, params=params, by=self)
+        usd, kgco2e, one_off, _, _, notes = _conversion(size, size * ratio, cls, view.region, 1, 1, self.source, "STANDARD",
+                                                        age, None, None, None, None, CCF)
+        params = WriteParams(destination, self.source, ratio, assumption, view.region, notes)
+        return Decision(ref.bucket, ref.key, view.name, self.name,
+                        partial(_write_reason, self.name, destination, ratio, size, assumption, usd, kgco2e),
+                        usd, kgco2e, one_off, ref, params, self)
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked source would stay, so the output would only add storage: not worth it, and the

@@ -59,12 +59,11 @@ class Estimate:
     notes: tuple[str, ...] = ()
 
     def _months(self, horizon_days: float) -> float:
-        days = horizon_days if self.lasts_days is None else min(horizon_days, max(self.lasts_days, 0.0))
-        return days / DAYS_PER_MONTH
+        return _months(horizon_days, self.lasts_days)
 
     def net_usd(self, horizon_days: float) -> float:
         """Section 6: ``H × Δcost_month − one_off``, H in 30-day months (capped at ``lasts_days``)."""
-        return self._months(horizon_days) * self.monthly_usd_saved - self.one_off_usd
+        return net_usd(self.monthly_usd_saved, self.one_off_usd, self.lasts_days, horizon_days)
 
     def net_kgco2e(self, horizon_days: float) -> float:
         return self._months(horizon_days) * self.monthly_kgco2e_saved - self.one_off_kgco2e
@@ -77,6 +76,16 @@ class Estimate:
     @property
     def payback_days_co2e(self) -> float:
         return _payback(self.one_off_kgco2e, self.monthly_kgco2e_saved)
+
+
+def _months(horizon_days: float, lasts_days: float | None) -> float:
+    days = horizon_days if lasts_days is None else min(horizon_days, max(lasts_days, 0.0))
+    return days / DAYS_PER_MONTH
+
+
+def net_usd(monthly_usd_saved: float, one_off_usd: float, lasts_days: float | None, horizon_days: float) -> float:
+    """``Estimate.net_usd`` of an estimate's figures (planning judges a move per object without building one)."""
+    return _months(horizon_days, lasts_days) * monthly_usd_saved - one_off_usd
 
 
 def _payback(one_off: float, monthly: float) -> float:
@@ -137,12 +146,27 @@ def _class_figures(storage_class: str, region: str, carbon: CarbonMethod) -> tup
             r.pue, r.ef, r.notes)
 
 
+def _rates(region: str, carbon: CarbonMethod) -> Rates:
+    """``rates(region, carbon)``, without hashing the default ``CarbonMethod`` for the cache's key (per object in planning)."""
+    return rates(region) if carbon is CCF else rates(region, carbon)
+
+
+#: ``_class_figures`` under the default carbon method by (class, region): hashing a ``CarbonMethod`` (a dataclass)
+#: for the cache's key cost more than the arithmetic it saves, and planning prices two or three months per object.
+_CCF_FIGURES: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+
 def _month(size_bytes: float, storage_class: str, region: str, objects: int,
            carbon: CarbonMethod) -> tuple[float, float, float, float, tuple[str, ...]]:
     """``storage_month``'s figures (usd, kg CO2e, billable bytes, kWh, notes) without building a Footprint:
     the same arithmetic in the same order, so the same floats."""
+    figures = _CCF_FIGURES.get((storage_class, region)) if carbon is CCF else None
+    if figures is None:
+        figures = _class_figures(storage_class, region, carbon)
+        if carbon is CCF:
+            _CCF_FIGURES[(storage_class, region)] = figures
     (r, cls, min_billable, overhead, overhead_std, rf, multiplier, std_price, std_rf, intelligent, int_min, int_fee,
-     pue, ef, notes) = _class_figures(storage_class, region, carbon)
+     pue, ef, notes) = figures
     avg = size_bytes / objects if objects else 0.0
     billable = objects * (max(avg, min_billable) + overhead)
     std_bytes = objects * overhead_std
@@ -206,7 +230,14 @@ def class_change(size_bytes: float, from_class: str, to_class: str, region: str 
         >>> round(e.monthly_usd_saved, 2), round(e.one_off_usd, 2), e.monthly_kgco2e_saved
         (38.0, 2.0, 0.0)
     """
-    r = rates(region, carbon)
+    return Estimate(*_class_change(size_bytes, from_class, to_class, region, age_days, expires_in_days, objects, via, carbon))
+
+
+def _class_change(size_bytes: float, from_class: str, to_class: str, region: str, age_days: float | None,
+                  expires_in_days: float | None, objects: int, via: str,
+                  carbon: CarbonMethod) -> tuple[float, float, float, float, float | None, tuple[str, ...]]:
+    """``class_change``'s Estimate fields as a tuple: planning prices a move per object."""
+    r = _rates(region, carbon)
     before_usd, before_kg, *_ = _month(size_bytes, from_class, region, objects, carbon)
     after_usd, after_kg, *_ = _month(size_bytes, to_class, region, objects, carbon)
     if via == "copy":
@@ -223,7 +254,7 @@ def class_change(size_bytes: float, from_class: str, to_class: str, region: str 
     if expires_in_days is not None:
         lasts = max(expires_in_days, 0.0)
         one_off += penalty_usd(size_bytes, to_class, lasts, region, objects)
-    return Estimate(before_usd - after_usd, before_kg - after_kg, one_off, 0.0, lasts, notes)
+    return before_usd - after_usd, before_kg - after_kg, one_off, 0.0, lasts, notes
 
 
 def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION,
@@ -233,8 +264,14 @@ def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = D
         >>> round(deletion(2_000 * 2**30, "GLACIER_IR", age_days=40, objects=100_000).one_off_usd, 2)
         13.33
     """
+    return Estimate(*_deletion(size_bytes, storage_class, region, age_days, objects, carbon))
+
+
+def _deletion(size_bytes: float, storage_class: str, region: str, age_days: float | None, objects: int,
+              carbon: CarbonMethod) -> tuple[float, float, float, float, None, tuple[str, ...]]:
+    """``deletion``'s Estimate fields as a tuple: planning prices an expiry per object."""
     usd, kgco2e, _, _, notes = _month(size_bytes, storage_class, region, objects, carbon)
-    return Estimate(usd, kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, notes)
+    return usd, kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,13 +305,19 @@ def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocation
     Defaults (ASSUMPTIONS of the worked example): x86_64, 2,048 MB, 25 MiB/s. Lambda prices are us-east-1's
     everywhere (ASSUMPTION). ``W = min + 50% × (max − min)`` per vCPU: 2.12 W (x86), 1.08 W (arm64).
     """
-    r = rates(region, carbon)
+    return LambdaRun(*_lambda_run(size_in_bytes, region, invocations, memory_mb, arch, read_mib_per_s, carbon))
+
+
+def _lambda_run(size_in_bytes: float, region: str, invocations: int, memory_mb: int | None, arch: str | None,
+                read_mib_per_s: float | None, carbon: CarbonMethod) -> tuple[float, float, float, float, float]:
+    """``lambda_run``'s fields as a tuple (planning prices a conversion per object: no object per step)."""
+    r = _rates(region, carbon)
     memory_mb, arch, read_mib_per_s, watts_x_vcpu = _lambda_setup(memory_mb, arch, read_mib_per_s)
     seconds = size_in_bytes / (read_mib_per_s * 2**20)
     gb_s = seconds * memory_mb / 1024
     usd = gb_s * r.lambda_gb_s[arch] + invocations * r.lambda_request
     kwh = watts_x_vcpu * seconds / 3600 * r.pue / 1000
-    return LambdaRun(seconds, gb_s, usd, kwh, kwh * r.ef * 1000)
+    return seconds, gb_s, usd, kwh, kwh * r.ef * 1000
 
 
 def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION, *,
@@ -293,12 +336,21 @@ def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD",
         >>> round(e.one_off_usd, 2), round(e.one_off_kgco2e, 3), round(e.monthly_usd_saved, 2)
         (14.57, 0.119, 184.0)
     """
-    r = rates(region, carbon)
+    return Estimate(*_conversion(size_in, size_out, storage_class, region, objects_in, objects_out, source, output_class,
+                                 age_days, invocations, memory_mb, arch, read_mib_per_s, carbon))
+
+
+def _conversion(size_in: float, size_out: float, storage_class: str, region: str, objects_in: int, objects_out: int,
+                source: str, output_class: str, age_days: float | None, invocations: int | None, memory_mb: int | None,
+                arch: str | None, read_mib_per_s: float | None,
+                carbon: CarbonMethod) -> tuple[float, float, float, float, None, tuple[str, ...]]:
+    """``conversion``'s Estimate fields as a tuple: planning reads the figures of one per converted object."""
+    r = _rates(region, carbon)
     before_usd, before_kg, *_ = _month(size_in, storage_class, region, objects_in, carbon)
     out_usd, out_kg, *_ = _month(size_out, output_class, region, objects_out, carbon)
-    run = lambda_run(size_in, region, invocations=objects_out if invocations is None else invocations,
-                     memory_mb=memory_mb, arch=arch, read_mib_per_s=read_mib_per_s, carbon=carbon)
-    one_off = (run.usd + objects_in * r.get[storage_class] + size_in / GB * r.retrieval[storage_class]
+    _, _, run_usd, _, run_kgco2e = _lambda_run(size_in, region, objects_out if invocations is None else invocations,
+                                               memory_mb, arch, read_mib_per_s, carbon)
+    one_off = (run_usd + objects_in * r.get[storage_class] + size_in / GB * r.retrieval[storage_class]
                + objects_out * r.put[output_class])
     notes = r.notes
     if region != DEFAULT_REGION:
@@ -314,7 +366,7 @@ def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD",
     else:
         after_usd, after_kg = out_usd, out_kg
         one_off += penalty_usd(size_in, storage_class, age_days, region, objects_in)
-    return Estimate(before_usd - after_usd, before_kg - after_kg, one_off, run.kgco2e, None, notes)
+    return before_usd - after_usd, before_kg - after_kg, one_off, run_kgco2e, None, notes
 
 
 def break_even_bytes(from_class: str, to_class: str, horizon_days: float, region: str = DEFAULT_REGION, *,

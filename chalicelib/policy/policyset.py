@@ -69,9 +69,9 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
-    #: bucket, and (bucket, first character of a key) → the compiled filters of its policies that can match,
+    #: bucket → first character of a key → the compiled filters of the bucket's policies that can match it,
     #: filled as ``matches`` meets them.
-    _by_bucket: dict[str | tuple[str, str], tuple["_Compiled", ...]] = field(default_factory=dict, compare=False, repr=False)
+    _by_bucket: dict[str, dict[str, tuple["_Compiled", ...]]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
@@ -120,12 +120,13 @@ class PolicySet:
             return []
         # The bucket's policies that can match a key starting with this character: a prefix starts with it, or none is set.
         first = key[:1]
-        compiled = self._by_bucket.get((ref.bucket, first))
+        by_first = self._by_bucket.get(ref.bucket)
+        if by_first is None:
+            by_first = self._by_bucket[ref.bucket] = {}
+        compiled = by_first.get(first)
         if compiled is None:
-            everyone = self._by_bucket.get(ref.bucket)
-            if everyone is None:
-                everyone = self._by_bucket[ref.bucket] = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
-            compiled = self._by_bucket[(ref.bucket, first)] = tuple(
+            everyone = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
+            compiled = by_first[first] = tuple(
                 c for c in everyone if not c.prefixes or any(p[:1] in ("", first) for p in c.prefixes))
         found = []
         lower = None
