@@ -283,8 +283,8 @@ def record_chunks(stream, size: int, max_record: int) -> Iterator[bytes]:
             continue
         if parts and pending + data.find(b"\n") + 1 > max_record:  # the record ends at or after that newline
             raise too_long()
-        parts.append(data[: cut + 1])
-        piece = b"".join(parts)
+        parts.append(memoryview(data)[: cut + 1])  # a view: the join below is the one copy
+        piece = b"".join(parts) if len(parts) > 1 or cut + 1 < len(data) else data
         lines += piece.count(b"\n")
         yield piece
         rest = data[cut + 1 :]
