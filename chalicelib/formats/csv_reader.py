@@ -21,7 +21,7 @@ import csv
 import io
 import itertools
 import re
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from .errors import ConversionError, one_line, row_too_long
 from .options import ConvertOptions
@@ -249,7 +249,7 @@ def record_chunks(stream, size: int, max_record: int) -> Iterator[bytes]:
     >>> list(record_chunks(io.BytesIO(b'a,b\\n1,"x\\ny"\\n2,z\\n'), 9, 64))
     [b'a,b\\n', b'1,"x\\ny"\\n2,z\\n']
     """
-    parts: List[bytes] = []  # reads since the last record boundary
+    parts: List[Union[bytes, memoryview]] = []  # reads since the last record boundary
     pending = quotes = 0  # their length and quote count
     has_newline = False
     lines = 0  # newlines in the pieces yielded so far
