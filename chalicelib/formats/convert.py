@@ -27,6 +27,8 @@ from .streams import DecodedSource, open_decoded
 __all__ = ["convert_to_parquet", "verify_parquet", "MAX_PASSES"]
 
 MAX_PASSES = 64
+#: How long jemalloc keeps freed pages before returning them to the system (see ``use_jemalloc``).
+JEMALLOC_DECAY_MS = 250
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -125,17 +127,17 @@ def use_jemalloc() -> None:
 
     Measured on the 300 MB benchmark CSV: with several threads (readers, writer) mimalloc keeps
     ~50 MiB more resident than jemalloc for the same work, which decides the 256 MiB budget.
-    jemalloc then returns freed pages at once (decay 0 ms instead of its default 1 s): measured,
-    peak RSS 190 -> 158 MiB on the 300 MB text-heavy CSV and 172 -> 157 MiB on 100 MB of
-    flights.csv, at the same time within noise (row groups are freed every ~0.2 s, so pages
-    kept for a second were mostly waste).
+    jemalloc then returns freed pages after ``JEMALLOC_DECAY_MS`` instead of its default 1 s.
+    Measured on the 1 GiB flights_x35 CSV (one run each, load ~8): decay 0 ms took 26.2 s CPU
+    (5.1 s of it system time: pages returned and faulted in again for every row group) at a peak
+    of 152 MiB; 250 ms took 23.4 s (2.5 s system) at 160 MiB; 1 s took 22.5 s at 169 MiB.
     """
     import pyarrow as pa
 
     try:
         if pa.default_memory_pool().backend_name != "jemalloc":
             pa.set_memory_pool(pa.jemalloc_memory_pool())
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     except (NotImplementedError, AttributeError, pa.ArrowNotImplementedError):  # a build without jemalloc
         pass
 

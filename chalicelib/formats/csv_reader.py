@@ -21,7 +21,7 @@ import csv
 import io
 import itertools
 import re
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from .errors import ConversionError, one_line, row_too_long
 from .options import ConvertOptions
@@ -249,7 +249,7 @@ def record_chunks(stream, size: int, max_record: int) -> Iterator[bytes]:
     >>> list(record_chunks(io.BytesIO(b'a,b\\n1,"x\\ny"\\n2,z\\n'), 9, 64))
     [b'a,b\\n', b'1,"x\\ny"\\n2,z\\n']
     """
-    parts: List[bytes] = []  # reads since the last record boundary
+    parts: List[Union[bytes, memoryview]] = []  # reads since the last record boundary
     pending = quotes = 0  # their length and quote count
     has_newline = False
     lines = 0  # newlines in the pieces yielded so far
@@ -283,8 +283,8 @@ def record_chunks(stream, size: int, max_record: int) -> Iterator[bytes]:
             continue
         if parts and pending + data.find(b"\n") + 1 > max_record:  # the record ends at or after that newline
             raise too_long()
-        parts.append(data[: cut + 1])
-        piece = b"".join(parts)
+        parts.append(memoryview(data)[: cut + 1])  # a view: the join below is the one copy
+        piece = b"".join(parts) if len(parts) > 1 or cut + 1 < len(data) else data
         lines += piece.count(b"\n")
         yield piece
         rest = data[cut + 1 :]

@@ -20,7 +20,9 @@
 * **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
   (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
   the hand-over waits until the writer has taken the previous group, so at most two row groups
-  are alive (one being encoded, one being gathered).
+  are alive (one being encoded, one being gathered). The writer, the slower of the two, runs the
+  encoding trials on the first ``TRIAL_ROWS`` rows as soon as they are gathered (a ``_Sample``),
+  while the rest of the first row group is read, instead of after it.
 """
 from __future__ import annotations
 
@@ -246,6 +248,13 @@ class _RowGroupWriter:
         self.writer: Any = None
         self.sort_keys: List[str] = []
         self.choices: Dict[str, List[str]] = {}
+        self.encodings: Optional[Tuple[List[str], Dict[str, str], Dict[str, int]]] = None
+
+    def prepare(self, sample: Any) -> None:
+        """Choose the encodings on ``sample``, the first row group's first ``TRIAL_ROWS`` (or more) rows
+        in the same chunks: the choice is the one the whole group would give (``choose_encodings``
+        tries only its first ``TRIAL_ROWS`` rows)."""
+        self.encodings = choose_encodings(sample, self.options.level, self.options.compat)
 
     def add(self, batches: List[Any]) -> None:
         """Write one row group made of ``batches``."""
@@ -257,7 +266,7 @@ class _RowGroupWriter:
 
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
         if first is not None and first.num_rows:
-            dict_cols, encodings, levels = choose_encodings(first, self.options.level, self.options.compat)
+            dict_cols, encodings, levels = self.encodings or choose_encodings(first, self.options.level, self.options.compat)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
         labels = {enc: label for label, enc in ENCODING_LABELS.items()}
@@ -318,6 +327,13 @@ class _RowGroupWriter:
             pass
 
 
+class _Sample:
+    """Queue item: the first row group's first rows, for :meth:`_RowGroupWriter.prepare`."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+
 class _Sorter:
     """``sort="auto"``: orders each gathered row group, in the producer's thread (the writer thread,
     encoding and compressing, is the slower one: sorting there cost 1.9x the default's time on the
@@ -373,7 +389,10 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             if state["error"] is not None:
                 continue  # drain so the producer never blocks
             try:
-                sink.add(item)
+                if isinstance(item, _Sample):
+                    sink.prepare(item.table)
+                else:
+                    sink.add(item)
             except BaseException as exc:  # noqa: BLE001 - reported to the producer
                 state["error"] = exc
         if item is _END and state["error"] is None:
@@ -404,7 +423,8 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             q.put(group)
 
         group: List[Any] = []
-        rows = nbytes = merged = 0  # group[:merged] are batches merged already
+        rows = nbytes = merged = 0  # group[:merged] are batches merged already (or kept as sampled)
+        sample_due = sorter is None  # a sorted group's first rows are known only once it is complete
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -414,9 +434,13 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             if (len(group) - merged) * len(schema) >= MERGE_ARRAYS and len(group) - merged > 1:
                 group[merged:] = [pa.concat_batches(group[merged:])]
                 merged = len(group)
+            if sample_due and rows >= TRIAL_ROWS and rows < options.row_group_rows and nbytes < limit:
+                q.put(_Sample(pa.Table.from_batches(group, schema=schema)))  # no join: the writer is idle
+                merged = len(group)  # the group keeps the sample's chunks, so the trials see the same data
+                sample_due = False
             if rows >= options.row_group_rows or nbytes >= limit:
                 put(group)
-                group, rows, nbytes, merged = [], 0, 0, 0
+                group, rows, nbytes, merged, sample_due = [], 0, 0, 0, False
                 q.join()  # at most two row groups alive: one being written, one gathered
                 if state["error"] is not None:
                     break

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.economics.figures import class_names
-
 _UNITS = {
     "": 1, "B": 1,
     "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
@@ -35,6 +33,8 @@ def parse_size(value: int | str) -> int:
 
 def check_storage_class(value: str) -> str:
     """The S3 storage class name, or ValueError naming the valid ones."""
+    from chalicelib.economics.figures import class_names  # here: parse_size (a local convert) needs no prices
+
     name = str(value).strip().upper()
     if name not in class_names():
         raise ValueError(f"unknown storage class {value!r}; one of {', '.join(class_names())}")
