@@ -490,3 +490,32 @@ def test_the_encodings_record_names_every_leaf_column_with_its_encoding_and_leve
         label, _ = choices[chunk.path_in_schema]
         assert (label == "dict") == chunk.has_dictionary_page
         assert label == "dict" or ENCODING_LABELS[label] in chunk.encodings
+
+
+def test_a_small_file_tries_higher_zstd_levels_and_a_file_of_many_row_groups_does_not(tmp_path):
+    """A file that is one small row group gets per column the smallest of levels up to 15 or 19 (its
+    time is the interpreter's, not zstd's); a file of many groups keeps to 3 and 6 (each group
+    would pay the higher levels' time)."""
+    import random
+
+    import pyarrow as pa
+
+    from chalicelib.formats.parquet_writer import HIGH_LEVEL, read_encodings, write_batches
+
+    rng = random.Random(11)
+    batches = [pa.record_batch({
+        "place": [f"{rng.choice(['North', 'South', 'Old'])} {rng.choice(['Harbor', 'Ridge'])} {rng.randrange(300)}"
+                  for _ in range(1_000)],
+        "lat": [round(rng.uniform(-90, 90), 6) for _ in range(1_000)]}) for _ in range(5)]
+
+    def write(options: ConvertOptions) -> tuple:
+        out = tmp_path / "s.parquet"
+        with open(out, "wb") as f:
+            write_batches(batches, batches[0].schema, f, options)
+        meta = pq.read_metadata(out)
+        return out.stat().st_size, meta.num_row_groups, max(level for _, level in read_encodings(meta).values())
+
+    small, groups, top = write(ConvertOptions())
+    assert groups == 1 and top > HIGH_LEVEL
+    assert write(ConvertOptions(row_group_rows=1_000))[1:] == (5, HIGH_LEVEL)  # more may follow: 3 or 6
+    assert write(ConvertOptions(level=3))[0] > small
