@@ -89,11 +89,16 @@ SORT_SAMPLE_ROWS = 100_000
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
 SORT_FOLLOWUPS = 4
+SORT_MIN_GAIN = 0.99
+SORT_PROXY_LEVEL = 1
 DATA_PAGE_SIZE = 1 << 20
-#: Rows per data page at most (pyarrow's default is 20,000): pages end at ``DATA_PAGE_SIZE`` bytes
-#: instead, and each page is one zstd frame, so bigger pages compress better: measured, airports.csv
-#: (28k rows, 2 pages per column before) 2.1 % smaller, weather.csv 1.8 %.
-PAGE_ROWS = 1 << 30
+#: Rows per data page at most: pyarrow's default, except in a file that is one row group
+#: (``whole_file``), whose pages end at ``DATA_PAGE_SIZE`` bytes only (``WHOLE_FILE_PAGE_ROWS``). Each
+#: page is one zstd frame, so bigger pages compress better: measured, airports.csv (28k rows, 2 pages
+#: per column before) 2.1 % smaller, weather.csv 1.8 %. Not in files of many groups: there they cost
+#: memory (airports_x100: 2 % smaller for 21 MiB more peak RSS, 150 -> 171 MiB).
+PAGE_ROWS = 20_000
+WHOLE_FILE_PAGE_ROWS = 1 << 30
 QUEUE_DEPTH = 1
 #: Wide tables get row groups of at least this many Arrow bytes per column, up to WIDE_GROUP_MAX.
 #: Measured at 10,000 columns: 12 MiB row groups held 217 rows, the footer (~180 B per column chunk)
@@ -175,22 +180,34 @@ LEVEL_LADDER = (3, 6, 15, 19)
 SMALL_FILE_LEVELS = ((1 << 20, 19), (8 << 20, 15))
 
 
+def whole_file(table, options: ConvertOptions, columns: int) -> bool:
+    """Whether the first row group, ``table``, is the whole file: it ended below the row-group bounds,
+    so the input ended (a full group may be followed by more).
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"x": list(range(1000))})
+    >>> whole_file(t, ConvertOptions(), 1), whole_file(t, ConvertOptions(row_group_rows=1000), 1)
+    (True, False)
+    """
+    return table.num_rows < options.row_group_rows and table.nbytes < group_bytes(columns, options)
+
+
 def small_file_level(table, options: ConvertOptions, columns: int) -> int:
     """The highest zstd level worth trying for a file whose first row group is ``table``: from
-    ``SMALL_FILE_LEVELS`` when that group is the whole file, else ``HIGH_LEVEL``.
+    ``SMALL_FILE_LEVELS`` when that group is the whole file, else ``HIGH_LEVEL`` (each group would pay
+    the higher levels' time).
 
     >>> import pyarrow as pa
     >>> t = pa.table({"x": list(range(1000))})
     >>> small_file_level(t, ConvertOptions(), 1), small_file_level(t, ConvertOptions(row_group_rows=1000), 1)
     (19, 6)
     """
-    if options.level is not None or table.num_rows >= options.row_group_rows \
-            or table.nbytes >= group_bytes(columns, options):
-        return HIGH_LEVEL  # a full group: more may follow, and high levels would cost on each
+    if options.level is not None or not whole_file(table, options, columns):
+        return HIGH_LEVEL
     return next((level for limit, level in SMALL_FILE_LEVELS if table.nbytes <= limit), HIGH_LEVEL)
 
 
-def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
+def _trial(col, name: str, label: str, enc: Optional[str], level: int, page_rows: int = PAGE_ROWS) -> int:
     """Bytes of one column written with one encoding at one zstd level (a huge number if it fails)."""
     import pyarrow.parquet as pq
 
@@ -198,14 +215,14 @@ def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
     try:
         pq.write_table(col, buf, compression="zstd", compression_level=level, use_dictionary=(label == "dict"),
                        column_encoding=({name: enc} if enc else None), data_page_size=DATA_PAGE_SIZE,
-                       max_rows_per_page=PAGE_ROWS, store_schema=False, write_statistics=False)
+                       max_rows_per_page=page_rows, store_schema=False, write_statistics=False)
     except Exception:
         return 1 << 62
     return buf.tell()
 
 
-def choose_encodings(table, level: Optional[int], compat: bool = False,
-                     max_level: int = HIGH_LEVEL) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
+def choose_encodings(table, level: Optional[int], compat: bool = False, max_level: int = HIGH_LEVEL,
+                     page_rows: int = PAGE_ROWS) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
     """Pick, per column, the encoding (and zstd level) that compresses a sample of ``table`` smallest.
 
     Returns ``(dictionary_columns, column_encoding, column_level)`` for
@@ -214,7 +231,7 @@ def choose_encodings(table, level: Optional[int], compat: bool = False,
     ``HIGH_LEVEL`` where that pays; with a ``max_level`` above ``HIGH_LEVEL`` (a small file, see
     ``small_file_level``), each column's encoding is tried at every ``LEVEL_LADDER`` level up to it
     and the smallest wins. An explicit ``level`` is used for every column. ``compat`` keeps to
-    Parquet V1 encodings (dictionary or plain).
+    Parquet V1 encodings (dictionary or plain). ``page_rows``: the file's rows per page at most.
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
@@ -230,17 +247,18 @@ def choose_encodings(table, level: Optional[int], compat: bool = False,
             dict_cols.extend(paths)
             continue
         col = sample.select([i])
-        size, label, enc = min((_trial(col, field.name, label, enc, level), label, enc) for label, enc in cands)
+        size, label, enc = min((_trial(col, field.name, label, enc, level, page_rows), label, enc)
+                               for label, enc in cands)
         if label == "dict":
             dict_cols.append(paths[0])
         elif enc:
             encodings[paths[0]] = enc
         if adaptive and max_level > HIGH_LEVEL:
-            best = min((_trial(col, field.name, label, enc, high), high)
+            best = min((_trial(col, field.name, label, enc, high, page_rows), high)
                        for high in LEVEL_LADDER if level < high <= max_level)
             if best[0] < size:
                 levels[paths[0]] = best[1]
-        elif adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL) < size * (1 - LEVEL_GAIN):
+        elif adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL, page_rows) < size * (1 - LEVEL_GAIN):
             levels[paths[0]] = HIGH_LEVEL
     return dict_cols, encodings, levels
 
@@ -254,9 +272,9 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
 
     dict_cols, column_encoding, _ = encodings
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", compression_level=1, store_schema=False,
+    pq.write_table(table, buf, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
                    use_dictionary=dict_cols or False, column_encoding=column_encoding or None,
-                   data_page_size=DATA_PAGE_SIZE, max_rows_per_page=PAGE_ROWS,
+                   data_page_size=DATA_PAGE_SIZE, max_rows_per_page=WHOLE_FILE_PAGE_ROWS,
                    write_statistics=False, row_group_size=max(1, table.num_rows))
     return buf.tell()
 
@@ -266,9 +284,10 @@ def choose_sort_keys(table) -> List[str]:
 
     Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
     ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round adds the
-    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %, in its place
-    by cardinality: before the first key with more distinct values (the region goes before an
-    airport name chosen first, and a finer key after the others). The next
+    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %: after the
+    keys, or before the first key with more distinct values than it has (a coarser grouping: the
+    region before an airport name chosen first; placed there only, the hour before the distance
+    made flights.csv 0.4 % larger than the distance then the hour). The next
     round tries the ``SORT_FOLLOWUPS`` runners-up only; at most ``SORT_MAX_KEYS`` rounds. An empty
     result means sorting does not pay (row order is kept). The sample is measured with the
     encodings :func:`choose_encodings` picks for it (see ``_sample_size``).
@@ -294,29 +313,29 @@ def choose_sort_keys(table) -> List[str]:
             distinct[field.name] = n
     candidates = sorted(distinct, key=lambda name: distinct[name])[:SORT_CANDIDATES]
     keys: List[str] = []
-    encodings = choose_encodings(sample, 1)
+    encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
     best = _sample_size(sample, encodings)
 
     def trial(order: List[str]) -> int:
         return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=[(k, "ascending") for k in order])),
                             encodings)
 
-    def placed(name: str) -> List[str]:
-        """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
+    def orders(name: str) -> List[List[str]]:
+        """``keys`` then ``name``; and ``name`` before the first key of more distinct values, if any."""
         at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
-        return keys[:at] + [name] + keys[at:]
+        finer, placed = keys + [name], keys[:at] + [name] + keys[at:]
+        return [finer] if placed == finer else [finer, placed]
 
     # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
     while candidates and len(keys) < SORT_MAX_KEYS:
-        sizes = sorted((trial(placed(name)), name) for name in candidates)
-        size, name = sizes[0]
-        if size > best * 0.99:
+        sizes = sorted((trial(order), name, order) for name in candidates for order in orders(name))
+        size, name, keys_then = sizes[0]
+        if size > best * SORT_MIN_GAIN:
             break
-        best = size
-        keys = placed(name)
+        best, keys = size, keys_then
         # later rounds try only the candidates that did best in this one (measured: the same keys
         # on the benchmark tables, 40 % fewer trials)
-        candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
+        candidates = list(dict.fromkeys(n for _, n, _ in sizes if n != name))[:SORT_FOLLOWUPS]
     return keys
 
 
@@ -344,10 +363,13 @@ class _RowGroupWriter:
         import pyarrow.parquet as pq
 
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
+        page_rows = PAGE_ROWS
         if first is not None and first.num_rows:
+            if whole_file(first, self.options, len(self.schema)):
+                page_rows = WHOLE_FILE_PAGE_ROWS
             dict_cols, encodings, levels = choose_encodings(
                 first, self.options.level, self.options.compat,
-                max_level=small_file_level(first, self.options, len(self.schema)))
+                max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
         labels = {enc: label for label, enc in ENCODING_LABELS.items()}
@@ -362,7 +384,7 @@ class _RowGroupWriter:
             self.stream, self.schema, compression="zstd",
             compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
-            data_page_size=DATA_PAGE_SIZE, max_rows_per_page=PAGE_ROWS, store_schema=False, write_statistics=True,
+            data_page_size=DATA_PAGE_SIZE, max_rows_per_page=page_rows, store_schema=False, write_statistics=True,
             sorting_columns=sorting,  # data pages stay V1 (pyarrow's default), which compat needs
         )
         return first
