@@ -96,7 +96,8 @@ DATA_PAGE_SIZE = 1 << 20
 #: (``whole_file``), whose pages end at ``DATA_PAGE_SIZE`` bytes only (``WHOLE_FILE_PAGE_ROWS``). Each
 #: page is one zstd frame, so bigger pages compress better: measured, airports.csv (28k rows, 2 pages
 #: per column before) 2.1 % smaller, weather.csv 1.8 %. Not in files of many groups: there they cost
-#: memory (airports_x100: 2 % smaller for 21 MiB more peak RSS, 150 -> 171 MiB).
+#: memory (airports_x100: 2 % smaller for 21 MiB more peak RSS, 150 -> 171 MiB), except sorted ones
+#: (sort="auto" found keys), whose runs they keep in one frame.
 PAGE_ROWS = 20_000
 WHOLE_FILE_PAGE_ROWS = 1 << 30
 QUEUE_DEPTH = 1
@@ -284,10 +285,9 @@ def choose_sort_keys(table) -> List[str]:
 
     Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
     ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round adds the
-    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %: after the
-    keys, or before the first key with more distinct values than it has (a coarser grouping: the
-    region before an airport name chosen first; placed there only, the hour before the distance
-    made flights.csv 0.4 % larger than the distance then the hour). The next
+    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %, in its place
+    by cardinality: before the first key with more distinct values (the region goes before an
+    airport name chosen first, and a finer key after the others). The next
     round tries the ``SORT_FOLLOWUPS`` runners-up only; at most ``SORT_MAX_KEYS`` rounds. An empty
     result means sorting does not pay (row order is kept). The sample is measured with the
     encodings :func:`choose_encodings` picks for it (see ``_sample_size``).
@@ -320,22 +320,21 @@ def choose_sort_keys(table) -> List[str]:
         return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=[(k, "ascending") for k in order])),
                             encodings)
 
-    def orders(name: str) -> List[List[str]]:
-        """``keys`` then ``name``; and ``name`` before the first key of more distinct values, if any."""
+    def placed(name: str) -> List[str]:
+        """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
         at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
-        finer, placed = keys + [name], keys[:at] + [name] + keys[at:]
-        return [finer] if placed == finer else [finer, placed]
+        return keys[:at] + [name] + keys[at:]
 
     # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
     while candidates and len(keys) < SORT_MAX_KEYS:
-        sizes = sorted((trial(order), name, order) for name in candidates for order in orders(name))
-        size, name, keys_then = sizes[0]
+        sizes = sorted((trial(placed(name)), name) for name in candidates)
+        size, name = sizes[0]
         if size > best * SORT_MIN_GAIN:
             break
-        best, keys = size, keys_then
+        best, keys = size, placed(name)
         # later rounds try only the candidates that did best in this one (measured: the same keys
         # on the benchmark tables, 40 % fewer trials)
-        candidates = list(dict.fromkeys(n for _, n, _ in sizes if n != name))[:SORT_FOLLOWUPS]
+        candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
     return keys
 
 
@@ -365,8 +364,8 @@ class _RowGroupWriter:
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
         page_rows = PAGE_ROWS
         if first is not None and first.num_rows:
-            if whole_file(first, self.options, len(self.schema)):
-                page_rows = WHOLE_FILE_PAGE_ROWS
+            if whole_file(first, self.options, len(self.schema)) or self.sort_keys:
+                page_rows = WHOLE_FILE_PAGE_ROWS  # sorted runs, too, compress better in bigger pages
             dict_cols, encodings, levels = choose_encodings(
                 first, self.options.level, self.options.compat,
                 max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows)
