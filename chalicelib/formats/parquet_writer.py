@@ -8,7 +8,9 @@
   ``DELTA_BINARY_PACKED`` (ints, timestamps), ``BYTE_STREAM_SPLIT`` (floats, ints),
   ``DELTA_LENGTH_BYTE_ARRAY`` / ``DELTA_BYTE_ARRAY`` (strings) — compressed with the chosen zstd
   level, and the smallest wins. Sorted timestamps then get deltas, high-cardinality floats byte
-  stream split, and low-cardinality strings dictionaries, without a fixed rule per type.
+  stream split, and low-cardinality strings dictionaries, without a fixed rule per type. A file
+  that is one row group (``whole_file``) also tries higher zstd levels (``SMALL_FILE_LEVELS``) and
+  gets pages of up to ``DATA_PAGE_SIZE`` bytes instead of 20,000 rows, as sorted files do.
 * **sort="auto"** searches, on a sample of the first row group, greedily for up to four sort
   columns among the not-nearly-unique ones (lowest cardinality first) that shrink the sample
   most, and sorts every row group by them (row order changes; the multiset of rows does not).
@@ -175,8 +177,8 @@ LEVEL_GAIN = 0.03
 #: last) gets, per column, the smallest of these levels up to the one its Arrow size allows
 #: (``SMALL_FILE_LEVELS``: Arrow bytes at most -> highest level tried). Where the whole file is a few
 #: MB the time is the interpreter's, not zstd's: measured on airports.csv (3 MB, text) levels up to
-#: 15 made it 6 % smaller, on penguins.csv (15 KB) up to 19 4.6 %. Levels 9 and 12 in the ladder
-#: changed no benchmark file's size, and cost a trial each.
+#: 15 made it 3.6 % smaller than 3 and 6, on penguins.csv (15 KB) up to 19 2.6 %. Levels 9 and 12
+#: in the ladder changed no benchmark file's size, and cost a trial each.
 LEVEL_LADDER = (3, 6, 15, 19)
 SMALL_FILE_LEVELS = ((1 << 20, 19), (8 << 20, 15))
 
