@@ -8,15 +8,17 @@
   ``DELTA_BINARY_PACKED`` (ints, timestamps), ``BYTE_STREAM_SPLIT`` (floats, ints),
   ``DELTA_LENGTH_BYTE_ARRAY`` / ``DELTA_BYTE_ARRAY`` (strings) — compressed with the chosen zstd
   level, and the smallest wins. Sorted timestamps then get deltas, high-cardinality floats byte
-  stream split, and low-cardinality strings dictionaries, without a fixed rule per type.
+  stream split, and low-cardinality strings dictionaries, without a fixed rule per type. A file
+  that is one row group (``whole_file``) also tries higher zstd levels (``SMALL_FILE_LEVELS``) and
+  gets pages of up to ``DATA_PAGE_SIZE`` bytes instead of 20,000 rows, as sorted files do.
 * **sort="auto"** searches, on a sample of the first row group, greedily for up to four sort
   columns among the not-nearly-unique ones (lowest cardinality first) that shrink the sample
   most, and sorts every row group by them (row order changes; the multiset of rows does not).
   If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so. The
   sorting runs in the producer's thread, beside the writer thread (see ``_Sorter``).
-* **Footer metadata** records the choices: ``leanlake.encodings`` (JSON: the leaf columns under
-  each ``LABEL:LEVEL``, see ``ENCODING_LABELS``), ``leanlake.sort`` (with sort="auto": the sort
-  columns, JSON) and ``leanlake.compat``.
+* **Footer metadata** records the choices: ``leanlake.encodings`` (each leaf column's
+  ``LABEL:LEVEL`` in schema order, see ``encodings_record`` and ``read_encodings``),
+  ``leanlake.sort`` (with sort="auto": the sort columns, JSON) and ``leanlake.compat``.
 * **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
   (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
   the hand-over waits until the writer has taken the previous group, so at most two row groups
@@ -36,8 +38,8 @@ from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
 
-__all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "TRIAL_ROWS", "ENCODINGS_KEY", "SORT_KEY",
-           "COMPAT_KEY"]
+__all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
+           "SORT_KEY", "COMPAT_KEY"]
 
 #: Footer key-value metadata keys: what the writer chose (JSON), see ``_RowGroupWriter.metadata``.
 ENCODINGS_KEY = "leanlake.encodings"
@@ -46,12 +48,62 @@ COMPAT_KEY = "leanlake.compat"
 #: The labels ``leanlake.encodings`` uses (short: on a 13 KB CSV the footer metadata is ~5 % of the file).
 ENCODING_LABELS = {"dict": "RLE_DICTIONARY", "plain": "PLAIN", "delta": "DELTA_BINARY_PACKED",
                    "dlba": "DELTA_LENGTH_BYTE_ARRAY", "dba": "DELTA_BYTE_ARRAY", "bss": "BYTE_STREAM_SPLIT"}
+
+
+def encodings_record(choices: List[Tuple[str, int]]) -> str:
+    """The ``leanlake.encodings`` value: each leaf column's ``LABEL:LEVEL`` in the schema's leaf
+    order, space-separated, a run of N equal ones written once as ``LABEL:LEVEL*N``. Positional, not
+    named: column names are already in the footer's schema, and the JSON with names cost ~120 bytes,
+    3 % of penguins.csv's Parquet file.
+
+    >>> encodings_record([("plain", 3), ("dict", 3), ("delta", 3), ("delta", 3), ("bss", 6)])
+    'plain:3 dict:3 delta:3*2 bss:6'
+    """
+    runs: List[List[Any]] = []
+    for choice in choices:
+        if runs and runs[-1][0] == choice:
+            runs[-1][1] += 1
+        else:
+            runs.append([choice, 1])
+    return " ".join(f"{label}:{level}" + (f"*{n}" if n > 1 else "") for (label, level), n in runs)
+
+
+def read_encodings(metadata) -> Dict[str, Tuple[str, int]]:
+    """Each leaf column's (encoding label, zstd level) from a leanlake file's footer
+    (:class:`pyarrow.parquet.FileMetaData`), by dotted leaf path; ``{}`` when the footer has no record.
+    Raises ValueError when the record does not name one choice per leaf column."""
+    record = (metadata.metadata or {}).get(ENCODINGS_KEY.encode())
+    if record is None:
+        return {}
+    choices: List[Tuple[str, int]] = []
+    for entry in record.decode().split():
+        choice, _, count = entry.partition("*")
+        label, _, level = choice.partition(":")
+        if label not in ENCODING_LABELS or not level.isdigit() or count and not count.isdigit():
+            raise ValueError(f"{ENCODINGS_KEY}: {entry!r} is not LABEL:LEVEL[*COUNT]")
+        choices += [(label, int(level))] * int(count or 1)
+    paths = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if len(choices) != len(paths):
+        raise ValueError(f"{ENCODINGS_KEY}: {len(choices)} choices for {len(paths)} leaf columns")
+    return dict(zip(paths, choices, strict=True))
+
+
 TRIAL_ROWS = 65_536
 SORT_SAMPLE_ROWS = 100_000
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
 SORT_FOLLOWUPS = 4
+SORT_MIN_GAIN = 0.99
+SORT_PROXY_LEVEL = 1
 DATA_PAGE_SIZE = 1 << 20
+#: Rows per data page at most: pyarrow's default, except in a file that is one row group
+#: (``whole_file``), whose pages end at ``DATA_PAGE_SIZE`` bytes only (``WHOLE_FILE_PAGE_ROWS``). Each
+#: page is one zstd frame, so bigger pages compress better: measured, airports.csv (28k rows, 2 pages
+#: per column before) 2.1 % smaller, weather.csv 1.8 %. Not in files of many groups: there they cost
+#: memory (airports_x100: 2 % smaller for 21 MiB more peak RSS, 150 -> 171 MiB), except sorted ones
+#: (sort="auto" found keys), whose runs they keep in one frame.
+PAGE_ROWS = 20_000
+WHOLE_FILE_PAGE_ROWS = 1 << 30
 QUEUE_DEPTH = 1
 #: Wide tables get row groups of at least this many Arrow bytes per column, up to WIDE_GROUP_MAX.
 #: Measured at 10,000 columns: 12 MiB row groups held 217 rows, the footer (~180 B per column chunk)
@@ -123,9 +175,44 @@ def _candidates(arrow_type, compat: bool = False) -> List[Tuple[str, Optional[st
 DEFAULT_LEVEL = 3
 HIGH_LEVEL = 6
 LEVEL_GAIN = 0.03
+#: A file that is one small row group (its first group ended below the row-group bounds, so it is the
+#: last) gets, per column, the smallest of these levels up to the one its Arrow size allows
+#: (``SMALL_FILE_LEVELS``: Arrow bytes at most -> highest level tried). Where the whole file is a few
+#: MB the time is the interpreter's, not zstd's: measured on airports.csv (3 MB, text) levels up to
+#: 15 made it 3.6 % smaller than 3 and 6, on penguins.csv (15 KB) up to 19 2.6 %. Levels 9 and 12
+#: in the ladder changed no benchmark file's size, and cost a trial each.
+LEVEL_LADDER = (3, 6, 15, 19)
+SMALL_FILE_LEVELS = ((1 << 20, 19), (8 << 20, 15))
 
 
-def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
+def whole_file(table, options: ConvertOptions, columns: int) -> bool:
+    """Whether the first row group, ``table``, is the whole file: it ended below the row-group bounds,
+    so the input ended (a full group may be followed by more).
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"x": list(range(1000))})
+    >>> whole_file(t, ConvertOptions(), 1), whole_file(t, ConvertOptions(row_group_rows=1000), 1)
+    (True, False)
+    """
+    return table.num_rows < options.row_group_rows and table.nbytes < group_bytes(columns, options)
+
+
+def small_file_level(table, options: ConvertOptions, columns: int) -> int:
+    """The highest zstd level worth trying for a file whose first row group is ``table``: from
+    ``SMALL_FILE_LEVELS`` when that group is the whole file, else ``HIGH_LEVEL`` (each group would pay
+    the higher levels' time).
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"x": list(range(1000))})
+    >>> small_file_level(t, ConvertOptions(), 1), small_file_level(t, ConvertOptions(row_group_rows=1000), 1)
+    (19, 6)
+    """
+    if options.level is not None or not whole_file(table, options, columns):
+        return HIGH_LEVEL
+    return next((level for limit, level in SMALL_FILE_LEVELS if table.nbytes <= limit), HIGH_LEVEL)
+
+
+def _trial(col, name: str, label: str, enc: Optional[str], level: int, page_rows: int = PAGE_ROWS) -> int:
     """Bytes of one column written with one encoding at one zstd level (a huge number if it fails)."""
     import pyarrow.parquet as pq
 
@@ -133,21 +220,23 @@ def _trial(col, name: str, label: str, enc: Optional[str], level: int) -> int:
     try:
         pq.write_table(col, buf, compression="zstd", compression_level=level, use_dictionary=(label == "dict"),
                        column_encoding=({name: enc} if enc else None), data_page_size=DATA_PAGE_SIZE,
-                       store_schema=False, write_statistics=False)
+                       max_rows_per_page=page_rows, store_schema=False, write_statistics=False)
     except Exception:
         return 1 << 62
     return buf.tell()
 
 
-def choose_encodings(table, level: Optional[int],
-                     compat: bool = False) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
+def choose_encodings(table, level: Optional[int], compat: bool = False, max_level: int = HIGH_LEVEL,
+                     page_rows: int = PAGE_ROWS) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
     """Pick, per column, the encoding (and zstd level) that compresses a sample of ``table`` smallest.
 
     Returns ``(dictionary_columns, column_encoding, column_level)`` for
     :class:`pyarrow.parquet.ParquetWriter` (leaf paths). Nested and unusual columns keep the default
     (dictionary where possible). With ``level`` None, columns are tried at ``DEFAULT_LEVEL`` and go to
-    ``HIGH_LEVEL`` where that pays; an explicit ``level`` is used for every column. ``compat``
-    keeps to Parquet V1 encodings (dictionary or plain).
+    ``HIGH_LEVEL`` where that pays; with a ``max_level`` above ``HIGH_LEVEL`` (a small file, see
+    ``small_file_level``), each column's encoding is tried at every ``LEVEL_LADDER`` level up to it
+    and the smallest wins. An explicit ``level`` is used for every column. ``compat`` keeps to
+    Parquet V1 encodings (dictionary or plain). ``page_rows``: the file's rows per page at most.
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
@@ -163,22 +252,34 @@ def choose_encodings(table, level: Optional[int],
             dict_cols.extend(paths)
             continue
         col = sample.select([i])
-        size, label, enc = min((_trial(col, field.name, label, enc, level), label, enc) for label, enc in cands)
+        size, label, enc = min((_trial(col, field.name, label, enc, level, page_rows), label, enc)
+                               for label, enc in cands)
         if label == "dict":
             dict_cols.append(paths[0])
         elif enc:
             encodings[paths[0]] = enc
-        if adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL) < size * (1 - LEVEL_GAIN):
+        if adaptive and max_level > HIGH_LEVEL:
+            best = min((_trial(col, field.name, label, enc, high, page_rows), high)
+                       for high in LEVEL_LADDER if level < high <= max_level)
+            if best[0] < size:
+                levels[paths[0]] = best[1]
+        elif adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL, page_rows) < size * (1 - LEVEL_GAIN):
             levels[paths[0]] = HIGH_LEVEL
     return dict_cols, encodings, levels
 
 
-def _sample_size(table) -> int:
-    """Bytes of ``table`` as quick zstd Parquet: the proxy the sort search minimises."""
+def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, int]]) -> int:
+    """Bytes of ``table`` as quick zstd Parquet with per-column ``encodings`` (as from
+    :func:`choose_encodings`): the proxy the sort search minimises. With the encodings the file will
+    have, not dictionaries everywhere: an order that makes a number column's deltas small only
+    shows with ``DELTA_BINARY_PACKED`` (measured on penguins.csv: body mass, 5.7 % smaller)."""
     import pyarrow.parquet as pq
 
+    dict_cols, column_encoding, _ = encodings
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", compression_level=1, store_schema=False,
+    pq.write_table(table, buf, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
+                   use_dictionary=dict_cols or False, column_encoding=column_encoding or None,
+                   data_page_size=DATA_PAGE_SIZE, max_rows_per_page=WHOLE_FILE_PAGE_ROWS,
                    write_statistics=False, row_group_size=max(1, table.num_rows))
     return buf.tell()
 
@@ -187,10 +288,13 @@ def choose_sort_keys(table) -> List[str]:
     """Greedy search for sort columns that make a sample of ``table`` compress smallest.
 
     Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
-    ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round appends the
-    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %; the next
+    ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round adds the
+    candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %, in its place
+    by cardinality: before the first key with more distinct values (the region goes before an
+    airport name chosen first, and a finer key after the others). The next
     round tries the ``SORT_FOLLOWUPS`` runners-up only; at most ``SORT_MAX_KEYS`` rounds. An empty
-    result means sorting does not pay (row order is kept).
+    result means sorting does not pay (row order is kept). The sample is measured with the
+    encodings :func:`choose_encodings` picks for it (see ``_sample_size``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -199,7 +303,7 @@ def choose_sort_keys(table) -> List[str]:
     rows = sample.num_rows
     if rows < 2:
         return []
-    scored = []
+    distinct: Dict[str, int] = {}
     for i, field in enumerate(sample.schema):
         t = field.type
         if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -210,24 +314,28 @@ def choose_sort_keys(table) -> List[str]:
         except Exception:
             continue
         if 1 < n <= rows // 2:
-            scored.append((n, i, field.name))
-    scored.sort()
-    candidates = [name for _, _, name in scored[:SORT_CANDIDATES]]
+            distinct[field.name] = n
+    candidates = sorted(distinct, key=lambda name: distinct[name])[:SORT_CANDIDATES]
     keys: List[str] = []
-    best = _sample_size(sample)
+    encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
+    best = _sample_size(sample, encodings)
 
-    def trial(name: str) -> int:
-        order = [(k, "ascending") for k in keys + [name]]
-        return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=order)))
+    def trial(order: List[str]) -> int:
+        return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=[(k, "ascending") for k in order])),
+                            encodings)
+
+    def placed(name: str) -> List[str]:
+        """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
+        at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
+        return keys[:at] + [name] + keys[at:]
 
     # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
     while candidates and len(keys) < SORT_MAX_KEYS:
-        sizes = sorted((trial(name), name) for name in candidates)
+        sizes = sorted((trial(placed(name)), name) for name in candidates)
         size, name = sizes[0]
-        if size > best * 0.99:
+        if size > best * SORT_MIN_GAIN:
             break
-        best = size
-        keys.append(name)
+        best, keys = size, placed(name)
         # later rounds try only the candidates that did best in this one (measured: the same keys
         # on the benchmark tables, 40 % fewer trials)
         candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
@@ -247,13 +355,14 @@ class _RowGroupWriter:
         self.rows = 0
         self.writer: Any = None
         self.sort_keys: List[str] = []
-        self.choices: Dict[str, List[str]] = {}
+        self.choices: List[Tuple[str, int]] = []  # (label, level) per leaf column, in schema order
         self.encodings: Optional[Tuple[List[str], Dict[str, str], Dict[str, int]]] = None
 
     def prepare(self, sample: Any) -> None:
         """Choose the encodings on ``sample``, the first row group's first ``TRIAL_ROWS`` (or more) rows
         in the same chunks: the choice is the one the whole group would give (``choose_encodings``
-        tries only its first ``TRIAL_ROWS`` rows)."""
+        tries only its first ``TRIAL_ROWS`` rows) when the file has more row groups; a file that turns
+        out to be one row group chooses again in ``_open``, with the higher levels and bigger pages."""
         self.encodings = choose_encodings(sample, self.options.level, self.options.compat)
 
     def add(self, batches: List[Any]) -> None:
@@ -265,14 +374,20 @@ class _RowGroupWriter:
         import pyarrow.parquet as pq
 
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
+        page_rows = PAGE_ROWS
         if first is not None and first.num_rows:
-            dict_cols, encodings, levels = self.encodings or choose_encodings(first, self.options.level, self.options.compat)
+            if whole_file(first, self.options, len(self.schema)) or self.sort_keys:
+                page_rows = WHOLE_FILE_PAGE_ROWS  # sorted runs, too, compress better in bigger pages
+                self.encodings = None  # chosen on the sample for pages of PAGE_ROWS and levels up to HIGH_LEVEL
+            dict_cols, encodings, levels = self.encodings or choose_encodings(
+                first, self.options.level, self.options.compat,
+                max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
         labels = {enc: label for label, enc in ENCODING_LABELS.items()}
         for p in leaves:
             label = labels[encodings[p]] if p in encodings else "dict" if p in dict_cols else "plain"
-            self.choices.setdefault(f"{label}:{levels.get(p, self.level)}", []).append(p)
+            self.choices.append((label, levels.get(p, self.level)))
         sorting = None
         if self.sort_keys:
             names = self.schema.names
@@ -281,7 +396,7 @@ class _RowGroupWriter:
             self.stream, self.schema, compression="zstd",
             compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
-            data_page_size=DATA_PAGE_SIZE, store_schema=False, write_statistics=True,
+            data_page_size=DATA_PAGE_SIZE, max_rows_per_page=page_rows, store_schema=False, write_statistics=True,
             sorting_columns=sorting,  # data pages stay V1 (pyarrow's default), which compat needs
         )
         return first
@@ -308,11 +423,11 @@ class _RowGroupWriter:
         return self.rows
 
     def metadata(self) -> Dict[str, str]:
-        """What the writer chose, for the footer's key-value metadata: under ``ENCODINGS_KEY`` the leaf
-        columns grouped by ``LABEL:LEVEL`` (an ``ENCODING_LABELS`` label, the zstd level), e.g.
-        ``{"dba:6": ["icao"], "dict:3": ["country", "tz"]}``; with sort="auto", under ``SORT_KEY``
-        the sort columns (``[]``: no order paid, row order kept)."""
-        meta = {ENCODINGS_KEY: json.dumps(self.choices, separators=(",", ":"), ensure_ascii=False)}
+        """What the writer chose, for the footer's key-value metadata: under ``ENCODINGS_KEY`` each leaf
+        column's ``LABEL:LEVEL`` (an ``ENCODING_LABELS`` label, the zstd level) in schema order, e.g.
+        ``dba:6 dict:3*2`` (see ``encodings_record``); with sort="auto", under ``SORT_KEY`` the sort
+        columns (JSON, ``[]``: no order paid, row order kept)."""
+        meta = {ENCODINGS_KEY: encodings_record(self.choices)}
         if self.options.sort == "auto":
             meta[SORT_KEY] = json.dumps(self.sort_keys, ensure_ascii=False)
         if self.options.compat:
