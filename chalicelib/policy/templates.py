@@ -60,7 +60,7 @@ class KeyParts(NamedTuple):
             suffix = lower[lower.rfind(".") :] if "." in lower else ""
         if suffix in _FORMAT and len(stem) > len(suffix):
             fmt, stem = stem[-len(suffix) :], stem[: -len(suffix)]
-        return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)  # type: ignore[call-arg]
+        return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
 
     def variables(self) -> dict[str, str]:
         """The values of ``TEMPLATE_VARIABLES``, by name (spelled out: it runs once per planned write)."""
