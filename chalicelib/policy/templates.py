@@ -50,16 +50,19 @@ class KeyParts(NamedTuple):
         directory, name = key[: slash + 1], key[slash + 1 :]
         # The part of {dir} after the matched prefix; empty when the prefix reaches into the name.
         rel_dir = directory[len(prefix) :].lstrip("/") if directory.startswith(prefix) else ""
+        # Every known suffix is one dot and a word, so the one that can match is the text from the last dot;
+        # a name without a dot past its first character has none to strip.
+        dot = name.rfind(".")
+        if dot <= 0:
+            return cls(key, directory, rel_dir, name, name, "", "", "")
         stem, compression, fmt = name, "", ""
-        # Every known suffix is one dot and a word, so the one that can match is the text from the last dot.
-        lower = stem.lower()
-        suffix = lower[lower.rfind(".") :] if "." in lower else ""
-        if suffix in _COMPRESSION and len(stem) > len(suffix):
-            compression, stem = stem[-len(suffix) :], stem[: -len(suffix)]
-            lower = stem.lower()
-            suffix = lower[lower.rfind(".") :] if "." in lower else ""
-        if suffix in _FORMAT and len(stem) > len(suffix):
-            fmt, stem = stem[-len(suffix) :], stem[: -len(suffix)]
+        suffix = name[dot:].lower()
+        if suffix in _COMPRESSION:
+            compression, stem = name[dot:], name[:dot]
+            dot = stem.rfind(".")
+            suffix = stem[dot:].lower() if dot > 0 else ""
+        if suffix in _FORMAT:
+            fmt, stem = stem[dot:], stem[:dot]
         return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
 
     def variables(self) -> dict[str, str]:
