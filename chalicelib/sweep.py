@@ -77,15 +77,22 @@ def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: It
     """Every decision for one bucket, from a listing or given refs (an inventory): bucket-level first, then per object."""
     yield from plan_buckets(policies, [bucket])
     listed = list_refs(ctx.s3, bucket, policies) if refs is None else refs
-    yield from with_locks(ctx, bucket, plan_objects(with_tags(ctx.s3, listed, policies), policies, ctx.now))
+    if policies.needs_tags(bucket):  # else ``with_tags`` would pass every ref through unchanged
+        listed = with_tags(ctx.s3, listed, policies)
+    yield from with_locks(ctx, bucket, plan_objects(listed, policies, ctx.now))
 
 
 def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:
     """The decisions, with those that would delete a locked object (or one whose lock state can't be
     read) turned into what ``apply`` will do; one HEAD per deleting decision, on Object Lock buckets only."""
     deletions = ctx.deletions_in(bucket)
+    decisions = iter(decisions)
     for decision in decisions:
-        if decision.key is not None and decision.by is not None and deletes(decision) and deletions.lock_enabled():
+        if decision.key is not None and decision.by is not None and deletes(decision):
+            if not deletions.lock_enabled():  # read once: no lock, so the rest pass through as they are
+                yield decision
+                yield from decisions
+                return
             ref = decision.ref
             why = deletions.lock_reason(Target(decision.key, version_id=ref.version_id if ref else None))
             if why:

@@ -47,25 +47,21 @@ class MoveParams(ActionParams):
 
 def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None, via: Via, by: Action) -> Decision:
     """A ``storage_class`` Decision moving ``ref`` into ``target`` when it pays, else a skip saying why."""
-    cls = ref.effective_storage_class
-    if cls == target:
-        return view.skip(ref, f"already in {target}")
-    if econ.needs_restore(cls):
-        return view.skip(ref, f"in {cls}: cannot be read without a restore")
-    facts = econ.storage_class(target)
-    if via == "transition" and cls in econ.class_names() and econ.storage_class(cls).rank >= facts.rank:
-        return view.skip(ref, f"already in {cls}, at or past {target}")
+    cls = ref.storage_class or "STANDARD"
+    refused, min_billable, min_days = _move_gate(cls, target, via)
+    if refused is not None:
+        return view.skip(ref, refused)
     size = ref.size
     if size is None:
         return view.skip(ref, "size unknown: saving can't be judged")
-    if size < facts.min_billable:
-        return view.skip(ref, f"small object ({size:,} B): billed as {facts.min_billable // 1024} KiB in {target}")
+    if size < min_billable:
+        return view.skip(ref, f"small object ({size:,} B): billed as {min_billable // 1024} KiB in {target}")
     expires_in = None
     if view.expires_after is not None:
         expires_in = view.expires_after - (age or 0.0)
-        if expires_in < facts.min_days:
+        if expires_in < min_days:
             return view.skip(ref, f"expires at day {view.expires_after} ({max(expires_in, 0):.0f} days from now), "
-                                  f"before the {facts.min_days}-day minimum of {target}")
+                                  f"before the {min_days}-day minimum of {target}")
     # Priced as an in-place copy either way: the sweep carries a transition step out with one.
     usd, kgco2e, one_off, _, lasts, notes = _class_change(size, cls, target, view.region, age, expires_in, 1, "copy", CCF)
     net = net_usd(usd, one_off, lasts, view.horizon)
@@ -75,6 +71,24 @@ def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None
         return view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
     return Decision(ref.bucket, ref.key, view.name, StorageClass.name, partial(_move_reason, cls, target, net, view.horizon, kgco2e),
                     usd, kgco2e, one_off, ref, _move_params(target, via, notes), by)
+
+
+@cache
+def _move_gate(cls: str, target: str, via: Via) -> tuple[str | None, int, int]:
+    """Why no object of ``cls`` moves into ``target`` by ``via`` (None when one may), and the target's minimum
+    billable bytes and days: what ``plan_move`` checks first depends on the classes only, so once per pair.
+
+        >>> _move_gate("DEEP_ARCHIVE", "GLACIER_IR", "copy")[0], _move_gate("STANDARD", "GLACIER_IR", "transition")
+        ('in DEEP_ARCHIVE: cannot be read without a restore', (None, 131072, 90))
+    """
+    if cls == target:
+        return f"already in {target}", 0, 0
+    if econ.needs_restore(cls):
+        return f"in {cls}: cannot be read without a restore", 0, 0
+    facts = econ.storage_class(target)
+    if via == "transition" and cls in econ.class_names() and econ.storage_class(cls).rank >= facts.rank:
+        return f"already in {cls}, at or past {target}", 0, 0
+    return None, facts.min_billable, facts.min_days
 
 
 @cache

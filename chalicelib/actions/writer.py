@@ -61,6 +61,10 @@ def output_ratio(name: str) -> tuple[float, str]:
     return node["value"], node["note"]
 
 
+#: ``econ.needs_restore`` per class, cached (it reads the model twice; planning asks once per planned write).
+_needs_restore = cache(econ.needs_restore)
+
+
 @cache
 def min_input_bytes(name: str) -> int:
     """The economics model's smallest input (``min_input_bytes_parquet``…) whose output can be smaller."""
@@ -147,8 +151,8 @@ class WriterAction(Action):
         return self.source == "delete"
 
     def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision:
-        cls = ref.effective_storage_class
-        if econ.needs_restore(cls):
+        cls = ref.storage_class or "STANDARD"
+        if _needs_restore(cls):
             return view.skip(ref, f"in {cls}: cannot be read without a restore")
         size = ref.size
         smallest = min_input_bytes(self.min_input_assumption)

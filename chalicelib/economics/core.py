@@ -141,9 +141,12 @@ def _class_figures(storage_class: str, region: str, carbon: CarbonMethod) -> tup
     """What ``_month`` reads of ``rates`` for one class, gathered once (planning prices a million objects)."""
     r = rates(region, carbon)
     cls = storage_class if storage_class in r.storage else _check_class(storage_class)
+    bands = r.bands.get(cls)
+    # Up to this many GB ``_price`` is ``gb × price`` (all of it, for a class without volume bands).
+    flat_up_to = math.inf if bands is None or len(bands) == 1 else (bands[0][0] or math.inf)
     return (r, cls, r.min_billable[cls], r.overhead_class[cls], r.overhead_std[cls], r.rf[cls], r.energy_multiplier[cls],
             r.storage["STANDARD"], r.rf["STANDARD"], cls == "INTELLIGENT_TIERING", r.int_min_bytes, r.int_monitoring,
-            r.pue, r.ef, r.notes)
+            r.pue, r.ef, r.notes, flat_up_to, r.storage[cls])
 
 
 def _rates(region: str, carbon: CarbonMethod) -> Rates:
@@ -166,12 +169,12 @@ def _month(size_bytes: float, storage_class: str, region: str, objects: int,
         if carbon is CCF:
             _CCF_FIGURES[(storage_class, region)] = figures
     (r, cls, min_billable, overhead, overhead_std, rf, multiplier, std_price, std_rf, intelligent, int_min, int_fee,
-     pue, ef, notes) = figures
+     pue, ef, notes, flat_up_to, price) = figures
     avg = size_bytes / objects if objects else 0.0
     billable = objects * (max(avg, min_billable) + overhead)
     std_bytes = objects * overhead_std
     gb = billable / GB
-    usd = _price(r, cls, gb)
+    usd = gb * price if gb <= flat_up_to else _price(r, cls, gb)  # _price's own first case, without the call
     energy_gb = gb * rf * multiplier
     if std_bytes:
         std_gb = std_bytes / GB
