@@ -18,6 +18,8 @@ PACKAGE = ROOT / "chalicelib"
 DEFERRED = {
     # the Powertools logger is imported on first use: `leanlake convert` on local files loads no AWS library
     ("chalicelib.ledger", "chalicelib.log"),
+    # the price model is read when a storage class is checked: parse_size (`leanlake convert --max-row-size`) needs none
+    ("chalicelib.policy.units", "chalicelib.economics.figures"),
 }
 
 
