@@ -29,9 +29,9 @@ iam-check:
 test:
 	$(PYTHON) -m pytest -q
 
-## lint: ruff, mypy and vulture (pinned in the dev extra) on what the Lambda functions run; CI runs it
+## lint: ruff on the Lambda code and the CLI, mypy and vulture (pinned in the dev extra) on what the Lambda functions run; CI runs it
 lint:
-	$(PYTHON) -m ruff check chalicelib app.py
+	$(PYTHON) -m ruff check chalicelib app.py leanlake
 	$(PYTHON) -m mypy
 	$(PYTHON) -m vulture chalicelib app.py --min-confidence 80
 

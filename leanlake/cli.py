@@ -42,7 +42,8 @@ app = typer.Typer(
 PoliciesOption = typer.Option(None, "--policies", "-p", help="Policy files or directories (default: $LEANLAKE_POLICIES, else ./policies).")
 BucketOption = typer.Option(None, "--bucket", "-b", help="Only this bucket (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (logs go to stderr).")
-InventoryOption = typer.Option(None, "--inventory", help="Read objects from an S3 Inventory manifest (s3://…/manifest.json, CSV or Parquet) instead of listing the bucket.")
+InventoryOption = typer.Option(None, "--inventory", help="Read objects from an S3 Inventory manifest "
+                               "(s3://…/manifest.json, CSV or Parquet) instead of listing the bucket.")
 
 
 #: Commands that write no log line: the logger is left alone, so a local ``convert`` imports no AWS library.
@@ -98,7 +99,7 @@ def _load(paths: Optional[list[Path]]) -> Any:
     except PolicyError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -503,14 +504,17 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 @app.command()
 def convert(
-    src: str = typer.Argument(..., help="Input: a local path or s3://BUCKET/KEY (CSV, TSV, JSON, JSON Lines; plain, gzip, bz2 or zstd)."),
+    src: str = typer.Argument(..., help="Input: a local path or s3://BUCKET/KEY (CSV, TSV, JSON, JSON Lines; "
+                              "plain, gzip, bz2 or zstd)."),
     dst: str = typer.Argument(..., help="Output Parquet: a local path or s3://BUCKET/KEY; replaced atomically."),
-    level: Optional[int] = typer.Option(None, "--level", min=1, max=22, help="zstd level for every column (default: 3, and 6 for the columns where it pays)."),
+    level: Optional[int] = typer.Option(None, "--level", min=1, max=22, help="zstd level for every column (default: "
+                                        "3, or 6 for the columns where it pays; a small file tries up to 19)."),
     sort: str = typer.Option("none", "--sort", help="auto: order the rows in each row group by the columns that shrink "
                              "the file most, chosen by trial (smaller; row order changes); none: keep row order."),
     compat: bool = typer.Option(False, "--compat", help="Parquet V1 encodings only (plain, dictionary), for older "
                                 "engines; a few percent larger."),
-    max_row_size: str = typer.Option("64 MiB", "--max-row-size", help="Longest row accepted, e.g. '16 MiB'; a longer one fails early instead of exhausting memory."),
+    max_row_size: str = typer.Option("64 MiB", "--max-row-size", help="Longest row accepted, e.g. '16 MiB'; a "
+                                     "longer one fails early instead of exhausting memory."),
     as_json: bool = JsonOption,
 ) -> None:
     """Convert one file to Parquet (zstd). Run by hand it always writes DST, even when it is not smaller."""
@@ -970,7 +974,7 @@ def iam(
     except PolicyError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except FileNotFoundError as exc:
         fail(str(chalice_dir), str(exc).removeprefix(f"{chalice_dir / 'config.json'}: "))
     except KeyError as exc:  # a stage config.json does not have

@@ -47,7 +47,8 @@ def deliver(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[[dict[st
             continue
         empty_polls = 0
         results.append(handler(_sqs_lambda_event(messages, queue_arn)))
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     return results
 
 

@@ -248,7 +248,7 @@ def _chalice(build: pkg.BuildCopy, args: list[str], env: dict[str, str], what: s
         text = "\n".join(tail)
         if "Unable to locate credentials" in text or "NoCredentialsError" in text:
             raise DeployError(NO_CREDENTIALS)
-        reason = next((l for l in reversed(tail) if not l.startswith(("Traceback", "File ", "^"))), f"exit {proc.returncode}")
+        reason = next((line for line in reversed(tail) if not line.startswith(("Traceback", "File ", "^"))), f"exit {proc.returncode}")
         raise DeployError(f"{what} failed: {reason}")
 
 

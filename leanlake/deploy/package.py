@@ -352,7 +352,7 @@ def build(project_dir: str | Path = ".", out_dir: str | Path = "dist", *, stage:
             log(f"chalice package ({fmt}, stage {stage}) → {target}")
             done = _run(cmd, f"chalice package ({fmt})", cwd=build_dir, env=env)
             if "Could not install" in done.stdout + done.stderr:  # Chalice warns, exits 0 and leaves them out
-                line = next(l for l in (done.stdout + done.stderr).splitlines() if "Could not install" in l)
+                line = next(text for text in (done.stdout + done.stderr).splitlines() if "Could not install" in text)
                 raise PackageError(f"{fmt}: {line.strip()}")
             template_path = target / TEMPLATES[fmt][0]
             template = json.loads(template_path.read_text(encoding="utf-8"))
