@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Protocol, Union, runtime_checkable
 
 from chalicelib import economics as econ
-from chalicelib.refs import ObjectRef
+from chalicelib.refs import ObjectRef, SlotsValue
 
 if TYPE_CHECKING:
     from chalicelib.actions.base import Action
@@ -56,7 +56,7 @@ class OutputPlan(Protocol):
 Reason = Union[str, Callable[[], str]]
 
 
-class Decision:
+class Decision(SlotsValue):
     """One decision per (bucket, key, policy); ``key`` is None for bucket-level (Lifecycle) decisions.
 
     A value: compared, hashed and printed by its first eight fields, like a frozen dataclass, and never
@@ -118,14 +118,6 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
     def _fields(self) -> tuple[Any, ...]:
         return (self.bucket, self.key, self.policy, self.action, self.reason, self.monthly_usd_saved,
                 self.monthly_kgco2e_saved, self.one_off_usd)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
 
     def __repr__(self) -> str:
         return (f"Decision(bucket={self.bucket!r}, key={self.key!r}, policy={self.policy!r}, action={self.action!r}, "

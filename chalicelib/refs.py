@@ -38,7 +38,26 @@ def reaches_reserved(prefix: str) -> bool:
     return RESERVED_PREFIX.startswith(prefix) or is_reserved(prefix)
 
 
-class ObjectRef:
+class SlotsValue:
+    """A value made of ``__slots__``: equal and hashed by what ``_fields`` returns (the ``__eq__`` and
+    ``__hash__`` a frozen dataclass would write, for classes made once per object, where a frozen
+    dataclass costs seconds a million)."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+
+class ObjectRef(SlotsValue):
     """An S3 object as a trigger saw it. Fields other than bucket and key are hints; HEAD is the truth.
 
     A value: compared and hashed by every field but ``tags``, printed like a dataclass, never changed once
@@ -75,14 +94,6 @@ class ObjectRef:
 
     def _fields(self) -> tuple[Any, ...]:
         return (self.bucket, self.key, self.size, self.etag, self.version_id, self.storage_class, self.last_modified)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
 
     def __repr__(self) -> str:
         return (f"ObjectRef(bucket={self.bucket!r}, key={self.key!r}, size={self.size!r}, etag={self.etag!r}, "
