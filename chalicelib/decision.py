@@ -54,6 +54,8 @@ class OutputPlan(Protocol):
 
 #: A decision's reason: the text, or a function that writes it when it is first read (``Decision.reason``).
 Reason = Union[str, Callable[[], str]]
+#: A decision's params: the ActionParams, or a function that makes them when they are first read (``Decision.params``).
+Params = Union[ActionParams, Callable[[], ActionParams]]
 
 
 class Decision(SlotsValue):
@@ -63,7 +65,8 @@ class Decision(SlotsValue):
     changed once made (nothing assigns to its fields). It is a plain ``__slots__`` class because
     planning makes one per matched object and policy: a million of them cost seconds as frozen
     dataclasses. ``reason`` may be given as a function that writes it: it is written when first read
-    (a table, ``--json``, an outcome) and never for decisions only counted, and it reads the same.
+    (a table, ``--json``, an outcome) and never for decisions only counted, and it reads the same;
+    so may ``params`` (a function that makes them).
 
         >>> lazy = Decision("b", "k", "p", "skip", lambda: f"{2 + 2} days old")
         >>> lazy.reason, lazy == Decision("b", "k", "p", "skip", "4 days old")
@@ -74,7 +77,7 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
     """
 
     __slots__ = ("bucket", "key", "policy", "action", "_reason", "monthly_usd_saved", "monthly_kgco2e_saved", "one_off_usd",
-                 "ref", "params", "by")
+                 "ref", "_params", "by")
     __match_args__ = ("bucket", "key", "policy", "action", "reason", "monthly_usd_saved", "monthly_kgco2e_saved", "one_off_usd")
 
     bucket: str
@@ -87,14 +90,12 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
     monthly_kgco2e_saved: float
     one_off_usd: float
     ref: ObjectRef | None
-    #: What the deciding action planned (a destination, a class, …), typed by that action; None for a skip.
-    params: ActionParams | None
     #: The configured action that carries the decision out (None for a skip).
     by: Action | None
 
     def __init__(self, bucket: str, key: str | None, policy: str, action: str, reason: Reason,
                  monthly_usd_saved: float = 0.0, monthly_kgco2e_saved: float = 0.0, one_off_usd: float = 0.0,
-                 ref: ObjectRef | None = None, params: ActionParams | None = None, by: Action | None = None) -> None:
+                 ref: ObjectRef | None = None, params: Params | None = None, by: Action | None = None) -> None:
         self.bucket = bucket
         self.key = key
         self.policy = policy
@@ -104,7 +105,7 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
         self.monthly_kgco2e_saved = monthly_kgco2e_saved
         self.one_off_usd = one_off_usd
         self.ref = ref
-        self.params = params
+        self._params = params
         self.by = by
 
     @property
@@ -114,6 +115,15 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
         if not isinstance(reason, str):
             reason = self._reason = reason()
         return reason
+
+    @property
+    def params(self) -> ActionParams | None:
+        """What the deciding action planned (a destination, a class, …), typed by that action; None for a skip.
+        Made now if it was given as a function (then kept)."""
+        params = self._params
+        if params is not None and not isinstance(params, ActionParams):
+            params = self._params = params()
+        return params
 
     def _fields(self) -> tuple[Any, ...]:
         return (self.bucket, self.key, self.policy, self.action, self.reason, self.monthly_usd_saved,

@@ -78,8 +78,18 @@ class Action(BaseModel):
     def decide(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Decision | None":
         """This action's Decision on a matched object (``prefix``: the policy prefix it matched
         through; ``age``: days since LastModified, None when unknown), or None to let the next
-        action of the policy decide. Default: object-level actions never decide."""
+        action of the policy decide. Default: object-level actions never decide; an action that
+        plans in batches (it overrides ``decide_batch``) answers for one object with a batch of one."""
+        if type(self).decide_batch is not Action.decide_batch:
+            return self.decide_batch((ref,), (prefix,), view, (age,))[0]
         return None
+
+    def decide_batch(self, refs: Sequence["ObjectRef"], prefixes: Sequence[str], view: "PolicyView",
+                     ages: Sequence[float | None]) -> "list[Decision | None]":
+        """``decide`` for each of a batch of matched objects: planning asks a policy's actions with every
+        matched object of a batch at once. Override it instead of ``decide`` to price a batch a column at a
+        time (``chalicelib.economics.conversions``…), as the built-in actions do. Default: ``decide`` each."""
+        return [self.decide(ref, prefix, view, age) for ref, prefix, age in zip(refs, prefixes, ages, strict=True)]
 
     def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Reason | None":
         """Why nothing happens to the object now although this action is in its policy ("expires at

@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
-from chalicelib.actions.storage_class import move_in_place, plan_move
+from chalicelib.actions.storage_class import move_in_place, plan_moves
 from chalicelib.decision import ActionParams, Decision, Outcome, Reason
-from chalicelib.economics.core import _deletion
-from chalicelib.economics.figures import CCF
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import ObjectRef
@@ -74,18 +73,28 @@ class Transition(Action):
 
     steps: tuple[TransitionStep, ...] = Field(min_length=1)
 
-    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision | None:
-        """In the sweep: the step due at the object's age, as a move; before the first step, a skip
+    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
+                     ages: Sequence[float | None]) -> list[Decision | None]:
+        """In the sweep: the step due at each object's age, as a move; before the first step, a skip
         saying when (unless the policy also expires: its skip says more)."""
+        out: list[Decision | None] = [None] * len(refs)
         if view.by_lifecycle:
-            return None
-        days = age or 0.0
-        due = [step for step in self.steps if step.days <= days]
-        if due:
-            return plan_move(ref, view, due[-1].storage_class, age, "transition", self)
-        if view.expires_after is None:
-            return view.skip(ref, partial(_first_transition_reason, days, self.steps[0].days))
-        return None
+            return out
+        due_rows: list[int] = []
+        targets: list[str] = []
+        first = self.steps[0].days
+        for row, age in enumerate(ages):
+            days = age or 0.0
+            due = [step for step in self.steps if step.days <= days]
+            if due:
+                due_rows.append(row)
+                targets.append(due[-1].storage_class)
+            elif view.expires_after is None:
+                out[row] = view.skip(refs[row], partial(_first_transition_reason, days, first))
+        moves = plan_moves([refs[row] for row in due_rows], view, targets, [ages[row] for row in due_rows], "transition", self)
+        for row, decision in zip(due_rows, moves, strict=True):
+            out[row] = decision
+        return out
 
     def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason | None:
         return view.handled_by_lifecycle(prefix) if view.by_lifecycle else None
@@ -173,17 +182,26 @@ class Expire(Action):
     def deletes(self) -> bool:
         return True
 
-    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision | None:
-        """In the sweep, an object at or past ``days`` is expired before anything else is done to it."""
+    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
+                     ages: Sequence[float | None]) -> list[Decision | None]:
+        """In the sweep, an object at or past ``days`` is expired before anything else is done to it; its
+        saving is priced a column per storage class (``econ.deletions``)."""
+        out: list[Decision | None] = [None] * len(refs)
         if view.by_lifecycle:
-            return None
-        if age is None:
-            return view.skip(ref, "age unknown (no last_modified): expiry can't be judged")
-        if age < self.days:
-            return None
-        usd, kgco2e, one_off, *_ = _deletion(ref.size or 0, ref.storage_class or "STANDARD", view.region, age, 1, CCF)
-        return Decision(ref.bucket, ref.key, view.name, self.name, partial(_expire_reason, age, self.days, self.versions),
-                        usd, kgco2e, one_off, ref, _expiry_params(self.versions), self)
+            return out
+        due: dict[str, list[tuple[int, ObjectRef, float]]] = {}
+        for row, (ref, age) in enumerate(zip(refs, ages, strict=True)):
+            if age is None:
+                out[row] = view.skip(ref, "age unknown (no last_modified): expiry can't be judged")
+            elif age >= self.days:
+                due.setdefault(ref.storage_class or "STANDARD", []).append((row, ref, age))
+        params = _expiry_params(self.versions)
+        for cls, rows in due.items():
+            usd, kgco2e, one_off, _ = econ.deletions([ref.size or 0 for _, ref, _ in rows], cls, view.region, [age for *_, age in rows])
+            for (row, ref, age), u, k, o in zip(rows, usd, kgco2e, one_off, strict=True):
+                out[row] = Decision(ref.bucket, ref.key, view.name, self.name, partial(_expire_reason, age, self.days, self.versions),
+                                    u, k, o, ref, params, self)
+        return out
 
     def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason:
         if view.by_lifecycle:

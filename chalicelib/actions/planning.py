@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
@@ -50,13 +50,17 @@ def expressible(prefixes: tuple[str, ...], suffixes: tuple[str, ...]) -> bool:
 
 def age_days(ref: ObjectRef, as_of: datetime) -> float | None:
     """Days from the object's LastModified to ``as_of`` (a naive datetime is UTC); None when unknown."""
-    modified = ref.last_modified
-    if modified is None:
-        return None
-    if (as_of.tzinfo is None) != (modified.tzinfo is None):
-        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
-        modified = modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)
-    return (as_of - modified).total_seconds() / _DAY
+    return ages_days((ref,), as_of)[0]
+
+
+def ages_days(refs: Iterable[ObjectRef], as_of: datetime) -> list[float | None]:
+    """``age_days`` of each ref (planning computes a batch's at once)."""
+    if as_of.tzinfo is None:
+        naive, aware = as_of, as_of.replace(tzinfo=timezone.utc)
+    else:
+        naive, aware = as_of.astimezone(timezone.utc).replace(tzinfo=None), as_of
+    return [None if (modified := ref.last_modified) is None else
+            ((aware if modified.tzinfo is not None else naive) - modified).total_seconds() / _DAY for ref in refs]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import field_validator
 
@@ -24,8 +24,7 @@ from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.output import refusal
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
-from chalicelib.economics.core import _class_change, net_usd
-from chalicelib.economics.figures import CCF
+from chalicelib.economics.core import net_usd
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import ObjectRef
 
@@ -45,32 +44,50 @@ class MoveParams(ActionParams):
     notes: tuple[str, ...] = ()
 
 
-def plan_move(ref: ObjectRef, view: "PolicyView", target: str, age: float | None, via: Via, by: Action) -> Decision:
-    """A ``storage_class`` Decision moving ``ref`` into ``target`` when it pays, else a skip saying why."""
-    cls = ref.storage_class or "STANDARD"
-    refused, min_billable, min_days = _move_gate(cls, target, via)
-    if refused is not None:
-        return view.skip(ref, refused)
-    size = ref.size
-    if size is None:
-        return view.skip(ref, "size unknown: saving can't be judged")
-    if size < min_billable:
-        return view.skip(ref, f"small object ({size:,} B): billed as {min_billable // 1024} KiB in {target}")
-    expires_in = None
-    if view.expires_after is not None:
-        expires_in = view.expires_after - (age or 0.0)
-        if expires_in < min_days:
-            return view.skip(ref, f"expires at day {view.expires_after} ({max(expires_in, 0):.0f} days from now), "
-                                  f"before the {min_days}-day minimum of {target}")
-    # Priced as an in-place copy either way: the sweep carries a transition step out with one.
-    usd, kgco2e, one_off, _, lasts, notes = _class_change(size, cls, target, view.region, age, expires_in, 1, "copy", CCF)
-    net = net_usd(usd, one_off, lasts, view.horizon)
-    if net <= 0:
-        return view.skip(ref, partial(_unpaid_reason, cls, target, net, view.horizon, usd, one_off))
-    if view.co2e and kgco2e <= 0:
-        return view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
-    return Decision(ref.bucket, ref.key, view.name, StorageClass.name, partial(_move_reason, cls, target, net, view.horizon, kgco2e),
-                    usd, kgco2e, one_off, ref, _move_params(target, via, notes), by)
+def plan_moves(refs: Sequence[ObjectRef], view: "PolicyView", targets: Sequence[str], ages: Sequence[float | None], via: Via,
+               by: Action) -> list[Decision]:
+    """For each ref, a ``storage_class`` Decision moving it into its target class when the move pays, else a skip
+    saying why; the moves are priced a column per (class, target) pair (``econ.class_changes``)."""
+    out: list[Decision | None] = [None] * len(refs)
+    expires_after = view.expires_after
+    # Rows to price, by (class, target): (row, ref, size, age, days until the policy expires the object).
+    priced: dict[tuple[str, str], list[tuple[int, ObjectRef, int, float | None, float | None]]] = {}
+    for row, (ref, target, age) in enumerate(zip(refs, targets, ages, strict=True)):
+        cls = ref.storage_class or "STANDARD"
+        refused, min_billable, min_days = _move_gate(cls, target, via)
+        size = ref.size
+        if refused is not None:
+            out[row] = view.skip(ref, refused)
+        elif size is None:
+            out[row] = view.skip(ref, "size unknown: saving can't be judged")
+        elif size < min_billable:
+            out[row] = view.skip(ref, f"small object ({size:,} B): billed as {min_billable // 1024} KiB in {target}")
+        elif expires_after is None:
+            priced.setdefault((cls, target), []).append((row, ref, size, age, None))
+        else:
+            expires_in = expires_after - (age or 0.0)
+            if expires_in < min_days:
+                out[row] = view.skip(ref, f"expires at day {expires_after} ({max(expires_in, 0):.0f} days from now), "
+                                          f"before the {min_days}-day minimum of {target}")
+            else:
+                priced.setdefault((cls, target), []).append((row, ref, size, age, expires_in))
+    horizon, co2e = view.horizon, view.co2e
+    for (cls, target), rows in priced.items():
+        # Priced as an in-place copy either way: the sweep carries a transition step out with one.
+        usd, kgco2e, one_off, lasts, notes = econ.class_changes(
+            [r[2] for r in rows], cls, target, view.region, [r[3] for r in rows],
+            None if expires_after is None else [r[4] for r in rows])  # type: ignore[misc]
+        params = _move_params(target, via, notes)
+        for i, ((row, ref, *_), u, k, o) in enumerate(zip(rows, usd, kgco2e, one_off, strict=True)):
+            net = net_usd(u, o, None if lasts is None else lasts[i], horizon)
+            if net <= 0:
+                out[row] = view.skip(ref, partial(_unpaid_reason, cls, target, net, horizon, u, o))
+            elif co2e and k <= 0:
+                out[row] = view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
+            else:
+                out[row] = Decision(ref.bucket, ref.key, view.name, StorageClass.name,
+                                    partial(_move_reason, cls, target, net, horizon, k), u, k, o, ref, params, by)
+    return out  # type: ignore[return-value]  # every row got its decision above
 
 
 @cache
@@ -162,8 +179,9 @@ class StorageClass(Action):
 
     _check_class = field_validator("storage_class")(classmethod(lambda cls, v: check_storage_class(v)))
 
-    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision:
-        return plan_move(ref, view, self.storage_class, age, "copy", self)
+    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
+                     ages: Sequence[float | None]) -> list[Decision | None]:
+        return plan_moves(refs, view, [self.storage_class] * len(refs), ages, "copy", self)  # type: ignore[return-value]
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
         return move_in_place(decision, ctx)

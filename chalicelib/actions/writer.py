@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from pydantic import field_validator
 
@@ -29,8 +29,6 @@ from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
 from chalicelib.decision import ActionParams, Decision
-from chalicelib.economics.core import _conversion
-from chalicelib.economics.figures import CCF
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
@@ -150,31 +148,46 @@ class WriterAction(Action):
         """A write deletes its source once the output is verified when the policy says ``source: delete``."""
         return self.source == "delete"
 
-    def decide(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Decision:
-        cls = ref.storage_class or "STANDARD"
-        if _needs_restore(cls):
-            return view.skip(ref, f"in {cls}: cannot be read without a restore")
-        size = ref.size
+    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
+                     ages: Sequence[float | None]) -> list[Decision | None]:
+        """A write with its estimated saving, or a skip saying why not (see the module docstring); the
+        estimates are priced a column per source class (``econ.conversions``)."""
+        out: list[Decision | None] = [None] * len(refs)
         smallest = min_input_bytes(self.min_input_assumption)
-        if size is not None and 0 < size < smallest:  # an empty object goes on: the executor reports it as bad input
-            return view.skip(ref, f"{size} B: under {smallest} B the output would not be smaller")
-        parts = KeyParts.of(ref.key, prefix)
-        destination = self.destination_key(parts)
-        if destination == ref.key:
-            return view.skip(ref, f"destination {destination} is the source itself")
-        if is_reserved(destination):
-            return view.skip(ref, f"destination {destination} is under {RESERVED_PREFIX}, which is reserved for leanlake")
-        ratio, assumption = self.output_ratio(parts)
-        if size is None:
-            params = WriteParams(destination, self.source, ratio, assumption, view.region)
-            return Decision(ref.bucket, ref.key, view.name, self.name, f"{self.name} to {destination}; size unknown, "
-                            "saving not estimated", ref=ref, params=params, by=self)
-        usd, kgco2e, one_off, _, _, notes = _conversion(size, size * ratio, cls, view.region, 1, 1, self.source, "STANDARD",
-                                                        age, None, None, None, None, CCF)
-        params = WriteParams(destination, self.source, ratio, assumption, view.region, notes)
-        return Decision(ref.bucket, ref.key, view.name, self.name,
-                        partial(_write_reason, self.name, destination, ratio, size, assumption, usd, kgco2e),
-                        usd, kgco2e, one_off, ref, params, self)
+        # Rows to price, by storage class: (row, ref, size, output ratio, age, destination, assumption).
+        priced: dict[str, list[tuple[int, ObjectRef, int, float, float | None, str, str]]] = {}
+        for row, (ref, prefix, age) in enumerate(zip(refs, prefixes, ages, strict=True)):
+            cls = ref.storage_class or "STANDARD"
+            if _needs_restore(cls):
+                out[row] = view.skip(ref, f"in {cls}: cannot be read without a restore")
+                continue
+            size = ref.size
+            if size is not None and 0 < size < smallest:  # an empty object goes on: the executor reports it as bad input
+                out[row] = view.skip(ref, f"{size} B: under {smallest} B the output would not be smaller")
+                continue
+            parts = KeyParts.of(ref.key, prefix)
+            destination = self.destination_key(parts)
+            if destination == ref.key:
+                out[row] = view.skip(ref, f"destination {destination} is the source itself")
+            elif is_reserved(destination):
+                out[row] = view.skip(ref, f"destination {destination} is under {RESERVED_PREFIX}, which is reserved for leanlake")
+            elif size is None:
+                ratio, assumption = self.output_ratio(parts)
+                params = WriteParams(destination, self.source, ratio, assumption, view.region)
+                out[row] = Decision(ref.bucket, ref.key, view.name, self.name, f"{self.name} to {destination}; size unknown, "
+                                    "saving not estimated", ref=ref, params=params, by=self)
+            else:
+                ratio, assumption = self.output_ratio(parts)
+                priced.setdefault(cls, []).append((row, ref, size, ratio, age, destination, assumption))
+        name, source, region = self.name, self.source, view.region
+        for cls, rows in priced.items():
+            usd, kgco2e, one_off, _, notes = econ.conversions([r[2] for r in rows], [r[2] * r[3] for r in rows], cls, region,
+                                                              [r[4] for r in rows], source)
+            for (row, ref, size, ratio, _, destination, assumption), u, k, o in zip(rows, usd, kgco2e, one_off, strict=True):
+                out[row] = Decision(ref.bucket, ref.key, view.name, name,
+                                    partial(_write_reason, name, destination, ratio, size, assumption, u, k), u, k, o, ref,
+                                    partial(WriteParams, destination, source, ratio, assumption, region, notes), self)
+        return out
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked source would stay, so the output would only add storage: not worth it, and the

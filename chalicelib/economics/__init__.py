@@ -9,6 +9,9 @@ following the Cloud Carbon Footprint method:
 - ``deletion(size, storage_class, region, age_days, *, objects) -> Estimate``
 - ``Estimate(monthly_usd_saved, monthly_kgco2e_saved, one_off_usd, one_off_kgco2e, lasts_days, notes)``
   with ``net_usd(horizon_days)``, ``net_kgco2e(horizon_days)``, ``payback_days``, ``payback_days_co2e``
+- the same for many objects at once, as columns (lists): ``months``, ``class_changes``, ``conversions``,
+  ``deletions``, ``penalties``, ``lambda_runs`` — planning prices a batch of objects with one call each;
+  the one-object functions above are these with a column of one, so both give the same floats
 - helpers: ``penalty_usd``, ``transition_usd``, ``requests_usd``, ``retrieval_usd``, ``lambda_run``,
   ``break_even_bytes``; ``rates(region, carbon)`` for the flat figures; ``CarbonMethod`` to pick
   other grid factors (Electricity Maps 2025, GSF 2023) or AWS's per-region PUE.
@@ -43,9 +46,15 @@ from chalicelib.economics.core import (
     LambdaRun,
     break_even_bytes,
     class_change,
+    class_changes,
     conversion,
+    conversions,
     deletion,
+    deletions,
     lambda_run,
+    lambda_runs,
+    months,
+    penalties,
     penalty_usd,
     requests_usd,
     retrieval_usd,
@@ -77,7 +86,8 @@ from chalicelib.economics.relocation import (
 
 __all__ = [
     "CCF", "CCF_CLASS_NOTE", "DAYS_PER_MONTH", "GB", "CarbonMethod", "Estimate", "Footprint", "LambdaRun", "Rates",
-    "StorageClassFacts", "break_even_bytes", "class_change", "class_names", "conversion", "deletion", "lambda_run",
+    "StorageClassFacts", "break_even_bytes", "class_change", "class_changes", "class_names", "conversion", "conversions",
+    "deletion", "deletions", "lambda_run", "lambda_runs", "months", "penalties",
     "model", "needs_restore", "penalty_usd", "rates", "requests_usd", "retrieval_usd", "storage_class",
     "storage_month", "transition_usd", "value",
     "Relocation", "cleanest_regions", "grid_factor", "grid_tables", "relocation", "sources", "standard_price", "transfer_per_gb",

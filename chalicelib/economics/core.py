@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from chalicelib.economics.figures import CCF, DEFAULT_REGION, CarbonMethod, Rates, model, rates, value
 
@@ -159,31 +159,51 @@ def _rates(region: str, carbon: CarbonMethod) -> Rates:
 _CCF_FIGURES: dict[tuple[str, str], tuple[Any, ...]] = {}
 
 
-def _month(size_bytes: float, storage_class: str, region: str, objects: int,
-           carbon: CarbonMethod) -> tuple[float, float, float, float, tuple[str, ...]]:
-    """``storage_month``'s figures (usd, kg CO2e, billable bytes, kWh, notes) without building a Footprint:
-    the same arithmetic in the same order, so the same floats."""
+def _figures(storage_class: str, region: str, carbon: CarbonMethod) -> tuple[Any, ...]:
+    """``_class_figures``, cached by (class, region) under the default carbon method."""
     figures = _CCF_FIGURES.get((storage_class, region)) if carbon is CCF else None
     if figures is None:
         figures = _class_figures(storage_class, region, carbon)
         if carbon is CCF:
             _CCF_FIGURES[(storage_class, region)] = figures
+    return figures
+
+
+def _month(size_bytes: float, storage_class: str, region: str, objects: int,
+           carbon: CarbonMethod) -> tuple[float, float, float, float, tuple[str, ...]]:
+    """``storage_month``'s figures (usd, kg CO2e, billable bytes, kWh, notes) without building a Footprint."""
+    usd, kgco2e, billable, kwh, notes = months([size_bytes], storage_class, region, objects, carbon)
+    return usd[0], kgco2e[0], billable[0], kwh[0], notes
+
+
+def months(sizes: Sequence[float], storage_class: str, region: str = DEFAULT_REGION, objects: int = 1,
+           carbon: CarbonMethod = CCF) -> tuple[list[float], list[float], list[float], list[float], tuple[str, ...]]:
+    """``storage_month``'s figures for many sizes in one class, as columns (usd, kg CO2e, billable bytes, kWh)
+    and the notes: the one place the month is computed. Planning prices a batch of objects with one call,
+    a column at a time (a list comprehension per step costs ~0.05 µs an object; a call per object, ~1 µs).
+
+        >>> usd, kg, billable, kwh, _ = months([0, 2**30], "STANDARD_IA")
+        >>> billable[0] == 128 * 1024, round(usd[1], 4)
+        (True, 0.0125)
+    """
     (r, cls, min_billable, overhead, overhead_std, rf, multiplier, std_price, std_rf, intelligent, int_min, int_fee,
-     pue, ef, notes, flat_up_to, price) = figures
-    avg = size_bytes / objects if objects else 0.0
-    billable = objects * (max(avg, min_billable) + overhead)
+     pue, ef, notes, flat_up_to, price) = _figures(storage_class, region, carbon)
+    avgs = [size / objects for size in sizes] if objects else [0.0] * len(sizes)
+    billable = [objects * (max(avg, min_billable) + overhead) for avg in avgs]
+    gbs = [b / GB for b in billable]
+    usd = [gb * price if gb <= flat_up_to else _price(r, cls, gb) for gb in gbs]  # _price's own first case, inline
+    energy_gb = [gb * rf * multiplier for gb in gbs]
     std_bytes = objects * overhead_std
-    gb = billable / GB
-    usd = gb * price if gb <= flat_up_to else _price(r, cls, gb)  # _price's own first case, without the call
-    energy_gb = gb * rf * multiplier
     if std_bytes:
         std_gb = std_bytes / GB
-        usd += std_gb * std_price
-        energy_gb += std_gb * std_rf
-    if intelligent and avg >= int_min:
-        usd += objects * int_fee
-    kwh = energy_gb * _TBH_PER_GB_MONTH * _HDD_WH_PER_TBH * pue / 1000
-    return usd, kwh * ef * 1000, billable, kwh, notes
+        std_usd, std_energy = std_gb * std_price, std_gb * std_rf
+        usd = [u + std_usd for u in usd]
+        energy_gb = [e + std_energy for e in energy_gb]
+    if intelligent:
+        fee = objects * int_fee
+        usd = [u + fee if avg >= int_min else u for u, avg in zip(usd, avgs, strict=True)]
+    kwh = [e * _TBH_PER_GB_MONTH * _HDD_WH_PER_TBH * pue / 1000 for e in energy_gb]
+    return usd, [k * ef * 1000 for k in kwh], billable, kwh, notes
 
 
 def penalty_usd(size_bytes: float, storage_class: str, days_stored: float | None, region: str = DEFAULT_REGION,
@@ -194,13 +214,18 @@ def penalty_usd(size_bytes: float, storage_class: str, days_stored: float | None
         >>> round(penalty_usd(2_000 * 2**30, "GLACIER_IR", 40, objects=100_000), 2)
         13.33
     """
+    return penalties([size_bytes], storage_class, [days_stored], region, objects)[0]
+
+
+def penalties(sizes: Sequence[float], storage_class: str, days_stored: Sequence[float | None],
+              region: str = DEFAULT_REGION, objects: int = 1) -> list[float]:
+    """``penalty_usd`` for many (size, days stored) pairs in one class, as a column."""
     r = rates(region)
     minimum = r.min_days[storage_class]
-    if days_stored is None or days_stored >= minimum:
-        return 0.0
-    avg = size_bytes / objects if objects else 0.0
-    gb = objects * (max(avg, r.min_billable[storage_class]) + r.overhead_class[storage_class]) / GB
-    return gb * r.storage[storage_class] * (minimum - days_stored) / DAYS_PER_MONTH
+    min_billable, overhead, price = r.min_billable[storage_class], r.overhead_class[storage_class], r.storage[storage_class]
+    return [0.0 if days is None or days >= minimum else
+            objects * (max(size / objects if objects else 0.0, min_billable) + overhead) / GB * price * (minimum - days) / DAYS_PER_MONTH
+            for size, days in zip(sizes, days_stored, strict=True)]
 
 
 def transition_usd(to_class: str, region: str = DEFAULT_REGION, objects: int = 1) -> float:
@@ -236,18 +261,34 @@ def class_change(size_bytes: float, from_class: str, to_class: str, region: str 
     return Estimate(*_class_change(size_bytes, from_class, to_class, region, age_days, expires_in_days, objects, via, carbon))
 
 
+def _minus(before: list[float], after: list[float]) -> list[float]:
+    """A column of savings: ``before − after`` per object."""
+    return [b - a for b, a in zip(before, after, strict=True)]
+
+
 def _class_change(size_bytes: float, from_class: str, to_class: str, region: str, age_days: float | None,
                   expires_in_days: float | None, objects: int, via: str,
                   carbon: CarbonMethod) -> tuple[float, float, float, float, float | None, tuple[str, ...]]:
-    """``class_change``'s Estimate fields as a tuple: planning prices a move per object."""
+    """``class_change``'s Estimate fields as a tuple."""
+    usd, kgco2e, one_off, lasts, notes = class_changes([size_bytes], from_class, to_class, region, [age_days],
+                                                       None if expires_in_days is None else [expires_in_days], objects, via, carbon)
+    return usd[0], kgco2e[0], one_off[0], 0.0, None if lasts is None else lasts[0], notes
+
+
+def class_changes(sizes: Sequence[float], from_class: str, to_class: str, region: str, ages: Sequence[float | None],
+                  expires_in_days: Sequence[float] | None = None, objects: int = 1, via: str = "copy", carbon: CarbonMethod = CCF,
+                  ) -> tuple[list[float], list[float], list[float], list[float] | None, tuple[str, ...]]:
+    """``class_change`` for many (size, age[, days to expiry]) in one pair of classes, as columns: monthly USD and
+    kg CO2e saved, one-off USD, and the days each saving lasts (None: the whole horizon for every object)."""
     r = _rates(region, carbon)
-    before_usd, before_kg, *_ = _month(size_bytes, from_class, region, objects, carbon)
-    after_usd, after_kg, *_ = _month(size_bytes, to_class, region, objects, carbon)
+    before_usd, before_kg, *_ = months(sizes, from_class, region, objects, carbon)
+    after_usd, after_kg, *_ = months(sizes, to_class, region, objects, carbon)
     if via == "copy":
-        one_off = objects * r.put[to_class] + size_bytes / GB * r.retrieval[from_class]
+        put, retrieval = objects * r.put[to_class], r.retrieval[from_class]
+        one_off = [put + size / GB * retrieval for size in sizes]
     else:
-        one_off = objects * r.transition[to_class]
-    one_off += penalty_usd(size_bytes, from_class, age_days, region, objects)
+        one_off = [objects * r.transition[to_class]] * len(sizes)
+    one_off = [o + p for o, p in zip(one_off, penalties(sizes, from_class, ages, region, objects), strict=True)]
     notes: tuple[str, ...] = r.notes
     if "ONEZONE_IA" not in (from_class, to_class):
         notes += (CCF_CLASS_NOTE,) if carbon.archive_multiplier == 1.0 else ()
@@ -255,9 +296,9 @@ def _class_change(size_bytes: float, from_class: str, to_class: str, region: str
         notes += (ONEZONE_NOTE,)
     lasts = None
     if expires_in_days is not None:
-        lasts = max(expires_in_days, 0.0)
-        one_off += penalty_usd(size_bytes, to_class, lasts, region, objects)
-    return before_usd - after_usd, before_kg - after_kg, one_off, 0.0, lasts, notes
+        lasts = [max(days, 0.0) for days in expires_in_days]
+        one_off = [o + p for o, p in zip(one_off, penalties(sizes, to_class, lasts, region, objects), strict=True)]
+    return (_minus(before_usd, after_usd), _minus(before_kg, after_kg), one_off, lasts, notes)
 
 
 def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION,
@@ -272,9 +313,16 @@ def deletion(size_bytes: float, storage_class: str = "STANDARD", region: str = D
 
 def _deletion(size_bytes: float, storage_class: str, region: str, age_days: float | None, objects: int,
               carbon: CarbonMethod) -> tuple[float, float, float, float, None, tuple[str, ...]]:
-    """``deletion``'s Estimate fields as a tuple: planning prices an expiry per object."""
-    usd, kgco2e, _, _, notes = _month(size_bytes, storage_class, region, objects, carbon)
-    return usd, kgco2e, penalty_usd(size_bytes, storage_class, age_days, region, objects), 0.0, None, notes
+    """``deletion``'s Estimate fields as a tuple."""
+    usd, kgco2e, one_off, notes = deletions([size_bytes], storage_class, region, [age_days], objects, carbon)
+    return usd[0], kgco2e[0], one_off[0], 0.0, None, notes
+
+
+def deletions(sizes: Sequence[float], storage_class: str, region: str, ages: Sequence[float | None], objects: int = 1,
+              carbon: CarbonMethod = CCF) -> tuple[list[float], list[float], list[float], tuple[str, ...]]:
+    """``deletion`` for many (size, age) in one class, as columns: monthly USD and kg CO2e saved, one-off USD."""
+    usd, kgco2e, _, _, notes = months(sizes, storage_class, region, objects, carbon)
+    return usd, kgco2e, penalties(sizes, storage_class, ages, region, objects), notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,14 +361,22 @@ def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocation
 
 def _lambda_run(size_in_bytes: float, region: str, invocations: int, memory_mb: int | None, arch: str | None,
                 read_mib_per_s: float | None, carbon: CarbonMethod) -> tuple[float, float, float, float, float]:
-    """``lambda_run``'s fields as a tuple (planning prices a conversion per object: no object per step)."""
+    """``lambda_run``'s fields as a tuple."""
+    return tuple(column[0] for column in lambda_runs([size_in_bytes], region, invocations, memory_mb, arch,  # type: ignore[return-value]
+                                                      read_mib_per_s, carbon))
+
+
+def lambda_runs(sizes: Sequence[float], region: str, invocations: int, memory_mb: int | None = None, arch: str | None = None,
+                read_mib_per_s: float | None = None, carbon: CarbonMethod = CCF,
+                ) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """``lambda_run`` for many input sizes, as columns: seconds, GB-s, USD, kWh, kg CO2e."""
     r = _rates(region, carbon)
     memory_mb, arch, read_mib_per_s, watts_x_vcpu = _lambda_setup(memory_mb, arch, read_mib_per_s)
-    seconds = size_in_bytes / (read_mib_per_s * 2**20)
-    gb_s = seconds * memory_mb / 1024
-    usd = gb_s * r.lambda_gb_s[arch] + invocations * r.lambda_request
-    kwh = watts_x_vcpu * seconds / 3600 * r.pue / 1000
-    return seconds, gb_s, usd, kwh, kwh * r.ef * 1000
+    per_s, gb_s_price, requests, pue, ef = read_mib_per_s * 2**20, r.lambda_gb_s[arch], invocations * r.lambda_request, r.pue, r.ef
+    seconds = [size / per_s for size in sizes]
+    gb_s = [sec * memory_mb / 1024 for sec in seconds]
+    kwh = [watts_x_vcpu * sec / 3600 * pue / 1000 for sec in seconds]
+    return seconds, gb_s, [g * gb_s_price + requests for g in gb_s], kwh, [k * ef * 1000 for k in kwh]
 
 
 def conversion(size_in: float, size_out: float, storage_class: str = "STANDARD", region: str = DEFAULT_REGION, *,
@@ -347,29 +403,45 @@ def _conversion(size_in: float, size_out: float, storage_class: str, region: str
                 source: str, output_class: str, age_days: float | None, invocations: int | None, memory_mb: int | None,
                 arch: str | None, read_mib_per_s: float | None,
                 carbon: CarbonMethod) -> tuple[float, float, float, float, None, tuple[str, ...]]:
-    """``conversion``'s Estimate fields as a tuple: planning reads the figures of one per converted object."""
+    """``conversion``'s Estimate fields as a tuple."""
+    usd, kgco2e, one_off, run_kgco2e, notes = conversions([size_in], [size_out], storage_class, region, [age_days], source,
+                                                          objects_in, objects_out, output_class, invocations, memory_mb, arch,
+                                                          read_mib_per_s, carbon)
+    return usd[0], kgco2e[0], one_off[0], run_kgco2e[0], None, notes
+
+
+def conversions(sizes_in: Sequence[float], sizes_out: Sequence[float], storage_class: str, region: str,
+                ages: Sequence[float | None], source: str = "delete", objects_in: int = 1, objects_out: int = 1,
+                output_class: str = "STANDARD", invocations: int | None = None, memory_mb: int | None = None,
+                arch: str | None = None, read_mib_per_s: float | None = None, carbon: CarbonMethod = CCF,
+                ) -> tuple[list[float], list[float], list[float], list[float], tuple[str, ...]]:
+    """``conversion`` for many (size in, size out, age) from one class, as columns: monthly USD and kg CO2e saved,
+    one-off USD and one-off kg CO2e (the Lambda run), and the notes."""
     r = _rates(region, carbon)
-    before_usd, before_kg, *_ = _month(size_in, storage_class, region, objects_in, carbon)
-    out_usd, out_kg, *_ = _month(size_out, output_class, region, objects_out, carbon)
-    _, _, run_usd, _, run_kgco2e = _lambda_run(size_in, region, objects_out if invocations is None else invocations,
+    before_usd, before_kg, *_ = months(sizes_in, storage_class, region, objects_in, carbon)
+    out_usd, out_kg, *_ = months(sizes_out, output_class, region, objects_out, carbon)
+    _, _, run_usd, _, run_kgco2e = lambda_runs(sizes_in, region, objects_out if invocations is None else invocations,
                                                memory_mb, arch, read_mib_per_s, carbon)
-    one_off = (run_usd + objects_in * r.get[storage_class] + size_in / GB * r.retrieval[storage_class]
-               + objects_out * r.put[output_class])
+    gets, retrieval, puts = objects_in * r.get[storage_class], r.retrieval[storage_class], objects_out * r.put[output_class]
+    one_off = [run + gets + size / GB * retrieval + puts for run, size in zip(run_usd, sizes_in, strict=True)]
     notes = r.notes
     if region != DEFAULT_REGION:
         notes += ("Lambda priced at us-east-1 rates (ASSUMPTION: no open regional price table)",)
     if source == "keep":
-        after_usd, after_kg = out_usd + before_usd, out_kg + before_kg
+        after_usd = [o + b for o, b in zip(out_usd, before_usd, strict=True)]
+        after_kg = [o + b for o, b in zip(out_kg, before_kg, strict=True)]
         notes += ("source kept: the output adds storage until the source is deleted",)
     elif source.startswith("storage_class:"):
         cls = source.split(":", 1)[1]
-        kept_usd, kept_kg, *_ = _month(size_in, cls, region, objects_in, carbon)
-        after_usd, after_kg = out_usd + kept_usd, out_kg + kept_kg
-        one_off += objects_in * r.put[cls] + penalty_usd(size_in, storage_class, age_days, region, objects_in)
+        kept_usd, kept_kg, *_ = months(sizes_in, cls, region, objects_in, carbon)
+        after_usd = [o + k for o, k in zip(out_usd, kept_usd, strict=True)]
+        after_kg = [o + k for o, k in zip(out_kg, kept_kg, strict=True)]
+        moved = objects_in * r.put[cls]
+        one_off = [o + (moved + p) for o, p in zip(one_off, penalties(sizes_in, storage_class, ages, region, objects_in), strict=True)]
     else:
         after_usd, after_kg = out_usd, out_kg
-        one_off += penalty_usd(size_in, storage_class, age_days, region, objects_in)
-    return before_usd - after_usd, before_kg - after_kg, one_off, run_kgco2e, None, notes
+        one_off = [o + p for o, p in zip(one_off, penalties(sizes_in, storage_class, ages, region, objects_in), strict=True)]
+    return _minus(before_usd, after_usd), _minus(before_kg, after_kg), one_off, run_kgco2e, notes
 
 
 def break_even_bytes(from_class: str, to_class: str, horizon_days: float, region: str = DEFAULT_REGION, *,

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from chalicelib.policy.problems import LoadedPolicy, Problem
 from chalicelib.policy.models import Filters, Policy, Settings
@@ -69,9 +69,8 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
-    #: bucket → first character of a key → the compiled filters of the bucket's policies that can match it,
-    #: filled as ``matches`` meets them.
-    _by_bucket: dict[str, dict[str, tuple["_Compiled", ...]]] = field(default_factory=dict, compare=False, repr=False)
+    #: bucket → the compiled filters of the bucket's policies, filled as ``match_batch`` meets them.
+    _by_bucket: dict[str, "_Bucket"] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dicts(cls, entries: Iterable[dict[str, Any]], settings: Settings | None = None) -> "PolicySet":
@@ -109,50 +108,82 @@ class PolicySet:
             yield Match(lp, prefix)
 
     def matches(self, ref: ObjectRef) -> list[tuple[LoadedPolicy, str]]:
-        """``match`` as (policy, matched prefix) pairs: the hot path of planning.
+        """``match`` as (policy, matched prefix) pairs: ``match_batch`` of one."""
+        return [(lp, prefixes[0]) for lp, _, prefixes in self.match_batch((ref,))]
 
-        The bucket's policies are compiled once per bucket (prefixes and lower-cased suffixes as tuples
-        for one ``str.startswith`` / ``str.endswith`` each), then each filter is a comparison or two;
-        the result is what ``filters_hold`` says for each policy.
+    def match_batch(self, refs: Sequence[ObjectRef]) -> list[tuple[LoadedPolicy, list[int], list[str]]]:
+        """For each policy that matches any of ``refs`` (in the policies' order): the positions of the refs it
+        matches, in order, and the prefix each matched through. The hot path of planning: a policy's filters
+        are tested on a batch's keys a filter at a time (one ``str.startswith`` / ``str.endswith`` per key
+        with the prefixes and lower-cased suffixes as tuples), with what ``filters_hold`` says for each ref;
+        nothing under ``_leanlake/`` ever matches.
+
+            >>> ps = PolicySet.from_dicts([{"name": "csv", "bucket": "lake", "filters": {"prefix": ["raw/", "raw/2026/"],
+            ...                             "suffix": ".CSV"}, "actions": [{"convert": {}}]}])
+            >>> [(lp.policy.name, rows, prefixes) for lp, rows, prefixes in ps.match_batch(
+            ...     [ObjectRef("lake", "raw/a.csv"), ObjectRef("lake", "raw/a.json"), ObjectRef("lake", "raw/2026/b.Csv")])]
+            [('csv', [0, 2], ['raw/', 'raw/2026/'])]
         """
-        key = ref.key
-        if key.startswith(RESERVED_PREFIX):
+        buckets = {ref.bucket for ref in refs}
+        if len(buckets) > 1:  # a sweep's batch can span buckets: each bucket's refs against its policies, then in order
+            merged: dict[int, tuple[LoadedPolicy, list[tuple[int, str]]]] = {}
+            for name in buckets:
+                positions = [i for i, ref in enumerate(refs) if ref.bucket == name]
+                for lp, rows, through in self.match_batch([refs[i] for i in positions]):
+                    hits = merged.setdefault(id(lp), (lp, []))[1]
+                    hits.extend((positions[row], prefix) for row, prefix in zip(rows, through, strict=True))
+            order = {id(lp): n for n, lp in enumerate(self.loaded)}
+            return [(lp, [row for row, _ in sorted(hits)], [prefix for _, prefix in sorted(hits)])
+                    for _, (lp, hits) in sorted(merged.items(), key=lambda item: order[item[0]])]
+        if not refs:
             return []
-        # The bucket's policies that can match a key starting with this character: a prefix starts with it, or none is set.
-        first = key[:1]
-        by_first = self._by_bucket.get(ref.bucket)
-        if by_first is None:
-            by_first = self._by_bucket[ref.bucket] = {}
-        compiled = by_first.get(first)
-        if compiled is None:
-            everyone = tuple(_Compiled.of(lp) for lp in self.for_bucket(ref.bucket))
-            compiled = by_first[first] = tuple(
-                c for c in everyone if not c.prefixes or any(p[:1] in ("", first) for p in c.prefixes))
+        bucket = self._by_bucket.get(refs[0].bucket)
+        if bucket is None:
+            bucket = self._by_bucket[refs[0].bucket] = _Bucket.of(self.for_bucket(refs[0].bucket))
+        keys = [ref.key for ref in refs]
+        everyone = [i for i, key in enumerate(keys) if not key.startswith(RESERVED_PREFIX)]
+        # The rows each policy's prefixes take in: one dictionary look-up by a key's first ``width`` characters
+        # finds the policies with a prefix that can start it (usually one), instead of testing every policy.
+        by_prefix: list[list[int]] = [[] for _ in bucket.compiled]
+        table, width = bucket.table, bucket.width
+        for i in everyone:
+            key = keys[i]
+            for n in table.get(key[:width], ()):
+                if key.startswith(bucket.compiled[n].prefixes):
+                    by_prefix[n].append(i)
+        lower: list[str] | None = None
         found = []
-        lower = None
-        for c in compiled:
+        for c, rows in zip(bucket.compiled, by_prefix, strict=True):
             prefixes = c.prefixes
-            if prefixes:
-                if not key.startswith(prefixes):
-                    continue
-                prefix = prefixes[0] if c.single_prefix else max((p for p in prefixes if key.startswith(p)), key=len)
-            else:
-                prefix = ""
-            if c.suffixes:
+            if not prefixes:
+                rows = everyone
+            if c.suffixes and rows:
                 if lower is None:
-                    lower = key.lower()
-                if not lower.endswith(c.suffixes):
-                    continue
-            size = ref.size
-            if size is not None and ((c.size_min is not None and size < c.size_min) or (c.size_max is not None and size > c.size_max)):
-                continue
-            if c.tags:
-                if ref.tags is None:
-                    raise ValueError(f"{ref.uri}: tags are needed to match but were not read")
-                if any(ref.tags.get(k) != v for k, v in c.tags.items()):
-                    continue
-            found.append((c.loaded, prefix))
+                    lower = [key.lower() for key in keys]
+                suffixes = c.suffixes
+                rows = [i for i in rows if lower[i].endswith(suffixes)]
+            low, high = c.size_min, c.size_max
+            if (low is not None or high is not None) and rows:
+                rows = [i for i in rows if (size := refs[i].size) is None
+                        or ((low is None or size >= low) and (high is None or size <= high))]
+            if c.tags and rows:
+                rows = [i for i in rows if _tags_hold(c.tags, refs[i])]
+            if rows:
+                if not prefixes:
+                    matched = [""] * len(rows)
+                elif c.single_prefix:
+                    matched = [prefixes[0]] * len(rows)
+                else:
+                    matched = [max((p for p in prefixes if keys[i].startswith(p)), key=len) for i in rows]
+                found.append((c.loaded, rows, matched))
         return found
+
+
+def _tags_hold(tags: dict[str, str], ref: ObjectRef) -> bool:
+    """True when ``ref`` carries every one of ``tags``; ValueError when its tags were not read."""
+    if ref.tags is None:
+        raise ValueError(f"{ref.uri}: tags are needed to match but were not read")
+    return all(ref.tags.get(k) == v for k, v in tags.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +203,26 @@ class _Compiled:
         f = lp.policy.filters
         return cls(lp, tuple(f.prefix), len(f.prefix) == 1, tuple(s.lower() for s in f.suffix),
                    f.size.min if f.size is not None else None, f.size.max if f.size is not None else None, dict(f.tags))
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """A bucket's policies compiled for ``match_batch``: their filters, and which of them have a prefix that
+    starts with a given ``width`` characters (``width``: the shortest prefix's length)."""
+
+    compiled: tuple[_Compiled, ...]
+    width: int
+    table: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, loaded: Iterable[LoadedPolicy]) -> "_Bucket":
+        compiled = tuple(_Compiled.of(lp) for lp in loaded)
+        width = min((len(p) for c in compiled for p in c.prefixes), default=0)
+        table: dict[str, tuple[int, ...]] = {}
+        for n, c in enumerate(compiled):
+            for start in dict.fromkeys(p[:width] for p in c.prefixes):
+                table[start] = table.get(start, ()) + (n,)
+        return cls(compiled, width, table)
 
 
 def _may_overlap(a: Filters, b: Filters) -> bool:

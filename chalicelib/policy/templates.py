@@ -31,6 +31,10 @@ _COMPRESSION, _FORMAT = frozenset(COMPRESSION_SUFFIXES), frozenset(FORMAT_SUFFIX
 assert all(s.count(".") == 1 and s.startswith(".") for s in _COMPRESSION | _FORMAT), "KeyParts.of matches from the last dot"
 
 
+#: ``tuple.__new__``: a KeyParts from its eight values without the named tuple's own ``__new__`` (a Python function).
+_new = tuple.__new__
+
+
 class KeyParts(NamedTuple):
     """The template variables of one key (a named tuple: planning makes one per planned write, and a frozen
     dataclass of eight fields cost ~2 µs more to build)."""
@@ -54,7 +58,7 @@ class KeyParts(NamedTuple):
         # a name without a dot past its first character has none to strip.
         dot = name.rfind(".")
         if dot <= 0:
-            return cls(key, directory, rel_dir, name, name, "", "", "")
+            return _new(cls, (key, directory, rel_dir, name, name, "", "", ""))
         stem, compression, fmt = name, "", ""
         suffix = name[dot:].lower()
         if suffix in _COMPRESSION:
@@ -63,7 +67,7 @@ class KeyParts(NamedTuple):
             suffix = stem[dot:].lower() if dot > 0 else ""
         if suffix in _FORMAT:
             fmt, stem = stem[dot:], stem[:dot]
-        return cls(key, directory, rel_dir, name, stem, fmt + compression, fmt, compression)
+        return _new(cls, (key, directory, rel_dir, name, stem, fmt + compression, fmt, compression))
 
     def variables(self) -> dict[str, str]:
         """The values of ``TEMPLATE_VARIABLES``, by name (spelled out: it runs once per planned write)."""
