@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Iterable, Iterator, Sequence
 
 from chalicelib.policy.problems import LoadedPolicy, Problem
@@ -124,7 +126,7 @@ class PolicySet:
             ...     [ObjectRef("lake", "raw/a.csv"), ObjectRef("lake", "raw/a.json"), ObjectRef("lake", "raw/2026/b.Csv")])]
             [('csv', [0, 2], ['raw/', 'raw/2026/'])]
         """
-        buckets = {ref.bucket for ref in refs}
+        buckets = set(map(_BUCKET, refs))
         if len(buckets) > 1:  # a sweep's batch can span buckets: each bucket's refs against its policies, then in order
             merged: dict[int, tuple[LoadedPolicy, list[tuple[int, str]]]] = {}
             for name in buckets:
@@ -140,8 +142,10 @@ class PolicySet:
         bucket = self._by_bucket.get(refs[0].bucket)
         if bucket is None:
             bucket = self._by_bucket[refs[0].bucket] = _Bucket.of(self.for_bucket(refs[0].bucket))
-        keys = [ref.key for ref in refs]
-        everyone = [i for i, key in enumerate(keys) if not key.startswith(RESERVED_PREFIX)]
+        keys = list(map(_KEY, refs))
+        everyone = list(range(len(keys)))
+        if any(map(str.startswith, keys, repeat(RESERVED_PREFIX))):
+            everyone = [i for i in everyone if not keys[i].startswith(RESERVED_PREFIX)]
         # The rows each policy's prefixes take in: one dictionary look-up by a key's first ``width`` characters
         # finds the policies with a prefix that can start it (usually one), instead of testing every policy.
         by_prefix: list[list[int]] = [[] for _ in bucket.compiled]
@@ -159,7 +163,7 @@ class PolicySet:
                 rows = everyone
             if c.suffixes and rows:
                 if lower is None:
-                    lower = [key.lower() for key in keys]
+                    lower = list(map(str.lower, keys))
                 suffixes = c.suffixes
                 rows = [i for i in rows if lower[i].endswith(suffixes)]
             low, high = c.size_min, c.size_max
@@ -177,6 +181,9 @@ class PolicySet:
                     matched = [max((p for p in prefixes if keys[i].startswith(p)), key=len) for i in rows]
                 found.append((c.loaded, rows, matched))
         return found
+
+
+_BUCKET, _KEY = attrgetter("bucket"), attrgetter("key")
 
 
 def _tags_hold(tags: dict[str, str], ref: ObjectRef) -> bool:
