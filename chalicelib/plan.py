@@ -2,8 +2,8 @@
 
 What:
 - ``plan_objects(refs, policies, as_of)`` yields exactly one ``Decision`` per (bucket, key, policy)
-  for every policy whose filters match the ref, and nothing for unmatched refs. It streams: one ref
-  in, its decisions out; memory does not grow with the number of refs.
+  for every policy whose filters match the ref, and nothing for unmatched refs. It streams a batch
+  of refs at a time (``BATCH``); memory does not grow with the number of refs.
 - ``plan_buckets(policies, buckets)`` yields the bucket-level decisions (key None): the bucket's one
   ``lifecycle`` decision (``chalicelib.actions.lifecycle_rules``), then those of bucket-scope actions.
 - ``totals(decisions)`` / ``Totals``: counts per action and savings per policy and overall,
@@ -96,9 +96,9 @@ def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime
     for refs no policy matches (``PolicySet.match``). It streams a batch of ``BATCH`` refs at a time: memory does
     not grow with the number of refs.
 
-    The hot loop of planning a million objects: a ref no policy matches costs one ``matches`` call; a
-    matched ref's age is computed once for all its policies; each policy decides on a batch's objects it
-    matched at once; reasons are written only when read."""
+    The hot loop of planning a million objects: the batch's keys are matched against the policies together
+    (``PolicySet.match_batch``); each policy's actions decide on the objects it matched all at once
+    (``Action.decide_batch``), pricing them a column at a time; reasons and params are made only when read."""
     views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
     refs = iter(refs)
     while batch := list(itertools.islice(refs, BATCH)):

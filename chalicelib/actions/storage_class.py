@@ -1,6 +1,6 @@
 """``storage_class``: copy an object in place into another class (on upload and in sweeps).
 
-Planning (``plan_move``, shared with the ``transition`` steps the sweep runs): act only if the net
+Planning (``plan_moves``, shared with the ``transition`` steps the sweep runs): act only if the net
 USD saving over ``settings.horizon_days`` (storage, COPY request, retrieval, minimum-duration and
 minimum-size penalties) is positive; skip objects already in the class, in an archive class,
 smaller than the class's minimum billable size ("billed as 128 KiB"), or expiring (the policy's
@@ -93,7 +93,7 @@ def plan_moves(refs: Sequence[ObjectRef], view: "PolicyView", targets: Sequence[
 @cache
 def _move_gate(cls: str, target: str, via: Via) -> tuple[str | None, int, int]:
     """Why no object of ``cls`` moves into ``target`` by ``via`` (None when one may), and the target's minimum
-    billable bytes and days: what ``plan_move`` checks first depends on the classes only, so once per pair.
+    billable bytes and days: what ``plan_moves`` checks first depends on the classes only, so once per pair.
 
         >>> _move_gate("DEEP_ARCHIVE", "GLACIER_IR", "copy")[0], _move_gate("STANDARD", "GLACIER_IR", "transition")
         ('in DEEP_ARCHIVE: cannot be read without a restore', (None, 131072, 90))
