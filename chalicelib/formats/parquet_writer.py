@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
+from .sorting import Ranks, sort_indices
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
            "SORT_KEY", "COMPAT_KEY"]
@@ -320,9 +321,10 @@ def choose_sort_keys(table) -> List[str]:
     encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
     best = _sample_size(sample, encodings)
 
+    ranks: Dict[str, Ranks] = {}  # each column's ranks in the sample, computed once for every trial order
+
     def trial(order: List[str]) -> int:
-        return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=[(k, "ascending") for k in order])),
-                            encodings)
+        return _sample_size(sample.take(sort_indices(sample, order, ranks)), encodings)
 
     def placed(name: str) -> List[str]:
         """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
@@ -452,7 +454,9 @@ class _Sample:
 class _Sorter:
     """``sort="auto"``: orders each gathered row group, in the producer's thread (the writer thread,
     encoding and compressing, is the slower one: sorting there cost 1.9x the default's time on the
-    300 MB text-heavy CSV). The keys are chosen on the first row group and kept for the file."""
+    300 MB text-heavy CSV). The keys are chosen on the first row group and kept for the file. The
+    sort is :func:`.sorting.sort_indices`: the order of ``pc.sort_indices`` (nulls last, ties stable)
+    from integer ranks, ~2.5x faster on string keys."""
 
     def __init__(self, schema) -> None:
         self.schema = schema
@@ -460,14 +464,13 @@ class _Sorter:
 
     def __call__(self, group: List[Any]) -> List[Any]:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         table = pa.Table.from_batches(group, schema=self.schema).combine_chunks()  # faster sort and take
         if self.keys is None:
             self.keys = choose_sort_keys(table)
         if not self.keys:
             return [table]
-        return [table.take(pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in self.keys]))]
+        return [table.take(sort_indices(table, self.keys))]
 
 
 def group_bytes(columns: int, options: ConvertOptions) -> int:
