@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, sort_indices
+from .sorting import Ranks, Reorder, sort_indices
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
            "SORT_KEY", "COMPAT_KEY"]
@@ -274,15 +274,16 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
     :func:`choose_encodings`): the proxy the sort search minimises. With the encodings the file will
     have, not dictionaries everywhere: an order that makes a number column's deltas small only
     shows with ``DELTA_BINARY_PACKED`` (measured on penguins.csv: body mass, 5.7 % smaller)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     dict_cols, column_encoding, _ = encodings
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
+    sink = pa.MockOutputStream()  # counts the bytes, keeps none
+    pq.write_table(table, sink, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
                    use_dictionary=dict_cols or False, column_encoding=column_encoding or None,
                    data_page_size=DATA_PAGE_SIZE, max_rows_per_page=WHOLE_FILE_PAGE_ROWS,
                    write_statistics=False, row_group_size=max(1, table.num_rows))
-    return buf.tell()
+    return sink.size()
 
 
 def choose_sort_keys(table) -> List[str]:
@@ -320,18 +321,19 @@ def choose_sort_keys(table) -> List[str]:
     keys: List[str] = []
     encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
     best = _sample_size(sample, encodings)
-
+    reorder = Reorder(sample, encodings[0])  # the same trial files, from dictionary codes where it can
     ranks: Dict[str, Ranks] = {}  # each column's ranks in the sample, computed once for every trial order
 
     def trial(order: List[str]) -> int:
-        return _sample_size(sample.take(sort_indices(sample, order, ranks)), encodings)
+        return _sample_size(reorder.take(sort_indices(sample, order, ranks)), encodings)
 
     def placed(name: str) -> List[str]:
         """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
         at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
         return keys[:at] + [name] + keys[at:]
 
-    # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
+    # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV;
+    # measured again with the faster trials: 30-60 MiB more peak RSS on flights_x35)
     while candidates and len(keys) < SORT_MAX_KEYS:
         sizes = sorted((trial(placed(name)), name) for name in candidates)
         size, name = sizes[0]
