@@ -467,7 +467,9 @@ class _Sorter:
     def __call__(self, group: List[Any]) -> List[Any]:
         import pyarrow as pa
 
-        table = pa.Table.from_batches(group, schema=self.schema).combine_chunks()  # faster sort and take
+        # not combined into one chunk: the ranks combine the key columns only, and take on the chunks was
+        # faster (115k rows: 17 ms against 2 ms to combine + 25 ms) with no copy of the group alive
+        table = pa.Table.from_batches(group, schema=self.schema)
         if self.keys is None:
             self.keys = choose_sort_keys(table)
         if not self.keys:
