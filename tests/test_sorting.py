@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -106,7 +107,8 @@ def test_sorting_imports_no_pandas():
             "assert 'pandas' not in sys.modules\n"
             "t.take(sort_indices(t, ['s']))\n"
             "print('pandas' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "False"
 
 
