@@ -151,3 +151,20 @@ def test_reorder_takes_strings_whose_dictionary_would_not_fit_a_dictionary_page(
     indices = pa.array(list(range(rows - 1, -1, -1)), type=pa.int64())
     assert reorder.take(indices).column("big").type == pa.string()
     assert _parquet_bytes(reorder.take(indices), ["big", "small"]) == _parquet_bytes(table.take(indices), ["big", "small"])
+
+
+def test_sorter_hands_the_writer_the_group_it_handed_before():
+    """One chunk per column, the rows in pyarrow's order: the writer cuts pages as it did when the
+    group was combined and sorted with ``pc.sort_indices``, so the files are the same."""
+    from chalicelib.formats.parquet_writer import _Sorter
+
+    table = pa.table({"k": [f"k{i % 7}" if i % 11 else None for i in range(3000)], "v": list(range(3000))})
+    batches = table.to_batches(max_chunksize=700)
+    sorter = _Sorter(table.schema)
+    sorter.keys = ["k"]
+    (group,) = sorter(batches)
+    assert all(column.num_chunks == 1 for column in group.columns)
+    assert group.equals(table.take(pyarrow_order(table, ["k"])))
+    sorter.keys = []
+    (kept,) = sorter(batches)
+    assert all(column.num_chunks == 1 for column in kept.columns) and kept.equals(table)
