@@ -112,47 +112,6 @@ def test_sorting_imports_no_pandas():
     assert out.strip() == "False"
 
 
-def _parquet_bytes(table, dictionary_columns) -> bytes:
-    import io
-
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", store_schema=False, use_dictionary=list(dictionary_columns) or False,
-                   write_statistics=False, row_group_size=max(1, table.num_rows))
-    return buf.getvalue()
-
-
-@settings(max_examples=150, deadline=None)
-@given(tables(), st.randoms(use_true_random=False))
-def test_reorder_writes_the_same_parquet_bytes_as_take(case, rng):
-    """The search's trial files from dictionary codes are byte for byte the files of the reordered
-    table, in any order (not only sorted ones)."""
-    from chalicelib.formats.sorting import Reorder
-
-    table, _ = case
-    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-    order = list(range(table.num_rows))
-    rng.shuffle(order)
-    reorder = Reorder(table, strings)
-    assert set(reorder.codes) == {table.schema.get_field_index(n) for n in strings}
-    indices = pa.array(order, type=pa.int64())
-    assert _parquet_bytes(reorder.take(indices), strings) == _parquet_bytes(table.take(indices), strings)
-
-
-def test_reorder_takes_strings_whose_dictionary_would_not_fit_a_dictionary_page():
-    from chalicelib.formats.sorting import DICTIONARY_PAGE_LIMIT, Reorder
-
-    rows = 3000
-    big = [f"{i:06d}" + "x" * (DICTIONARY_PAGE_LIMIT // rows) for i in range(rows)]  # 1 MiB + 10 B * rows
-    table = pa.table({"big": big, "small": [f"s{i % 7}" for i in range(rows)]})
-    reorder = Reorder(table, ["big", "small"])
-    assert list(reorder.codes) == [1]
-    indices = pa.array(list(range(rows - 1, -1, -1)), type=pa.int64())
-    assert reorder.take(indices).column("big").type == pa.string()
-    assert _parquet_bytes(reorder.take(indices), ["big", "small"]) == _parquet_bytes(table.take(indices), ["big", "small"])
-
-
 def test_sorter_hands_the_writer_the_group_it_handed_before():
     """One chunk per column, the rows in pyarrow's order: the writer cuts pages as it did when the
     group was combined and sorted with ``pc.sort_indices``, so the files are the same."""

@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, Reorder, sort_indices
+from .sorting import Ranks, sort_indices
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
            "SORT_KEY", "COMPAT_KEY"]
@@ -321,11 +321,10 @@ def choose_sort_keys(table) -> List[str]:
     keys: List[str] = []
     encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
     best = _sample_size(sample, encodings)
-    reorder = Reorder(sample, encodings[0])  # the same trial files, from dictionary codes where it can
     ranks: Dict[str, Ranks] = {}  # each column's ranks in the sample, computed once for every trial order
 
     def trial(order: List[str]) -> int:
-        return _sample_size(reorder.take(sort_indices(sample, order, ranks)), encodings)
+        return _sample_size(sample.take(sort_indices(sample, order, ranks)), encodings)
 
     def placed(name: str) -> List[str]:
         """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["Ranks", "ranks", "rankable", "sort_indices", "order_of", "Reorder", "DICTIONARY_PAGE_LIMIT"]
+__all__ = ["Ranks", "ranks", "rankable", "sort_indices", "order_of"]
 
 #: One key column's ranks: each row's rank (0, 1, … in ascending value order, nulls last) as a numpy
 #: ``uint64`` array, and the number of ranks (distinct values, null counted as one).
@@ -172,61 +172,3 @@ def sort_indices(table, keys: Sequence[str], cache: Dict[str, Ranks] | None = No
         key_ranks.append(r)
     return _arrow(order_of(key_ranks))
 
-
-#: pyarrow's ``dictionary_pagesize_limit`` default: a column chunk whose dictionary reaches this many
-#: bytes (each value's length + 4) falls back to plain encoding (see :class:`Reorder`).
-DICTIONARY_PAGE_LIMIT = 1 << 20
-
-
-class Reorder:
-    """One table reordered many ways, cheaply, for the sort search's trial files.
-
-    ``table.take(indices)`` copies every string, and writing the copy with dictionary encoding hashes
-    every string again. For the ``dictionary_columns`` (string or binary) this instead takes the
-    column's dictionary codes (computed once) and renumbers them in order of first appearance, which
-    is the order pyarrow's Parquet dictionary encoder gives them; pyarrow writes such a
-    DictionaryArray's dictionary and indices as they are, so the column's Parquet bytes are the same
-    as from the reordered strings (a test checks it). A dictionary that reaches
-    ``DICTIONARY_PAGE_LIMIT`` makes the writer fall back to plain encoding, part way through a dense
-    column but from the start for a DictionaryArray (its dictionary is put whole at once); to stay
-    clear of that difference, such columns are taken as strings. Measured on the text-heavy
-    benchmark's sample (5 of 11 columns from codes): trial files ~25 % faster, the same sizes.
-    """
-
-    def __init__(self, table, dictionary_columns: Sequence[str]) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        self.table = table
-        self.codes: Dict[int, Any] = {}
-        fields = list(table.schema)
-        wanted = set(dictionary_columns)
-        for i, field in enumerate(fields):
-            t = field.type
-            if field.name not in wanted or not (pa.types.is_string(t) or pa.types.is_binary(t)):
-                continue
-            column = table.column(i)
-            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-            encoded = pc.dictionary_encode(column)
-            dictionary = encoded.dictionary
-            size = (pc.sum(pc.binary_length(dictionary)).as_py() or 0) + 4 * len(dictionary)
-            if size < DICTIONARY_PAGE_LIMIT:
-                self.codes[i] = encoded
-                fields[i] = field.with_type(encoded.type)
-        self.schema = pa.schema(fields)
-
-    def take(self, indices):
-        """The table's rows in the order of ``indices``; the dictionary columns as DictionaryArrays."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        columns = []
-        for i in range(self.table.num_columns):
-            encoded = self.codes.get(i)
-            if encoded is None:
-                columns.append(self.table.column(i).take(indices))
-                continue
-            renumbered = pc.dictionary_encode(encoded.indices.take(indices))  # codes in order of first appearance
-            columns.append(pa.DictionaryArray.from_arrays(renumbered.indices,
-                                                          encoded.dictionary.take(renumbered.dictionary)))
-        return pa.Table.from_arrays(columns, schema=self.schema)
