@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
+from .sorting import Ranks, sort_indices
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
            "SORT_KEY", "COMPAT_KEY"]
@@ -273,15 +274,16 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
     :func:`choose_encodings`): the proxy the sort search minimises. With the encodings the file will
     have, not dictionaries everywhere: an order that makes a number column's deltas small only
     shows with ``DELTA_BINARY_PACKED`` (measured on penguins.csv: body mass, 5.7 % smaller)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     dict_cols, column_encoding, _ = encodings
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
+    sink = pa.MockOutputStream()  # counts the bytes, keeps none
+    pq.write_table(table, sink, compression="zstd", compression_level=SORT_PROXY_LEVEL, store_schema=False,
                    use_dictionary=dict_cols or False, column_encoding=column_encoding or None,
                    data_page_size=DATA_PAGE_SIZE, max_rows_per_page=WHOLE_FILE_PAGE_ROWS,
                    write_statistics=False, row_group_size=max(1, table.num_rows))
-    return buf.tell()
+    return sink.size()
 
 
 def choose_sort_keys(table) -> List[str]:
@@ -319,17 +321,18 @@ def choose_sort_keys(table) -> List[str]:
     keys: List[str] = []
     encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
     best = _sample_size(sample, encodings)
+    ranks: Dict[str, Ranks] = {}  # each column's ranks in the sample, computed once for every trial order
 
     def trial(order: List[str]) -> int:
-        return _sample_size(sample.take(pc.sort_indices(sample, sort_keys=[(k, "ascending") for k in order])),
-                            encodings)
+        return _sample_size(sample.take(sort_indices(sample, order, ranks)), encodings)
 
     def placed(name: str) -> List[str]:
         """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
         at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
         return keys[:at] + [name] + keys[at:]
 
-    # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV)
+    # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV;
+    # measured again with the faster trials: 30-60 MiB more peak RSS on flights_x35)
     while candidates and len(keys) < SORT_MAX_KEYS:
         sizes = sorted((trial(placed(name)), name) for name in candidates)
         size, name = sizes[0]
@@ -452,7 +455,9 @@ class _Sample:
 class _Sorter:
     """``sort="auto"``: orders each gathered row group, in the producer's thread (the writer thread,
     encoding and compressing, is the slower one: sorting there cost 1.9x the default's time on the
-    300 MB text-heavy CSV). The keys are chosen on the first row group and kept for the file."""
+    300 MB text-heavy CSV). The keys are chosen on the first row group and kept for the file. The
+    sort is :func:`.sorting.sort_indices`: the order of ``pc.sort_indices`` (nulls last, ties stable)
+    from integer ranks, ~2x faster per row group (sort and take) on string keys."""
 
     def __init__(self, schema) -> None:
         self.schema = schema
@@ -460,14 +465,15 @@ class _Sorter:
 
     def __call__(self, group: List[Any]) -> List[Any]:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        table = pa.Table.from_batches(group, schema=self.schema).combine_chunks()  # faster sort and take
+        # not combined into one chunk: the ranks combine the key columns only, and take on the chunks was
+        # faster (115k rows: 17 ms against 2 ms to combine + 25 ms) with no copy of the group alive
+        table = pa.Table.from_batches(group, schema=self.schema)
         if self.keys is None:
             self.keys = choose_sort_keys(table)
         if not self.keys:
-            return [table]
-        return [table.take(pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in self.keys]))]
+            return [table.combine_chunks()]  # one chunk, as before: the writer's pages are cut the same way
+        return [table.take(sort_indices(table, self.keys))]  # take gives one chunk
 
 
 def group_bytes(columns: int, options: ConvertOptions) -> int:
