@@ -69,9 +69,8 @@ def test_equal_rows_keep_their_input_order_and_nulls_come_last():
     assert table.take(order).column("row").to_pylist() == [2, 5, 0, 3, 1, 4]
 
 
-def test_keys_beyond_64_bits_are_folded_densely():
-    """Seven keys of ~3,000 ranks each (~2**70 together) still sort exactly: the composite is
-    renumbered before it would overflow."""
+def test_keys_whose_ranks_multiply_beyond_64_bits_sort_exactly():
+    """Seven keys of ~3,000 ranks each (~2**70 together): no key combination is too wide to sort."""
     import random
 
     rng = random.Random(7)
@@ -127,3 +126,37 @@ def test_sorter_hands_the_writer_the_group_it_handed_before():
     sorter.keys = []
     (kept,) = sorter(batches)
     assert all(column.num_chunks == 1 for column in kept.columns) and kept.equals(table)
+
+
+def test_keys_of_more_ranks_than_one_digit_sort_exactly():
+    """Ranks wider than ``DIGIT_BITS`` are sorted a digit at a time (two passes for 20,000 distinct values)."""
+    import random
+
+    from chalicelib.formats.sorting import DIGIT_BITS
+
+    rng = random.Random(11)
+    rows = 30_000
+    table = pa.table({"coarse": [rng.randrange(3) for _ in range(rows)],
+                      "fine": [None if i % 97 == 0 else f"{rng.randrange(20_000):06d}" for i in range(rows)],
+                      "row": list(range(rows))})
+    assert ranks(table.column("fine"))[1] > 1 << DIGIT_BITS
+    for keys in (["fine"], ["coarse", "fine"], ["fine", "coarse"]):
+        assert sort_indices(table, keys).to_pylist() == pyarrow_order(table, keys)
+
+
+def test_sort_auto_converts_without_numpy(tmp_path):
+    """The Lambda package carries no NumPy (pyarrow does not need it): ``sort="auto"`` converts with it blocked."""
+    import subprocess
+
+    source = tmp_path / "t.csv"
+    source.write_text("city,country,n\n" + "".join(f"c{i % 37},k{i % 5},{i}\n" for i in range(5000)))
+    code = ("import sys; sys.modules['numpy'] = None\n"
+            "from chalicelib.formats import ConvertOptions, convert_to_parquet\n"
+            f"r = convert_to_parquet(lambda: open({str(source)!r}, 'rb'), {str(tmp_path / 'out.parquet')!r}, ConvertOptions(sort='auto'))\n"
+            "print(r.rows)\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "5000"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == 5000
