@@ -451,23 +451,27 @@ class ChunkedCsvBatches(CsvBatches):
             futures: deque = deque()
             try:
                 for piece in itertools.chain(lookahead, self.pieces):  # read while the previous pieces parse
+                    parsed = []
                     while futures and (len(futures) >= self.IN_FLIGHT or busy is not None and busy.is_set()):
-                        yield from self._result(futures.popleft())
+                        parsed.append(self._result(futures.popleft()))
+                    # the next piece parses while the caller takes these rows (and maybe waits for the writer)
                     futures.append(pool.submit(self._parse, piece, header=False, types=types))
+                    for table in parsed:
+                        yield from table.to_batches()
                 while futures:
-                    yield from self._result(futures.popleft())
+                    yield from self._result(futures.popleft()).to_batches()
             finally:
                 for future in futures:
                     future.cancel()
 
-    def _result(self, future) -> Iterator[Any]:
+    def _result(self, future) -> Any:
         try:
             table = future.result()
         except Exception as exc:
             self._fail(exc)
         if table.schema != self.schema:
             table = table.cast(self.schema)
-        yield from table.to_batches()
+        return table
 
     def _column_names(self) -> Optional[List[str]]:
         if self.schema is not None:

@@ -21,8 +21,10 @@
   ``leanlake.sort`` (with sort="auto": the sort columns, JSON) and ``leanlake.compat``.
 * **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
   (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
-  the hand-over waits until the writer has taken the previous group, so at most two row groups
-  are alive (one being encoded, one being gathered); while the writer encodes, the chunked CSV
+  the hand-over waits until the writer has taken the previous group (except after the first, which
+  waits in the queue while the writer runs the trials: the reader goes on with the second, and
+  then waits to hand it over), so at most two row groups are alive (one being encoded, one being
+  gathered or queued); while the writer encodes, the chunked CSV
   reader parses on one thread instead of two (``busy``). The writer, the slower of the two, runs the
   encoding trials on the first ``TRIAL_ROWS`` rows as soon as they are gathered (a ``_Sample``),
   while the rest of the first row group is read, instead of after it.
@@ -564,7 +566,8 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             if rows >= options.row_group_rows or nbytes >= limit:
                 put(group)
                 group, rows, nbytes, merged, sample_due = [], 0, 0, 0, False
-                q.join()  # at most two row groups alive: one being written, one gathered
+                if groups > 1:  # the first waits in the queue while the writer runs the trials: go on gathering
+                    q.join()  # at most two row groups alive: one being written, one gathered (or queued)
                 if state["error"] is not None:
                     break
         if group and state["error"] is None:
