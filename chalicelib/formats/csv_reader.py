@@ -338,7 +338,7 @@ class ChunkedCsvBatches(CsvBatches):
     Two pieces parse at once only while ``writer_busy`` is clear. On two cores, two parsing threads
     beside the writer thread took a third of its core, so the writer (the critical path) ran at
     ~2/3 speed while the parsing ran ahead, and then one core idled while the reader waited for the
-    writer to take the next row group (1.5-2.3 s of a 6 s run): now the writer keeps a core while
+    writer to take the next row group (1.5-5 s per 300 MB file): now the writer keeps a core while
     it encodes, and both cores parse while it waits for rows.
     """
 

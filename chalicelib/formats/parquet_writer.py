@@ -24,8 +24,8 @@
   the hand-over waits until the writer has taken the previous group (except after the first, which
   waits in the queue while the writer runs the trials: the reader goes on with the second, and
   then waits to hand it over), so at most two row groups are alive (one being encoded, one being
-  gathered or queued); while the writer encodes, the chunked CSV
-  reader parses on one thread instead of two (``busy``). The writer, the slower of the two, runs the
+  gathered or queued). While the writer works, the chunked CSV reader parses on one thread
+  instead of two (``busy``), so the writer keeps a core. The writer, the slower of the two, runs the
   encoding trials on the first ``TRIAL_ROWS`` rows as soon as they are gathered (a ``_Sample``),
   while the rest of the first row group is read, instead of after it.
 """
