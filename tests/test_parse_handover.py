@@ -1,7 +1,8 @@
 """The hand-over between the chunked CSV parse and the Parquet writer thread.
 
-While the writer encodes a row group (``writer_busy`` set), the chunked reader parses one piece at a
-time, leaving the writer a core; while the writer waits for rows, two pieces parse at once. The
+While the writer encodes a row group (``writer_busy`` set) on two cores or fewer, the chunked reader
+parses one piece at a time, leaving the writer a core; while the writer waits for rows, or where
+there are cores enough, two pieces parse at once. The
 output does not depend on it: the same rows, in the same order, whichever way the pieces parsed.
 """
 from __future__ import annotations
@@ -21,11 +22,13 @@ def _csv(rows: int) -> bytes:
     return b"id,name,score\n" + b"".join(b"%d,n%d,%d.5\n" % (i, i % 97, i % 13) for i in range(rows))
 
 
-def _most_parsing_at_once(data: bytes, busy: threading.Event) -> int:
-    """Iterate a chunked pass over ``data`` (small pieces) and return how many pieces parsed at once."""
+def _most_parsing_at_once(data: bytes, busy: threading.Event, cores: int = 2) -> int:
+    """Iterate a chunked pass over ``data`` (small pieces) on ``cores`` cores and return how many
+    pieces parsed at once."""
     batches = ChunkedCsvBatches(io.BytesIO(data), CsvPlan(",", 1 << 20))
     batches.PIECE = 4096
     batches.writer_busy = busy
+    batches.cores = cores
     batches.open()
     parse, running, most, lock = batches._parse, [0], [0], threading.Lock()
 
@@ -57,6 +60,12 @@ def test_pieces_parse_one_at_a_time_while_the_writer_encodes():
 
 def test_pieces_parse_two_at_a_time_while_the_writer_waits():
     assert _most_parsing_at_once(_csv(5000), threading.Event()) == 2
+
+
+def test_pieces_parse_two_at_a_time_where_the_writer_has_a_core_of_its_own():
+    busy = threading.Event()
+    busy.set()
+    assert _most_parsing_at_once(_csv(5000), busy, cores=3) == 2
 
 
 def test_the_writer_is_busy_only_while_it_works(tmp_path):

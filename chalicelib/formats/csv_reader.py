@@ -130,9 +130,12 @@ class CsvBatches:
     """One pass over delimited text. Iterate for record batches; ``schema`` after ``open()``."""
 
     #: A ``threading.Event`` the caller may set while the Parquet writer thread encodes a row group
-    #: (``write_batches(busy=…)``): :class:`ChunkedCsvBatches` then parses one piece at a time, so the
-    #: parsing takes one core and the writer, the slower stage, keeps the other.
+    #: (``write_batches(busy=…)``): :class:`ChunkedCsvBatches` then parses one piece at a time where
+    #: there are too few cores for both parsing threads and the writer, so the parsing takes one core
+    #: and the writer, the slower stage, keeps the other.
     writer_busy: Optional[Any] = None
+    #: Cores this process may run on; None: ask the system (``available_cores``).
+    cores: Optional[int] = None
 
     def __init__(self, stream, plan: CsvPlan) -> None:
         self.stream = stream
@@ -298,6 +301,20 @@ def record_chunks(stream, size: int, max_record: int) -> Iterator[bytes]:
         pending, quotes, has_newline = len(rest), rest.count(b'"'), b"\n" in rest
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system has one).
+
+    >>> available_cores() >= 1
+    True
+    """
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 QUOTE, NEWLINE = ord('"'), ord("\n")
 _COUNT_STEP = 256 << 10  # bytes compared at a time: the comparison's temporary stays small
 
@@ -335,11 +352,11 @@ class ChunkedCsvBatches(CsvBatches):
     makes the caller retry with the streaming reader (a cut could have been wrong), which then
     reports a genuinely ragged row with its line number.
 
-    Two pieces parse at once only while ``writer_busy`` is clear. On two cores, two parsing threads
-    beside the writer thread took a third of its core, so the writer (the critical path) ran at
-    ~2/3 speed while the parsing ran ahead, and then one core idled while the reader waited for the
-    writer to take the next row group (1.5-5 s per 300 MB file): now the writer keeps a core while
-    it encodes, and both cores parse while it waits for rows.
+    On two cores or fewer, two pieces parse at once only while ``writer_busy`` is clear. There, two
+    parsing threads beside the writer thread took a third of its core, so the writer (the critical
+    path) ran at ~2/3 speed while the parsing ran ahead, and then one core idled while the reader
+    waited for the writer to take the next row group (1.5-5 s per 300 MB file): now the writer
+    keeps a core while it encodes, and both cores parse while it waits for rows.
     """
 
     PIECE = 2 << 20      # measured: 2 MiB pieces, 2 in flight keep both cores busy at the lowest peak RSS
@@ -446,7 +463,8 @@ class ChunkedCsvBatches(CsvBatches):
         self.first = None
         types = {f.name: f.type for f in self.schema}
         lookahead, self.lookahead = self.lookahead, []
-        busy = self.writer_busy
+        cores = self.cores if self.cores is not None else available_cores()
+        busy = self.writer_busy if cores <= self.IN_FLIGHT else None  # with a core each, no need to yield
         with ThreadPoolExecutor(max_workers=self.IN_FLIGHT, thread_name_prefix="leanlake-csv") as pool:
             futures: deque = deque()
             try:
