@@ -11,6 +11,7 @@ surfaces as ConversionError.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import BinaryIO, Callable, Tuple, Union
 
@@ -53,7 +54,8 @@ def _convert_csv(first: DecodedSource, open_source, delimiter: str, output: Outp
         try:
             batches = (ChunkedCsvBatches if chunked else CsvBatches)(src, plan)
             schema = batches.open()
-            rows = write_batches(batches, schema, output.start(), options, output.labels)
+            batches.writer_busy = threading.Event()  # the parse yields a core to the writer while it encodes
+            rows = write_batches(batches, schema, output.start(), options, output.labels, batches.writer_busy)
             if _pin_literal_null_columns(schema, head, plan):
                 continue  # the next pass's start() discards this one
             return rows, len(schema), src.bytes_in

@@ -21,8 +21,11 @@
   ``leanlake.sort`` (with sort="auto": the sort columns, JSON) and ``leanlake.compat``.
 * **Threads**: the caller's thread reads and decodes input and gathers batches into row groups
   (pyarrow releases the GIL) while a writer thread encodes and compresses the previous row group;
-  the hand-over waits until the writer has taken the previous group, so at most two row groups
-  are alive (one being encoded, one being gathered). The writer, the slower of the two, runs the
+  the hand-over waits until the writer has taken the previous group (except after the first, which
+  waits in the queue while the writer runs the trials: the reader goes on with the second, and
+  then waits to hand it over), so at most two row groups are alive (one being encoded, one being
+  gathered or queued). While the writer works, the chunked CSV reader parses on one thread
+  instead of two (``busy``), so the writer keeps a core. The writer, the slower of the two, runs the
   encoding trials on the first ``TRIAL_ROWS`` rows as soon as they are gathered (a ``_Sample``),
   while the rest of the first row group is read, instead of after it.
 """
@@ -486,10 +489,12 @@ def group_bytes(columns: int, options: ConvertOptions) -> int:
 
 
 def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertOptions,
-                  labels: Mapping[str, str] | None = None) -> int:
+                  labels: Mapping[str, str] | None = None, busy: Optional[threading.Event] = None) -> int:
     """Write ``batches`` (all of ``schema``) as Parquet to the writable ``stream`` in a writer thread; return rows written.
 
     ``labels`` (with the rows written, ``FOOTER_ROWS``) go into the footer's key-value metadata.
+    ``busy``, if given, is set while the writer thread works on a row group (or the encoding trials)
+    and clear while it waits for one, so the producer can leave it a core (see ``CsvBatches.writer_busy``).
     Exceptions from iterating ``batches`` propagate unchanged (after the writer stopped);
     failures of the writer become ConversionError. On failure what ``stream`` holds is partial:
     the caller discards it. The stream is not closed.
@@ -509,6 +514,8 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
                 break
             if state["error"] is not None:
                 continue  # drain so the producer never blocks
+            if busy is not None:
+                busy.set()
             try:
                 if isinstance(item, _Sample):
                     sink.prepare(item.table)
@@ -516,6 +523,9 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
                     sink.add(item)
             except BaseException as exc:  # noqa: BLE001 - reported to the producer
                 state["error"] = exc
+            finally:
+                if busy is not None:
+                    busy.clear()
         if item is _END and state["error"] is None:
             try:
                 state["rows"] = sink.close()
@@ -562,7 +572,8 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             if rows >= options.row_group_rows or nbytes >= limit:
                 put(group)
                 group, rows, nbytes, merged, sample_due = [], 0, 0, 0, False
-                q.join()  # at most two row groups alive: one being written, one gathered
+                if groups > 1:  # the first waits in the queue while the writer runs the trials: go on gathering
+                    q.join()  # at most two row groups alive: one being written, one gathered (or queued)
                 if state["error"] is not None:
                     break
         if group and state["error"] is None:
