@@ -35,9 +35,9 @@ Example:
 from __future__ import annotations
 
 import itertools
-from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Iterable, Iterator, Sequence
 
 from chalicelib import economics as econ
@@ -60,7 +60,7 @@ def _decide(view: PolicyView, refs: Sequence[ObjectRef], prefixes: Sequence[str]
     """One policy's decision for each of its matched objects: each action decides on the objects no action
     before it decided on, as a batch; then the first idle reason is the skip's reason."""
     out: list[Decision | None] = [None] * len(refs)
-    todo = range(len(refs))
+    todo: Sequence[int] = range(len(refs))
     for action in view.actions:
         if not todo:
             break
@@ -72,7 +72,7 @@ def _decide(view: PolicyView, refs: Sequence[ObjectRef], prefixes: Sequence[str]
                 undecided.append(row)
             else:
                 out[row] = decision
-        todo = undecided  # type: ignore[assignment]
+        todo = undecided
     for row in todo:
         ref, prefix, age = refs[row], prefixes[row], ages[row]
         for action in view.actions:
@@ -108,7 +108,7 @@ def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime
             planned.append((rows, _decide(views[id(lp)], matched, prefixes, ages_days(matched, as_of))))
         if len(planned) == 1:
             yield from planned[0][1]
-        elif planned:  # each ref's decisions in its policies' order: a stable sort by position of the policies' in turn
+        elif planned:  # each ref's decisions in its policies' order: the policies' decisions in turn, stably sorted by position
             yield from (decision for _, decision in sorted(
                 itertools.chain.from_iterable(zip(rows, decisions, strict=True) for rows, decisions in planned), key=itemgetter(0)))
 
