@@ -362,8 +362,8 @@ def lambda_run(size_in_bytes: float, region: str = DEFAULT_REGION, *, invocation
 def _lambda_run(size_in_bytes: float, region: str, invocations: int, memory_mb: int | None, arch: str | None,
                 read_mib_per_s: float | None, carbon: CarbonMethod) -> tuple[float, float, float, float, float]:
     """``lambda_run``'s fields as a tuple."""
-    return tuple(column[0] for column in lambda_runs([size_in_bytes], region, invocations, memory_mb, arch,  # type: ignore[return-value]
-                                                      read_mib_per_s, carbon))
+    seconds, gb_s, usd, kwh, kgco2e = lambda_runs([size_in_bytes], region, invocations, memory_mb, arch, read_mib_per_s, carbon)
+    return seconds[0], gb_s[0], usd[0], kwh[0], kgco2e[0]
 
 
 def lambda_runs(sizes: Sequence[float], region: str, invocations: int, memory_mb: int | None = None, arch: str | None = None,

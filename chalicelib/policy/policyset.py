@@ -135,8 +135,11 @@ class PolicySet:
                     hits = merged.setdefault(id(lp), (lp, []))[1]
                     hits.extend((positions[row], prefix) for row, prefix in zip(rows, through, strict=True))
             order = {id(lp): n for n, lp in enumerate(self.loaded)}
-            return [(lp, [row for row, _ in sorted(hits)], [prefix for _, prefix in sorted(hits)])
-                    for _, (lp, hits) in sorted(merged.items(), key=lambda item: order[item[0]])]
+            found = []
+            for _, (lp, hits) in sorted(merged.items(), key=lambda item: order[item[0]]):
+                hits.sort()
+                found.append((lp, [row for row, _ in hits], [prefix for _, prefix in hits]))
+            return found
         if not refs:
             return []
         bucket = self._by_bucket.get(refs[0].bucket)
