@@ -93,7 +93,9 @@ def read_encodings(metadata) -> Dict[str, Tuple[str, int]]:
 
 
 TRIAL_ROWS = 65_536
-SORT_SAMPLE_ROWS = 100_000
+#: The key search's sample: the first row group's first rows, as many as the encoding trials'. 100,000 chose the
+#: same keys on every benchmark table (but the shuffled text-heavy 300 MB file) in 1.5x the search time (bench/RESULTS.md).
+SORT_SAMPLE_ROWS = TRIAL_ROWS
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
 SORT_FOLLOWUPS = 4
