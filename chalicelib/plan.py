@@ -40,6 +40,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, Iterable, Iterator, Sequence
 
+from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, age_days, ages_days
@@ -98,7 +99,9 @@ def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime
 
     The hot loop of planning a million objects: the batch's keys are matched against the policies together
     (``PolicySet.match_batch``); each policy's actions decide on the objects it matched all at once
-    (``Action.decide_batch``), pricing them a column at a time; reasons and params are made only when read."""
+    (``Action.decide_batch``), pricing them a column at a time; reasons and params are made only when read.
+    The first call in a process sets the garbage collector for the stream (``collector.for_streaming``)."""
+    collector.for_streaming()  # once per process: a full collection would walk every module imported, per few batches
     views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
     refs = iter(refs)
     while batch := list(itertools.islice(refs, BATCH)):
