@@ -35,12 +35,14 @@ import io
 import json
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
 from .sorting import Ranks, sort_indices
+from .sorting import ranks as rank_of
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
            "SORT_KEY", "COMPAT_KEY"]
@@ -324,29 +326,33 @@ def choose_sort_keys(table) -> List[str]:
             distinct[field.name] = n
     candidates = sorted(distinct, key=lambda name: distinct[name])[:SORT_CANDIDATES]
     keys: List[str] = []
-    encodings = choose_encodings(sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
-    best = _sample_size(sample, encodings)
-    ranks: Dict[str, Ranks] = {}  # each column's ranks in the sample, computed once for every trial order
+    # The writer waits for the search, so a core is free: a thread of its own takes every other trial (the
+    # trials are pyarrow's work, which drops the GIL), and first the encodings while this one ranks.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanlake-sort-search") as helper:
+        chosen = helper.submit(choose_encodings, sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
+        # each candidate's ranks in the sample, computed once for every trial order
+        ranks: Dict[str, Ranks] = {name: rank_of(sample.column(name)) for name in candidates}
+        encodings = chosen.result()
+        best = _sample_size(sample, encodings)
 
-    def trial(order: List[str]) -> int:
-        return _sample_size(sample.take(sort_indices(sample, order, ranks)), encodings)
+        def trial(name: str) -> Tuple[int, str]:
+            return _sample_size(sample.take(sort_indices(sample, placed(name), ranks)), encodings), name
 
-    def placed(name: str) -> List[str]:
-        """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
-        at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
-        return keys[:at] + [name] + keys[at:]
+        def placed(name: str) -> List[str]:
+            """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
+            at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
+            return keys[:at] + [name] + keys[at:]
 
-    # (trials on two threads took 10 % less time but 45 MiB more memory on the 300 MB benchmark CSV;
-    # measured again with the faster trials: 30-60 MiB more peak RSS on flights_x35)
-    while candidates and len(keys) < SORT_MAX_KEYS:
-        sizes = sorted((trial(placed(name)), name) for name in candidates)
-        size, name = sizes[0]
-        if size > best * SORT_MIN_GAIN:
-            break
-        best, keys = size, placed(name)
-        # later rounds try only the candidates that did best in this one (measured: the same keys
-        # on the benchmark tables, 40 % fewer trials)
-        candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
+        while candidates and len(keys) < SORT_MAX_KEYS:
+            helped = [helper.submit(trial, name) for name in candidates[1::2]]
+            sizes = sorted([trial(name) for name in candidates[::2]] + [f.result() for f in helped])  # ties: by name
+            size, name = sizes[0]
+            if size > best * SORT_MIN_GAIN:
+                break
+            best, keys = size, placed(name)
+            # later rounds try only the candidates that did best in this one (measured: the same keys
+            # on the benchmark tables, 40 % fewer trials)
+            candidates = [n for _, n in sizes[1:SORT_FOLLOWUPS + 1]]
     return keys
 
 
