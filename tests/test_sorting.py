@@ -160,3 +160,33 @@ def test_sort_auto_converts_without_numpy(tmp_path):
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 5000
+
+
+def test_a_failing_search_trial_on_the_helper_thread_fails_the_conversion_cleanly(tmp_path, monkeypatch):
+    """The key search's helper thread runs every other trial: its failure is the conversion's one-line error,
+    nothing is left at the output, and the helper is gone."""
+    import threading
+
+    from chalicelib.formats import ConversionError, ConvertOptions, convert_to_parquet
+    from chalicelib.formats import parquet_writer
+
+    real = parquet_writer._sample_size
+    on_helper = []
+
+    def sample_size(table, encodings):
+        if threading.current_thread().name.startswith("leanlake-sort-search"):
+            on_helper.append(table.num_rows)
+            raise RuntimeError("trial could not write its sample")
+        return real(table, encodings)
+
+    monkeypatch.setattr(parquet_writer, "_sample_size", sample_size)
+    source = tmp_path / "t.csv"
+    source.write_text("city,country,n\n" + "".join(f"c{i % 37},k{i % 5},{i}\n" for i in range(5000)))
+    out = tmp_path / "out.parquet"
+    with pytest.raises(ConversionError) as failed:
+        convert_to_parquet(lambda: open(source, "rb"), out, ConvertOptions(sort="auto"))
+    assert on_helper, "no trial ran on the helper thread"
+    message = str(failed.value)
+    assert "\n" not in message and "trial could not write its sample" in message
+    assert not out.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("leanlake-sort-search")]
