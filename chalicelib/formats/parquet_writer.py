@@ -95,8 +95,9 @@ def read_encodings(metadata) -> Dict[str, Tuple[str, int]]:
 
 
 TRIAL_ROWS = 65_536
-#: The key search's sample: the first row group's first rows, as many as the encoding trials'. 100,000 chose the
-#: same keys on every benchmark table (but the shuffled text-heavy 300 MB file) in 1.5x the search time (bench/RESULTS.md).
+#: The key search's sample: the first row group's first rows, as many as the encoding trials'. 100,000 took 1.5x the
+#: search time for the same keys on every benchmark table (bench/RESULTS.md; other keys, a file 0.2 % smaller, on the
+#: shuffled text-heavy 300 MB one).
 SORT_SAMPLE_ROWS = TRIAL_ROWS
 SORT_CANDIDATES = 10
 SORT_MAX_KEYS = 4
@@ -325,6 +326,8 @@ def choose_sort_keys(table) -> List[str]:
         if 1 < n <= rows // 2:
             distinct[field.name] = n
     candidates = sorted(distinct, key=lambda name: distinct[name])[:SORT_CANDIDATES]
+    if not candidates:
+        return []
     keys: List[str] = []
     # The writer waits for the search, so a core is free: a thread of its own takes every other trial (the
     # trials are pyarrow's work, which drops the GIL), and first the encodings while this one ranks.
