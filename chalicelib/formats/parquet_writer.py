@@ -41,7 +41,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, sort_indices
+from .sorting import Ranks, rankable, sort_indices
 from .sorting import ranks as rank_of
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
@@ -297,7 +297,7 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
 def choose_sort_keys(table) -> List[str]:
     """Greedy search for sort columns that make a sample of ``table`` compress smallest.
 
-    Candidates are flat orderable columns that are not nearly unique (distinct ≤ rows/2), the
+    Candidates are the :func:`.sorting.rankable` columns that are not nearly unique (distinct ≤ rows/2), the
     ``SORT_CANDIDATES`` lowest-cardinality ones. Starting from no sort, each round adds the
     candidate whose sort shrinks the sample most, while it shrinks it by at least 1 %, in its place
     by cardinality: before the first key with more distinct values (the region goes before an
@@ -306,7 +306,6 @@ def choose_sort_keys(table) -> List[str]:
     result means sorting does not pay (row order is kept). The sample is measured with the
     encodings :func:`choose_encodings` picks for it (see ``_sample_size``).
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     sample = table.slice(0, SORT_SAMPLE_ROWS).combine_chunks()  # one chunk: sorts and takes ~30 % faster
@@ -315,9 +314,7 @@ def choose_sort_keys(table) -> List[str]:
         return []
     distinct: Dict[str, int] = {}
     for i, field in enumerate(sample.schema):
-        t = field.type
-        if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
-                or pa.types.is_boolean(t) or pa.types.is_date(t) or pa.types.is_timestamp(t)):
+        if not rankable(field.type):  # the keys' ranks are computed once for every trial (``sorting.ranks``)
             continue
         try:
             n = pc.count_distinct(sample.column(i), mode="all").as_py()
