@@ -37,16 +37,18 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
-from typing import Any, Iterable, Iterator, Sequence
+from operator import attrgetter, itemgetter
+from typing import Any, Iterable, Iterator
 
 from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
-from chalicelib.actions.planning import PolicyView, age_days, ages_days
+from chalicelib.actions.planning import PolicyView, ages_column
+from chalicelib.columns import Objects, int64s
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
+from chalicelib.verdicts import Decided, Segment
 
 #: The skip of a matched policy none of whose actions acts on objects.
 NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-level"
@@ -54,41 +56,76 @@ NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-le
 
 def decide(ref: ObjectRef, prefix: str, view: PolicyView, as_of: datetime) -> Decision:
     """The one decision of one policy for one matched object (see the module docstring for the order)."""
-    return _decide(view, (ref,), (prefix,), (age_days(ref, as_of),))[0]
+    objects = Objects.from_refs(ref.bucket, [ref])
+    [decision] = Planned(objects, [(view, _decide(view, objects, [0], [prefix], ages_column(objects.modified, as_of)))]).decisions()
+    return decision
 
 
-def _decide(view: PolicyView, refs: Sequence[ObjectRef], prefixes: Sequence[str], ages: Sequence[float | None]) -> list[Decision]:
-    """One policy's decision for each of its matched objects: each action decides on the objects no action
-    before it decided on, as a batch; then the first idle reason is the skip's reason."""
-    out: list[Decision | None] = [None] * len(refs)
-    todo: Sequence[int] = range(len(refs))
+def _decide(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> list[Segment]:
+    """One policy's decisions for its matched ``rows`` of a batch: each action decides on the rows no action before
+    it decided on, all at once (``Action.decide_columns``); then the rows left get the first idle reason's skip."""
+    segments: list[Segment] = []
     for action in view.actions:
-        if not todo:
+        if not rows:
             break
-        decided = action.decide_batch(refs, prefixes, view, ages) if len(todo) == len(refs) else \
-            action.decide_batch([refs[i] for i in todo], [prefixes[i] for i in todo], view, [ages[i] for i in todo])
-        undecided = []
-        for row, decision in zip(todo, decided, strict=True):
-            if decision is None:
-                undecided.append(row)
-            else:
-                out[row] = decision
-        todo = undecided
-    for row in todo:
-        ref, prefix, age = refs[row], prefixes[row], ages[row]
+        made, rows, prefixes = action.decide_columns(objects, rows, prefixes, view, ages)
+        segments.extend(made)
+    if rows:
+        segments.append(_idle(view, objects, rows, prefixes, ages))
+    return segments
+
+
+def _idle(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> Decided:
+    """The skips of rows no action decided on, each with the first idle reason of the policy's actions."""
+    refs = objects.refs(rows)
+    row_ages = ages.take(int64s(rows)).to_pylist()
+    skips = []
+    for ref, prefix, age in zip(refs, prefixes, row_ages, strict=True):
         for action in view.actions:
             why = action.idle_reason(ref, prefix, view, age)
             if why:
-                out[row] = view.skip(ref, why)
+                skips.append(view.skip(ref, why))
                 break
         else:
-            out[row] = view.skip(ref, NOTHING_PER_OBJECT)
-    return out  # type: ignore[return-value]  # every row got its decision above
+            skips.append(view.skip(ref, NOTHING_PER_OBJECT))
+    return Decided(rows, skips)
 
 
-#: Objects planned together: each action prices a batch with one call (``Action.decide_batch``). A batch is
-#: read ahead of its first decision, so it stays about a listing page.
+@dataclass(frozen=True, eq=False)
+class Planned:
+    """A batch of objects and each matching policy's decisions on its rows, as segments, in the policies' order."""
+
+    objects: Objects
+    policies: list[tuple[PolicyView, list[Segment]]]
+
+    def decisions(self) -> list[Decision]:
+        """Every Decision, in the order of the rows and, for each, of its policies."""
+        objects = self.objects
+        if len(self.policies) == 1 and len(self.policies[0][1]) == 1:
+            view, [segment] = self.policies[0]
+            return segment.decisions(objects, view.name)
+        keyed: list[tuple[int, Decision]] = []
+        for view, segments in self.policies:
+            for segment in segments:
+                keyed.extend(zip(segment.positions(), segment.decisions(objects, view.name), strict=True))
+        keyed.sort(key=itemgetter(0))  # stable: a row's decisions stay in their policies' order
+        return [decision for _, decision in keyed]
+
+
+#: Objects planned together: each action decides on a batch's rows with one call (``Action.decide_columns``).
+#: A batch is read ahead of its first decision, so it stays about a listing page.
 BATCH = 1000
+
+
+def plan_batch(objects: Objects, policies: PolicySet, as_of: datetime, views: dict[int, PolicyView]) -> Planned:
+    """Every matching policy's decisions on a batch of one bucket's objects (``views``: each loaded policy's
+    ``PolicyView`` by ``id``)."""
+    ages = ages_column(objects.modified, as_of)
+    planned = []
+    for lp, rows, prefixes in policies.match_batch(objects.refs(range(len(objects)))):
+        view = views[id(lp)]
+        planned.append((view, _decide(view, objects, rows, prefixes, ages)))
+    return Planned(objects, planned)
 
 
 def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime, *,
@@ -97,23 +134,14 @@ def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime
     for refs no policy matches (``PolicySet.match``). It streams a batch of ``BATCH`` refs at a time: memory does
     not grow with the number of refs.
 
-    The hot loop of planning a million objects: the batch's keys are matched against the policies together
-    (``PolicySet.match_batch``); each policy's actions decide on the objects it matched all at once
-    (``Action.decide_batch``), pricing them a column at a time; reasons and params are made only when read.
-    The first call in a process sets the garbage collector for the stream (``collector.for_streaming``)."""
+    Each run of refs of one bucket in a batch is planned as columns (``plan_batch``); the Decisions are made
+    from them. The first call in a process sets the garbage collector for the stream (``collector.for_streaming``)."""
     collector.for_streaming()  # once per process: a full collection would walk every module imported, per few batches
     views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
     refs = iter(refs)
     while batch := list(itertools.islice(refs, BATCH)):
-        planned = []
-        for lp, rows, prefixes in policies.match_batch(batch):
-            matched = [batch[row] for row in rows]
-            planned.append((rows, _decide(views[id(lp)], matched, prefixes, ages_days(matched, as_of))))
-        if len(planned) == 1:
-            yield from planned[0][1]
-        elif planned:  # each ref's decisions in its policies' order: the policies' decisions in turn, stably sorted by position
-            yield from (decision for _, decision in sorted(
-                itertools.chain.from_iterable(zip(rows, decisions, strict=True) for rows, decisions in planned), key=itemgetter(0)))
+        for bucket, run in itertools.groupby(batch, key=attrgetter("bucket")):
+            yield from plan_batch(Objects.from_refs(bucket, list(run)), policies, as_of, views).decisions()
 
 
 def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> Iterator[Decision]:

@@ -26,10 +26,12 @@ from chalicelib.actions.permissions import Calls
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.columns import Objects
     from chalicelib.context import RunContext
     from chalicelib.decision import Decision, Outcome, Reason
     from chalicelib.policy.models import Policy
     from chalicelib.refs import ObjectRef
+    from chalicelib.verdicts import Segment
 
 #: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
 #: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
@@ -90,6 +92,27 @@ class Action(BaseModel):
         matched object of a batch at once. Override it instead of ``decide`` to price a batch a column at a
         time (``chalicelib.economics.conversions``…), as the built-in actions do. Default: ``decide`` each."""
         return [self.decide(ref, prefix, view, age) for ref, prefix, age in zip(refs, prefixes, ages, strict=True)]
+
+    def decide_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+        """What this action decides for ``rows`` of a batch of objects held as columns (``prefixes``: the policy
+        prefix each row matched through; ``ages``: the batch's ages in days, an Arrow float64 column indexed by
+        row, null when unknown): the segments it decided (``chalicelib.verdicts``), and the rows it left, with
+        their prefixes, for the policy's next action. Override it to decide a column at a time with Arrow
+        compute. Default: ``decide_batch`` on the rows as ObjectRefs."""
+        from chalicelib.columns import int64s
+        from chalicelib.verdicts import Decided
+
+        decided = self.decide_batch(objects.refs(rows), prefixes, view, ages.take(int64s(rows)).to_pylist())
+        made_rows, made, left, left_prefixes = [], [], [], []
+        for row, prefix, decision in zip(rows, prefixes, decided, strict=True):
+            if decision is None:
+                left.append(row)
+                left_prefixes.append(prefix)
+            else:
+                made_rows.append(row)
+                made.append(decision)
+        return ([Decided(made_rows, made)] if made else []), left, left_prefixes
 
     def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Reason | None":
         """Why nothing happens to the object now although this action is in its policy ("expires at

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.columns import f64, i64
 from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 #: leanlake's Lifecycle rules and bucket configurations have IDs that start with this.
 OWNED_PREFIX = "leanlake-"
 _DAY = 86400.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def rule_id(policy_name: str, n: int) -> str:
@@ -48,19 +51,22 @@ def expressible(prefixes: tuple[str, ...], suffixes: tuple[str, ...]) -> bool:
     return not suffixes and not any(reaches_reserved(prefix) for prefix in prefixes or ("",))
 
 
-def age_days(ref: ObjectRef, as_of: datetime) -> float | None:
-    """Days from the object's LastModified to ``as_of`` (a naive datetime is UTC); None when unknown."""
-    return ages_days((ref,), as_of)[0]
+def ages_column(modified: Any, as_of: datetime) -> Any:
+    """Days from each object's LastModified (an ``Objects.modified`` column) to ``as_of`` (a naive datetime is UTC),
+    as an Arrow float64 column; null where unknown. The same floats as ``(as_of - modified).total_seconds() / 86400``:
+    microseconds apart (exact in int64) over 10**6, then over 86,400, each a correctly rounded division.
 
+        >>> from chalicelib.columns import timestamps
+        >>> ages_column(timestamps([datetime(2026, 1, 1), None]), datetime(2026, 1, 11, 12)).to_pylist()
+        [10.5, None]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-def ages_days(refs: Iterable[ObjectRef], as_of: datetime) -> list[float | None]:
-    """``age_days`` of each ref (planning computes a batch's at once)."""
-    if as_of.tzinfo is None:
-        naive, aware = as_of, as_of.replace(tzinfo=timezone.utc)
-    else:
-        naive, aware = as_of.astimezone(timezone.utc).replace(tzinfo=None), as_of
-    return [None if (modified := ref.last_modified) is None else
-            ((aware if modified.tzinfo is not None else naive) - modified).total_seconds() / _DAY for ref in refs]
+    aware = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)
+    now = (aware - _EPOCH) // _MICROSECOND
+    apart = pc.subtract(i64(now), modified.cast(pa.int64()))
+    return pc.divide(pc.divide(apart.cast(pa.float64()), f64(1e6)), f64(_DAY))
 
 
 @dataclass(frozen=True)

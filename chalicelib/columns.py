@@ -1,0 +1,153 @@
+"""Arrow columns from Python values, without pandas; and ``Objects``, a batch of listed objects as columns.
+
+Why: planning a million objects one Python object at a time costs microseconds an object in
+allocations alone. The planner works on batches of objects held as Arrow columns and prices them
+with Arrow compute kernels, so that the per-object cost is the kernels' (tens of nanoseconds).
+
+In pyarrow 26, ``pa.array(list)``, ``pa.scalar(x)`` and a Python number given to a compute
+function all import pandas when it is installed (tens of MiB, and a second on a cold start); so
+every array made from Python values here is assembled from buffers (``pa.Array.from_buffers``),
+which imports nothing. Arrow compute only: the Lambda package carries no NumPy.
+
+Example:
+    >>> floats([1.5, None]).to_pylist(), strings(["a", None, "é"]).to_pylist(), int64s([3, None]).to_pylist()
+    ([1.5, None], ['a', None, 'é'], [3, None])
+    >>> f64(2.5).as_py(), i64(-7).as_py()
+    (2.5, -7)
+"""
+
+from __future__ import annotations
+
+import array
+import itertools
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
+
+from chalicelib.refs import ObjectRef
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+#: The type of ``Objects.modified``: microseconds since the epoch, UTC (naive datetimes are taken as UTC, as planning always has).
+TIMESTAMP = "timestamp[us, tz=UTC]"
+
+
+def _pa() -> Any:
+    import pyarrow as pa
+
+    return pa
+
+
+def _validity(values: Sequence[Any]) -> Any:
+    """The validity bitmap of ``values`` (a buffer, bit set where the value is not None), or None when none is None."""
+    if all(v is not None for v in values):
+        return None
+    pa = _pa()
+    import pyarrow.compute as pc
+
+    flags = bytes(v is not None for v in values)
+    as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
+    return pc.not_equal(as_bytes, _scalar(pa.uint8(), b"\x00")).buffers()[1]
+
+
+def _scalar(arrow_type: Any, raw: bytes) -> Any:
+    """A scalar of a fixed-width ``arrow_type`` from its little-endian bytes."""
+    pa = _pa()
+    return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(raw)])[0]
+
+
+def f64(value: float) -> Any:
+    """``value`` as an Arrow float64 scalar, for a compute function's argument (see the module docstring)."""
+    return _scalar(_pa().float64(), struct.pack("<d", value))
+
+
+def i64(value: int) -> Any:
+    """``value`` as an Arrow int64 scalar."""
+    return _scalar(_pa().int64(), struct.pack("<q", value))
+
+
+def _fixed(arrow_type: Any, code: str, values: Sequence[Any], fill: Any) -> Any:
+    pa = _pa()
+    data = array.array(code, [fill if v is None else v for v in values])
+    return pa.Array.from_buffers(arrow_type, len(values), [_validity(values), pa.py_buffer(data.tobytes())])
+
+
+def floats(values: Sequence[float | None]) -> Any:
+    """A float64 array of ``values`` (None: null)."""
+    return _fixed(_pa().float64(), "d", values, 0.0)
+
+
+def int64s(values: Sequence[int | None]) -> Any:
+    """An int64 array of ``values`` (None: null)."""
+    return _fixed(_pa().int64(), "q", values, 0)
+
+
+def strings(values: Sequence[str | None]) -> Any:
+    """A string array of ``values`` (None: null); ``large_string`` past 2 GiB of text."""
+    pa = _pa()
+    encoded = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
+    offsets = list(itertools.accumulate(map(len, encoded), initial=0))
+    large = offsets[-1] >= 2**31
+    packed = array.array("q" if large else "i", offsets)
+    return pa.Array.from_buffers(pa.large_string() if large else pa.string(), len(values),
+                                 [_validity(values), pa.py_buffer(packed.tobytes()), pa.py_buffer(b"".join(encoded))])
+
+
+def timestamps(values: Sequence[datetime | None]) -> Any:
+    """A ``TIMESTAMP`` array of ``values``; a naive datetime is taken as UTC (None: null)."""
+    micros = [None if v is None else (v - (_EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MICROSECOND for v in values]
+    pa = _pa()
+    return _fixed(pa.timestamp("us", tz="UTC"), "q", micros, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Objects:
+    """One bucket's listed objects as Arrow columns, a row per object: what the planner works on.
+
+    ``classes`` holds the storage class as listed (null: not said, which S3 means as STANDARD);
+    ``modified`` is ``TIMESTAMP``. ``tags`` (one mapping or None per row) is there when a policy of the
+    bucket filters on tags. ``refs(rows)`` gives the rows as ``ObjectRef`` values, only for the
+    objects a consumer reads one of: the refs the batch was made from, when it was (``from_refs``).
+
+        >>> from chalicelib.refs import ObjectRef
+        >>> batch = Objects.from_refs("b", [ObjectRef("b", "k1", 5), ObjectRef("b", "k2", None, storage_class="GLACIER")])
+        >>> len(batch), batch.sizes.to_pylist(), batch.refs([1])[0].key
+        (2, [5, None], 'k2')
+    """
+
+    bucket: str
+    keys: Any
+    sizes: Any
+    etags: Any
+    version_ids: Any
+    classes: Any
+    modified: Any
+    tags: Sequence[Mapping[str, str] | None] | None = None
+    _refs: Sequence[ObjectRef] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def from_refs(cls, bucket: str, refs: Sequence[ObjectRef]) -> "Objects":
+        """The batch of ``refs`` (all of ``bucket``); ``refs(rows)`` gives back these very refs."""
+        tags = [ref.tags for ref in refs]
+        return cls(bucket, strings([ref.key for ref in refs]), int64s([ref.size for ref in refs]),
+                   strings([ref.etag for ref in refs]), strings([ref.version_id for ref in refs]),
+                   strings([ref.storage_class for ref in refs]), timestamps([ref.last_modified for ref in refs]),
+                   None if all(t is None for t in tags) else tags, refs)
+
+    def refs(self, rows: Sequence[int]) -> list[ObjectRef]:
+        """The ``ObjectRef`` of each of ``rows``."""
+        if self._refs is not None:
+            given = self._refs
+            return [given[row] for row in rows]
+        pa = _pa()
+        taken = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(array.array("q", rows).tobytes())])
+        columns = [column.take(taken).to_pylist() for column in (self.keys, self.sizes, self.etags, self.version_ids, self.classes)]
+        micros = self.modified.take(taken).cast(pa.int64()).to_pylist()
+        tags = [self.tags[row] for row in rows] if self.tags is not None else itertools.repeat(None)
+        return [ObjectRef(self.bucket, key, size, etag, version, cls, None if us is None else _EPOCH + us * _MICROSECOND, tag)
+                for key, size, etag, version, cls, us, tag in zip(*columns, micros, tags)]

@@ -1,0 +1,100 @@
+"""Decisions as columns: what one policy decided for some objects of a batch, without an object per decision.
+
+A policy's actions decide on a batch of objects (``chalicelib.columns.Objects``) a column at a
+time. What one action decided for some of the batch's rows is a ``Verdict``: the rows, the action
+(or ``skip``), the savings as Arrow float64 columns, and functions that write the j-th row's reason
+and params when read. A ``Decision`` is made only for a consumer that reads one (a JSON row, the
+table's first rows, an action to carry out): totals are summed from the columns.
+
+An action that decides one object at a time (``Action.decide_batch``) still can: its Decisions
+come back as a ``Decided``, which reads the same to the planner.
+
+Example:
+    >>> from chalicelib.columns import Objects, int64s, floats
+    >>> from chalicelib.refs import ObjectRef
+    >>> batch = Objects.from_refs("b", [ObjectRef("b", "a", 1), ObjectRef("b", "c", 2)])
+    >>> v = Verdict(int64s([1]), "expire", None, lambda j: "old", floats([0.5]), floats([0.01]), floats([0.0]))
+    >>> [(d.key, d.action, d.reason, d.monthly_usd_saved) for d in v.decisions(batch, "p")]
+    [('c', 'expire', 'old', 0.5)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from chalicelib.decision import Decision, Params, Reason
+
+if TYPE_CHECKING:
+    from chalicelib.actions.base import Action
+    from chalicelib.columns import Objects
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """One action's decisions (or one kind of skip) for ``rows`` of a batch (an Arrow int64 array, ascending).
+
+    ``usd``, ``kgco2e`` and ``one_off`` are float64 columns, one value per row, or None: nothing saved (a
+    skip). ``reason(j)`` and ``params(j)`` write the j-th row's reason and params; they run only when a
+    Decision is made and read."""
+
+    rows: Any
+    action: str
+    by: "Action | None"
+    reason: Callable[[int], Reason]
+    usd: Any = None
+    kgco2e: Any = None
+    one_off: Any = None
+    params: Callable[[int], Params] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def positions(self) -> list[int]:
+        """The rows as Python ints."""
+        return self.rows.to_pylist()  # type: ignore[no-any-return]
+
+    def savings(self) -> tuple[list[float], list[float], list[float]]:
+        """Monthly USD and kg CO2e saved and one-off USD, per row, as Python floats (zeros for a skip)."""
+        if self.usd is None:
+            zeros = [0.0] * len(self.rows)
+            return zeros, zeros, zeros
+        return self.usd.to_pylist(), self.kgco2e.to_pylist(), self.one_off.to_pylist()
+
+    def decisions(self, objects: "Objects", policy: str) -> list[Decision]:
+        """A Decision per row, its reason and params written when read."""
+        rows = self.positions()
+        refs = objects.refs(rows)
+        usd, kgco2e, one_off = self.savings()
+        reason, params, action, by = self.reason, self.params, self.action, self.by
+        return [Decision(objects.bucket, ref.key, policy, action, partial(_written, reason, j), u, k, o, ref,
+                         None if params is None else partial(params, j), by)
+                for j, (ref, u, k, o) in enumerate(zip(refs, usd, kgco2e, one_off, strict=True))]
+
+
+def _written(reason: Callable[[int], Reason], j: int) -> str:
+    """The j-th reason as text (a reason function may itself return a function that writes it)."""
+    text = reason(j)
+    return text if isinstance(text, str) else text()
+
+
+@dataclass(frozen=True, eq=False)
+class Decided:
+    """Decisions an action made one object at a time (``Action.decide_batch``), for ``rows`` of a batch."""
+
+    rows: Sequence[int]
+    given: Sequence[Decision]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def positions(self) -> list[int]:
+        return list(self.rows)
+
+    def decisions(self, objects: "Objects", policy: str) -> list[Decision]:
+        return list(self.given)
+
+
+#: What a policy's actions decided for some rows of a batch.
+Segment = Verdict | Decided
