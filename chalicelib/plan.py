@@ -34,7 +34,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -44,11 +46,11 @@ from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
-from chalicelib.columns import Objects, int64s
+from chalicelib.columns import Objects, floats, int64s
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
-from chalicelib.verdicts import Decided, Segment
+from chalicelib.verdicts import Decided, Segment, Verdict
 
 #: The skip of a matched policy none of whose actions acts on objects.
 NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-level"
@@ -218,6 +220,47 @@ class Totals:
                 overall.bytes += ref.size
                 acc.bytes += ref.size
 
+    def add_planned(self, planned: Planned) -> None:
+        """Count a planned batch from its columns, without making its Decisions: the same totals as ``add`` of each
+        of ``planned.decisions()`` in turn. Each sum is added to in that order (the rows ascending, a row's policies in
+        order), so the floats are the same too; counts and bytes are exact in any order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        objects, overall = planned.objects, self.overall
+        rows, policy_of, usd, kgco2e, one_off = [], [], [], [], []
+        for n, (view, segments) in enumerate(planned.policies):
+            acc = self.policies.get(view.name)
+            if acc is None:
+                acc = self.policies[view.name] = _Sum()
+            for segment in segments:
+                for action, count in _actions(segment).items():
+                    for into in (overall, acc):
+                        into.decisions += count
+                        into.actions[action] = into.actions.get(action, 0) + count
+                acted = _acted(segment, objects)
+                if acted is None:
+                    continue
+                at, sizes, u, k, o = acted
+                size = pc.sum(sizes).as_py() or 0
+                overall.bytes += size
+                acc.bytes += size
+                rows.append(at)
+                policy_of.append(pa.Array.from_buffers(pa.int32(), len(at), [None, pa.py_buffer(n.to_bytes(4, "little") * len(at))]))
+                usd.append(u)
+                kgco2e.append(k)
+                one_off.append(o)
+        if not rows:
+            return
+        table = pa.table({"row": pa.concat_arrays(rows), "policy": pa.concat_arrays(policy_of), "usd": pa.concat_arrays(usd),
+                          "kgco2e": pa.concat_arrays(kgco2e), "one_off": pa.concat_arrays(one_off)})
+        table = table.take(pc.sort_indices(table, [("row", "ascending"), ("policy", "ascending")]))
+        _add_in_order(overall, table)
+        for n, (view, _) in enumerate(planned.policies):
+            mine = table.filter(pc.equal(table.column("policy"), _int32(n)))
+            if mine.num_rows:
+                _add_in_order(self.policies[view.name], mine)
+
     def watch(self, decisions: Iterable[Decision]) -> Iterator[Decision]:
         """Pass decisions through, counting them."""
         add = self.add
@@ -227,6 +270,44 @@ class Totals:
 
     def as_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.as_dict(), "policies": {k: v.as_dict() for k, v in sorted(self.policies.items())}}
+
+
+def _actions(segment: Segment) -> dict[str, int]:
+    """How many decisions of each action a segment holds."""
+    if isinstance(segment, Verdict):
+        return {segment.action: len(segment)}
+    counts: dict[str, int] = {}
+    for decision in segment.given:
+        counts[decision.action] = counts.get(decision.action, 0) + 1
+    return counts
+
+
+def _acted(segment: Segment, objects: Objects) -> tuple[Any, Any, Any, Any, Any] | None:
+    """The rows of a segment's decisions that act (not skips), as Arrow columns: rows, sizes, monthly USD and kg
+    CO2e saved, one-off USD; None when there are none."""
+    if isinstance(segment, Verdict):
+        if segment.action == "skip" or not len(segment):
+            return None
+        return segment.rows, objects.sizes.take(segment.rows), segment.usd, segment.kgco2e, segment.one_off
+    acting = [(row, d) for row, d in zip(segment.rows, segment.given, strict=True) if d.action != "skip"]
+    if not acting:
+        return None
+    return (int64s([row for row, _ in acting]), int64s([d.ref.size if d.ref is not None else None for _, d in acting]),
+            floats([d.monthly_usd_saved for _, d in acting]), floats([d.monthly_kgco2e_saved for _, d in acting]),
+            floats([d.one_off_usd for _, d in acting]))
+
+
+def _add_in_order(into: _Sum, table: Any) -> None:
+    """Add a table's ``usd``, ``kgco2e`` and ``one_off`` to ``into``'s sums one value at a time, in the table's order."""
+    into.monthly_usd_saved = functools.reduce(operator.add, table.column("usd").to_pylist(), into.monthly_usd_saved)
+    into.monthly_kgco2e_saved = functools.reduce(operator.add, table.column("kgco2e").to_pylist(), into.monthly_kgco2e_saved)
+    into.one_off_usd = functools.reduce(operator.add, table.column("one_off").to_pylist(), into.one_off_usd)
+
+
+def _int32(value: int) -> Any:
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(value.to_bytes(4, "little"))])[0]
 
 
 def totals(decisions: Iterable[Decision]) -> dict[str, Any]:
