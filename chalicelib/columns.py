@@ -148,6 +148,6 @@ class Objects:
         taken = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(array.array("q", rows).tobytes())])
         columns = [column.take(taken).to_pylist() for column in (self.keys, self.sizes, self.etags, self.version_ids, self.classes)]
         micros = self.modified.take(taken).cast(pa.int64()).to_pylist()
-        tags = [self.tags[row] for row in rows] if self.tags is not None else itertools.repeat(None)
+        tags = [self.tags[row] for row in rows] if self.tags is not None else [None] * len(rows)
         return [ObjectRef(self.bucket, key, size, etag, version, cls, None if us is None else _EPOCH + us * _MICROSECOND, tag)
-                for key, size, etag, version, cls, us, tag in zip(*columns, micros, tags)]
+                for key, size, etag, version, cls, us, tag in zip(*columns, micros, tags, strict=True)]

@@ -50,7 +50,7 @@ from chalicelib.columns import Objects, floats, int64s
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
-from chalicelib.verdicts import Decided, Segment, Verdict
+from chalicelib.verdicts import Segment, Verdict
 
 #: The skip of a matched policy none of whose actions acts on objects.
 NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-level"
@@ -73,24 +73,26 @@ def _decide(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[
         made, rows, prefixes = action.decide_columns(objects, rows, prefixes, view, ages)
         segments.extend(made)
     if rows:
-        segments.append(_idle(view, objects, rows, prefixes, ages))
+        segments.extend(_idle(view, objects, rows, prefixes, ages))
     return segments
 
 
-def _idle(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> Decided:
-    """The skips of rows no action decided on, each with the first idle reason of the policy's actions."""
-    refs = objects.refs(rows)
-    row_ages = ages.take(int64s(rows)).to_pylist()
-    skips = []
-    for ref, prefix, age in zip(refs, prefixes, row_ages, strict=True):
-        for action in view.actions:
-            why = action.idle_reason(ref, prefix, view, age)
-            if why:
-                skips.append(view.skip(ref, why))
-                break
-        else:
-            skips.append(view.skip(ref, NOTHING_PER_OBJECT))
-    return Decided(rows, skips)
+def _idle(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> list[Segment]:
+    """The skips of rows no action decided on, each with the first idle reason of the policy's actions
+    (``Action.idle_columns``), else ``NOTHING_PER_OBJECT``."""
+    segments: list[Segment] = []
+    for action in view.actions:
+        if not rows:
+            break
+        made, rows, prefixes = action.idle_columns(objects, rows, prefixes, view, ages)
+        segments.extend(made)
+    if rows:
+        segments.append(view.skips(rows, _nothing_per_object))
+    return segments
+
+
+def _nothing_per_object(_: int) -> str:
+    return NOTHING_PER_OBJECT
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from chalicelib.decision import Decision, Params, Reason
+from chalicelib.decision import ActionParams, Decision, Reason
 
 if TYPE_CHECKING:
     from chalicelib.actions.base import Action
@@ -46,14 +46,15 @@ class Verdict:
     usd: Any = None
     kgco2e: Any = None
     one_off: Any = None
-    params: Callable[[int], Params] | None = None
+    params: Callable[[int], ActionParams] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def positions(self) -> list[int]:
         """The rows as Python ints."""
-        return self.rows.to_pylist()  # type: ignore[no-any-return]
+        rows: list[int] = self.rows.to_pylist()
+        return rows
 
     def savings(self) -> tuple[list[float], list[float], list[float]]:
         """Monthly USD and kg CO2e saved and one-off USD, per row, as Python floats (zeros for a skip)."""

@@ -120,6 +120,25 @@ class Action(BaseModel):
         A function that writes the reason will do (``chalicelib.decision.Reason``): it is written when read."""
         return None
 
+    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+        """``idle_reason`` for rows of a batch no action decided on (arguments as ``decide_columns``'): skips for
+        the rows this action says why for, and the rows left for the next action's reason. Override it to say
+        why for many rows at once (``PolicyView.skips``). Default: ``idle_reason`` per row as an ObjectRef."""
+        from chalicelib.columns import int64s
+        from chalicelib.verdicts import Decided
+
+        refs, left, left_prefixes, made_rows, made = objects.refs(rows), [], [], [], []
+        for row, ref, prefix, age in zip(rows, refs, prefixes, ages.take(int64s(rows)).to_pylist(), strict=True):
+            why = self.idle_reason(ref, prefix, view, age)
+            if why:
+                made_rows.append(row)
+                made.append(view.skip(ref, why))
+            else:
+                left.append(row)
+                left_prefixes.append(prefix)
+        return ([Decided(made_rows, made)] if made else []), left, left_prefixes
+
     def plan_bucket(self, bucket: str, policy: "Policy") -> Iterator["Decision"]:
         """The bucket-level Decisions of a ``bucket``-scope action (key None). Default: none."""
         return iter(())

@@ -36,10 +36,11 @@ from pydantic import Field, model_validator
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.decision import ActionParams, Decision
-from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.columns import Objects
+    from chalicelib.verdicts import Segment
     from chalicelib.policy.models import Policy
 
 ID_PREFIX = "leanlake-"
@@ -86,8 +87,9 @@ class IntelligentTiering(Action):
                        f"Intelligent-Tiering {', '.join(c['Id'] for c in configs)}: {tiers} without access",
                        params=TieringParams(tuple(configs)), by=self)
 
-    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> str:
-        return "handled by the bucket's Intelligent-Tiering configuration"
+    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+        return [view.skips(rows, "handled by the bucket's Intelligent-Tiering configuration")], [], []
 
     def apply_to_bucket(self, s3: Any, decision: Decision) -> str:
         """Write the planned Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""

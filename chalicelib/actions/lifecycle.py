@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,13 +30,16 @@ from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
-from chalicelib.decision import ActionParams, Decision, Outcome, Reason
+from chalicelib.columns import int64s
+from chalicelib.decision import ActionParams, Decision, Outcome
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.columns import Objects
+    from chalicelib.verdicts import Segment
     from chalicelib.context import RunContext
 
 
@@ -96,8 +99,12 @@ class Transition(Action):
             out[row] = decision
         return out
 
-    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason | None:
-        return view.handled_by_lifecycle(prefix) if view.by_lifecycle else None
+    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+        """Where S3 Lifecycle runs the policy, the rule that does; in the sweep, nothing to add (the expiry says more)."""
+        if view.by_lifecycle:
+            return list(view.lifecycle_skips(rows, prefixes)), [], []
+        return [], rows, prefixes
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
         """A step the sweep runs: the same in-place copy as ``storage_class``."""
@@ -151,8 +158,9 @@ def _expire_reason(age: float, days: int, versions: str) -> str:
     return f"{age:.0f} days old, older than {days}: expire ({versions})"
 
 
-def _expires_later_reason(age: float, days: int) -> str:
-    return f"{age:.0f} days old, expires at day {days}"
+def _expires_later(ages: Any, days: int, j: int) -> str:
+    """The skip of an object the sweep will expire later (its age: the j-th of ``ages``; unknown reads as 0)."""
+    return f"{ages[j].as_py() or 0:.0f} days old, expires at day {days}"
 
 
 def _first_transition_reason(days: float, first: int) -> str:
@@ -203,10 +211,12 @@ class Expire(Action):
                                     u, k, o, ref, params, self)
         return out
 
-    def idle_reason(self, ref: ObjectRef, prefix: str, view: "PolicyView", age: float | None) -> Reason:
+    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+        """The rule that expires the objects, or the day the sweep will."""
         if view.by_lifecycle:
-            return view.handled_by_lifecycle(prefix)
-        return partial(_expires_later_reason, age or 0, self.days)
+            return list(view.lifecycle_skips(rows, prefixes)), [], []
+        return [view.skips(rows, partial(_expires_later, ages.take(int64s(rows)), self.days))], [], []
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked object is not expired.

@@ -16,13 +16,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from chalicelib.columns import f64, i64
+from chalicelib.columns import f64, i64, int64s
 from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
+from chalicelib.verdicts import Verdict
 
 if TYPE_CHECKING:
     from chalicelib.actions.base import Action
@@ -99,6 +100,17 @@ class PolicyView:
         """This policy's ``skip`` of ``ref``, saying why (or with a function that says it when read)."""
         return Decision(ref.bucket, ref.key, self.name, "skip", reason, 0.0, 0.0, 0.0, ref)  # positional: one per skip
 
+    def skips(self, rows: list[int], reason: str | Callable[[int], Reason]) -> Verdict:
+        """This policy's skips of ``rows`` of a batch, saying why: one text for all, or ``reason(j)`` for the j-th."""
+        return Verdict(int64s(rows), "skip", None, partial(_constant, reason) if isinstance(reason, str) else reason)
+
+    def lifecycle_skips(self, rows: list[int], prefixes: list[str]) -> list[Verdict]:
+        """The skips of rows S3 Lifecycle acts on, one segment per matched prefix ("handled by Lifecycle rule <id>")."""
+        by_prefix: dict[str, list[int]] = {}
+        for row, prefix in zip(rows, prefixes, strict=True):
+            by_prefix.setdefault(prefix, []).append(row)
+        return [self.skips(at, self.handled_by_lifecycle(prefix)) for prefix, at in by_prefix.items()]
+
     def lifecycle_rule(self, prefix: str) -> str:
         """The ID of the Lifecycle rule that covers objects matched through ``prefix``."""
         return rule_id(self.name, self.prefixes.index(prefix) + 1 if prefix in self.prefixes else 1)
@@ -106,6 +118,11 @@ class PolicyView:
     def handled_by_lifecycle(self, prefix: str) -> str:
         """"handled by Lifecycle rule <id>": the skip of an object S3 Lifecycle acts on (one string per prefix)."""
         return _handled_by(self.name, self.prefixes, prefix)
+
+
+def _constant(text: str, _: int) -> str:
+    """``text`` for every row (a segment's reason that is the same for all)."""
+    return text
 
 
 @cache
