@@ -1,8 +1,8 @@
-"""Benchmark: planning N listed objects (ListObjectsV2 pages → ObjectRef → plan_objects → Totals).
+"""Benchmark: planning N listed objects (ListObjectsV2 pages → Objects batches → plan_batches → Totals).
 
 What: generates N objects as ``list_objects_v2`` pages of 1,000 ``Contents`` dicts (Key, Size,
-ETag, StorageClass, LastModified as an aware datetime, as boto3 returns them), turns each into an
-``ObjectRef`` the way ``chalicelib.sweep.list_refs`` does, plans them against the example
+ETag, StorageClass, LastModified as an aware datetime, as boto3 returns them), turns each page into a
+batch of Arrow columns the way the sweep does (``Objects.from_listing``), plans them against the example
 ml-lake policies plus a storage-class policy, and totals the decisions. Each size runs in a fresh
 subprocess so that its peak RSS (``ru_maxrss``) is its own.
 
@@ -72,16 +72,18 @@ def pages(n: int) -> Iterator[dict[str, Any]]:
         yield {"Contents": contents, "KeyCount": len(contents), "IsTruncated": start + PAGE < n}
 
 
-def refs(n: int):
-    from chalicelib.refs import ObjectRef
+def batches(n: int):
+    """The pages as leanlake's planner reads a listing: one ``Objects`` batch (Arrow columns) per page, with the
+    tags a sweep reads (GetObjectTagging) where a tag-filtered policy could match (here, under ``features/``)."""
+    from dataclasses import replace
+
+    from chalicelib.columns import Objects
 
     recreatable = {"recreatable": "true"}
     for page in pages(n):
-        for item in page.get("Contents", ()):
-            key = item["Key"]
-            yield ObjectRef(bucket=BUCKET, key=key, size=item["Size"], etag=item.get("ETag", "").strip('"'),
-                            storage_class=item.get("StorageClass") or "STANDARD", last_modified=item["LastModified"],
-                            tags=recreatable if key.startswith("features/") else None)
+        contents = page.get("Contents", ())
+        batch = Objects.from_listing(BUCKET, contents)
+        yield replace(batch, tags=[recreatable if item["Key"].startswith("features/") else None for item in contents])
 
 
 def cpu_seconds() -> float:
@@ -92,7 +94,7 @@ def cpu_seconds() -> float:
 
 def run_one(n: int) -> dict[str, Any]:
     from chalicelib import collector
-    from chalicelib.plan import Totals, plan_objects
+    from chalicelib.plan import Totals, plan_batches
     from chalicelib.policy import PolicySet
 
     policies = PolicySet.from_dicts(POLICIES)
@@ -102,12 +104,12 @@ def run_one(n: int) -> dict[str, Any]:
     sum(len(page["Contents"]) for page in pages(n))
     pages_cpu = cpu_seconds() - cpu_started
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    listed = sum(1 for _ in refs(n))
+    listed = sum(len(batch) for batch in batches(n))
     listing_s, listing_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     started, cpu_started = time.perf_counter(), cpu_seconds()
     totals = Totals()
-    for _ in totals.watch(plan_objects(refs(n), policies, NOW)):
-        pass
+    for planned in plan_batches(batches(n), policies, NOW):
+        totals.add_planned(planned)
     total_s, total_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     result = totals.as_dict()["overall"]
     return {"objects": listed, "seconds_total": round(total_s, 2), "seconds_listing_only": round(listing_s, 2),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-from chalicelib.refs import ObjectRef
+from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -44,12 +44,7 @@ def _validity(values: Sequence[Any]) -> Any:
     """The validity bitmap of ``values`` (a buffer, bit set where the value is not None), or None when none is None."""
     if all(v is not None for v in values):
         return None
-    pa = _pa()
-    import pyarrow.compute as pc
-
-    flags = bytes(v is not None for v in values)
-    as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
-    return pc.not_equal(as_bytes, _scalar(pa.uint8(), b"\x00")).buffers()[1]
+    return flags([v is not None for v in values]).buffers()[1]
 
 
 def _scalar(arrow_type: Any, raw: bytes) -> Any:
@@ -72,6 +67,20 @@ def _fixed(arrow_type: Any, code: str, values: Sequence[Any], fill: Any) -> Any:
     pa = _pa()
     data = array.array(code, [fill if v is None else v for v in values])
     return pa.Array.from_buffers(arrow_type, len(values), [_validity(values), pa.py_buffer(data.tobytes())])
+
+
+def flags(values: Sequence[bool]) -> Any:
+    """A boolean array of ``values``."""
+    pa = _pa()
+    import pyarrow.compute as pc
+
+    as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(bytes(values))])
+    return pc.not_equal(as_bytes, _scalar(pa.uint8(), b"\x00"))
+
+
+def text(value: str) -> Any:
+    """``value`` as an Arrow string scalar."""
+    return strings([value])[0]
 
 
 def floats(values: Sequence[float | None]) -> Any:
@@ -111,7 +120,7 @@ class Objects:
     bucket filters on tags. ``refs(rows)`` gives the rows as ``ObjectRef`` values, only for the
     objects a consumer reads one of: the refs the batch was made from, when it was (``from_refs``).
 
-        >>> from chalicelib.refs import ObjectRef
+        >>> from chalicelib.refs import RESERVED_PREFIX, ObjectRef
         >>> batch = Objects.from_refs("b", [ObjectRef("b", "k1", 5), ObjectRef("b", "k2", None, storage_class="GLACIER")])
         >>> len(batch), batch.sizes.to_pylist(), batch.refs([1])[0].key
         (2, [5, None], 'k2')
@@ -138,6 +147,17 @@ class Objects:
                    strings([ref.etag for ref in refs]), strings([ref.version_id for ref in refs]),
                    strings([ref.storage_class for ref in refs]), timestamps([ref.last_modified for ref in refs]),
                    None if all(t is None for t in tags) else tags, refs)
+
+    @classmethod
+    def from_listing(cls, bucket: str, contents: Sequence[Mapping[str, Any]]) -> "Objects":
+        """The objects of a ListObjectsV2 page's ``Contents`` (as boto3 returns them), leanlake's own
+        (``_leanlake/``) left out: what ``ObjectRef``s of the listing would say, a column at a time."""
+        if any(item["Key"].startswith(RESERVED_PREFIX) for item in contents):
+            contents = [item for item in contents if not item["Key"].startswith(RESERVED_PREFIX)]
+        return cls(bucket, strings([item["Key"] for item in contents]), int64s([item["Size"] for item in contents]),
+                   strings([item.get("ETag", "").strip('"') for item in contents]), strings([None] * len(contents)),
+                   strings([item.get("StorageClass") or "STANDARD" for item in contents]),
+                   timestamps([item["LastModified"] for item in contents]))
 
     def refs(self, rows: Sequence[int]) -> list[ObjectRef]:
         """The ``ObjectRef`` of each of ``rows``."""

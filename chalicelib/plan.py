@@ -46,7 +46,7 @@ from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
-from chalicelib.columns import Objects, floats, int64s
+from chalicelib.columns import Objects, floats, int64s, strings
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
@@ -59,34 +59,36 @@ NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-le
 def decide(ref: ObjectRef, prefix: str, view: PolicyView, as_of: datetime) -> Decision:
     """The one decision of one policy for one matched object (see the module docstring for the order)."""
     objects = Objects.from_refs(ref.bucket, [ref])
-    [decision] = Planned(objects, [(view, _decide(view, objects, [0], [prefix], ages_column(objects.modified, as_of)))]).decisions()
+    segments = _decide(view, objects, int64s([0]), strings([prefix]), ages_column(objects.modified, as_of))
+    [decision] = Planned(objects, [(view, segments)]).decisions()
     return decision
 
 
-def _decide(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> list[Segment]:
-    """One policy's decisions for its matched ``rows`` of a batch: each action decides on the rows no action before
-    it decided on, all at once (``Action.decide_columns``); then the rows left get the first idle reason's skip."""
+def _decide(view: PolicyView, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> list[Segment]:
+    """One policy's decisions for its matched ``rows`` of a batch (Arrow int64, with the prefix each matched through,
+    Arrow strings): each action decides on the rows no action before it decided on, all at once
+    (``Action.decide_columns``); then the rows left get the first idle reason's skip."""
     segments: list[Segment] = []
     for action in view.actions:
-        if not rows:
+        if not len(rows):
             break
         made, rows, prefixes = action.decide_columns(objects, rows, prefixes, view, ages)
         segments.extend(made)
-    if rows:
+    if len(rows):
         segments.extend(_idle(view, objects, rows, prefixes, ages))
     return segments
 
 
-def _idle(view: PolicyView, objects: Objects, rows: list[int], prefixes: list[str], ages: Any) -> list[Segment]:
+def _idle(view: PolicyView, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> list[Segment]:
     """The skips of rows no action decided on, each with the first idle reason of the policy's actions
     (``Action.idle_columns``), else ``NOTHING_PER_OBJECT``."""
     segments: list[Segment] = []
     for action in view.actions:
-        if not rows:
+        if not len(rows):
             break
         made, rows, prefixes = action.idle_columns(objects, rows, prefixes, view, ages)
         segments.extend(made)
-    if rows:
+    if len(rows):
         segments.append(view.skips(rows, _nothing_per_object))
     return segments
 
@@ -121,6 +123,17 @@ class Planned:
 BATCH = 1000
 
 
+def plan_batches(batches: Iterable[Objects], policies: PolicySet, as_of: datetime, *,
+                 region: str = econ.figures.DEFAULT_REGION) -> Iterator[Planned]:
+    """Every matching policy's decisions on each batch of one bucket's objects, as columns (``Planned``): what
+    ``plan_objects`` makes its Decisions from, and what a consumer that only counts reads (``Totals.add_planned``).
+    The first call in a process sets the garbage collector for the stream (``collector.for_streaming``)."""
+    collector.for_streaming()  # once per process: a full collection would walk every module imported, per few batches
+    views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
+    for objects in batches:
+        yield plan_batch(objects, policies, as_of, views)
+
+
 def plan_batch(objects: Objects, policies: PolicySet, as_of: datetime, views: dict[int, PolicyView]) -> Planned:
     """Every matching policy's decisions on a batch of one bucket's objects (``views``: each loaded policy's
     ``PolicyView`` by ``id``)."""
@@ -128,24 +141,25 @@ def plan_batch(objects: Objects, policies: PolicySet, as_of: datetime, views: di
     planned = []
     for lp, rows, prefixes in policies.match_batch(objects.refs(range(len(objects)))):
         view = views[id(lp)]
-        planned.append((view, _decide(view, objects, rows, prefixes, ages)))
+        planned.append((view, _decide(view, objects, int64s(rows), strings(prefixes), ages)))
     return Planned(objects, planned)
 
 
 def plan_objects(refs: Iterable[ObjectRef], policies: PolicySet, as_of: datetime, *,
                  region: str = econ.figures.DEFAULT_REGION) -> Iterator[Decision]:
     """One Decision per (ref, matching policy), in the order of the refs and, for each, of its policies; nothing
-    for refs no policy matches (``PolicySet.match``). It streams a batch of ``BATCH`` refs at a time: memory does
-    not grow with the number of refs.
+    for refs no policy matches (``PolicySet.match``). It streams a batch of ``BATCH`` refs at a time (each run of
+    one bucket's refs planned as columns, ``plan_batches``): memory does not grow with the number of refs."""
+    for planned in plan_batches(_batches(refs), policies, as_of, region=region):
+        yield from planned.decisions()
 
-    Each run of refs of one bucket in a batch is planned as columns (``plan_batch``); the Decisions are made
-    from them. The first call in a process sets the garbage collector for the stream (``collector.for_streaming``)."""
-    collector.for_streaming()  # once per process: a full collection would walk every module imported, per few batches
-    views = {id(lp): PolicyView.of(lp, region) for lp in policies.loaded}
+
+def _batches(refs: Iterable[ObjectRef]) -> Iterator[Objects]:
+    """``refs`` as batches of at most ``BATCH``, each of one bucket, in order."""
     refs = iter(refs)
     while batch := list(itertools.islice(refs, BATCH)):
         for bucket, run in itertools.groupby(batch, key=attrgetter("bucket")):
-            yield from plan_batch(Objects.from_refs(bucket, list(run)), policies, as_of, views).decisions()
+            yield Objects.from_refs(bucket, list(run))
 
 
 def plan_buckets(policies: PolicySet, buckets: Iterable[str] | None = None) -> Iterator[Decision]:

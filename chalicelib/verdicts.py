@@ -99,3 +99,13 @@ class Decided:
 
 #: What a policy's actions decided for some rows of a batch.
 Segment = Verdict | Decided
+
+
+def keep(rows: Any, prefixes: Any, mask: Any) -> tuple[Any, Any]:
+    """The ``rows`` and ``prefixes`` (Arrow arrays) where ``mask`` (Arrow booleans, or Python bools) holds: what an
+    action leaves to the policy's next action."""
+    if isinstance(mask, list):
+        from chalicelib.columns import flags
+
+        mask = flags(mask)
+    return rows.filter(mask), prefixes.filter(mask)

@@ -93,26 +93,21 @@ class Action(BaseModel):
         time (``chalicelib.economics.conversions``…), as the built-in actions do. Default: ``decide`` each."""
         return [self.decide(ref, prefix, view, age) for ref, prefix, age in zip(refs, prefixes, ages, strict=True)]
 
-    def decide_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
-                       ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
-        """What this action decides for ``rows`` of a batch of objects held as columns (``prefixes``: the policy
-        prefix each row matched through; ``ages``: the batch's ages in days, an Arrow float64 column indexed by
-        row, null when unknown): the segments it decided (``chalicelib.verdicts``), and the rows it left, with
-        their prefixes, for the policy's next action. Override it to decide a column at a time with Arrow
-        compute. Default: ``decide_batch`` on the rows as ObjectRefs."""
-        from chalicelib.columns import int64s
-        from chalicelib.verdicts import Decided
+    def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], Any, Any]":
+        """What this action decides for ``rows`` of a batch of objects held as columns (``rows``: positions in the
+        batch, an Arrow int64 array; ``prefixes``: the policy prefix each row matched through, Arrow strings;
+        ``ages``: the whole batch's ages in days, an Arrow float64 column, null when unknown): the segments it
+        decided (``chalicelib.verdicts``), and the rows it left, with their prefixes, for the policy's next action.
+        Override it to decide a column at a time with Arrow compute. Default: ``decide_batch`` on the rows as
+        ObjectRefs."""
+        from chalicelib.verdicts import Decided, keep
 
-        decided = self.decide_batch(objects.refs(rows), prefixes, view, ages.take(int64s(rows)).to_pylist())
-        made_rows, made, left, left_prefixes = [], [], [], []
-        for row, prefix, decision in zip(rows, prefixes, decided, strict=True):
-            if decision is None:
-                left.append(row)
-                left_prefixes.append(prefix)
-            else:
-                made_rows.append(row)
-                made.append(decision)
-        return ([Decided(made_rows, made)] if made else []), left, left_prefixes
+        positions = rows.to_pylist()
+        decided = self.decide_batch(objects.refs(positions), prefixes.to_pylist(), view, ages.take(rows).to_pylist())
+        made = [(row, decision) for row, decision in zip(positions, decided, strict=True) if decision is not None]
+        segments: list[Segment] = [Decided([row for row, _ in made], [d for _, d in made])] if made else []
+        return segments, *keep(rows, prefixes, [decision is None for decision in decided])
 
     def idle_reason(self, ref: "ObjectRef", prefix: str, view: "PolicyView", age: float | None) -> "Reason | None":
         """Why nothing happens to the object now although this action is in its policy ("expires at
@@ -120,24 +115,19 @@ class Action(BaseModel):
         A function that writes the reason will do (``chalicelib.decision.Reason``): it is written when read."""
         return None
 
-    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
-                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+    def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], Any, Any]":
         """``idle_reason`` for rows of a batch no action decided on (arguments as ``decide_columns``'): skips for
         the rows this action says why for, and the rows left for the next action's reason. Override it to say
         why for many rows at once (``PolicyView.skips``). Default: ``idle_reason`` per row as an ObjectRef."""
-        from chalicelib.columns import int64s
-        from chalicelib.verdicts import Decided
+        from chalicelib.verdicts import Decided, keep
 
-        refs, left, left_prefixes, made_rows, made = objects.refs(rows), [], [], [], []
-        for row, ref, prefix, age in zip(rows, refs, prefixes, ages.take(int64s(rows)).to_pylist(), strict=True):
-            why = self.idle_reason(ref, prefix, view, age)
-            if why:
-                made_rows.append(row)
-                made.append(view.skip(ref, why))
-            else:
-                left.append(row)
-                left_prefixes.append(prefix)
-        return ([Decided(made_rows, made)] if made else []), left, left_prefixes
+        positions = rows.to_pylist()
+        whys = [self.idle_reason(ref, prefix, view, age) for ref, prefix, age in
+                zip(objects.refs(positions), prefixes.to_pylist(), ages.take(rows).to_pylist(), strict=True)]
+        made = [(row, view.skip(ref, why)) for row, ref, why in zip(positions, objects.refs(positions), whys, strict=True) if why]
+        segments: list[Segment] = [Decided([row for row, _ in made], [d for _, d in made])] if made else []
+        return segments, *keep(rows, prefixes, [not why for why in whys])
 
     def plan_bucket(self, bucket: str, policy: "Policy") -> Iterator["Decision"]:
         """The bucket-level Decisions of a ``bucket``-scope action (key None). Default: none."""

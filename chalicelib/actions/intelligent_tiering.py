@@ -87,9 +87,9 @@ class IntelligentTiering(Action):
                        f"Intelligent-Tiering {', '.join(c['Id'] for c in configs)}: {tiers} without access",
                        params=TieringParams(tuple(configs)), by=self)
 
-    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
-                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
-        return [view.skips(rows, "handled by the bucket's Intelligent-Tiering configuration")], [], []
+    def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], Any, Any]":
+        return [view.skips(rows, "handled by the bucket's Intelligent-Tiering configuration")], rows[:0], prefixes[:0]
 
     def apply_to_bucket(self, s3: Any, decision: Decision) -> str:
         """Write the planned Intelligent-Tiering configuration(s) (Id ``leanlake-<policy>``)."""

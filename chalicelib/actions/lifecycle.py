@@ -30,7 +30,6 @@ from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
-from chalicelib.columns import int64s
 from chalicelib.decision import ActionParams, Decision, Outcome
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
@@ -99,11 +98,11 @@ class Transition(Action):
             out[row] = decision
         return out
 
-    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
-                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+    def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], Any, Any]":
         """Where S3 Lifecycle runs the policy, the rule that does; in the sweep, nothing to add (the expiry says more)."""
         if view.by_lifecycle:
-            return list(view.lifecycle_skips(rows, prefixes)), [], []
+            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]
         return [], rows, prefixes
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
@@ -211,12 +210,12 @@ class Expire(Action):
                                     u, k, o, ref, params, self)
         return out
 
-    def idle_columns(self, objects: "Objects", rows: list[int], prefixes: list[str], view: "PolicyView",
-                     ages: Any) -> "tuple[list[Segment], list[int], list[str]]":
+    def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                     ages: Any) -> "tuple[list[Segment], Any, Any]":
         """The rule that expires the objects, or the day the sweep will."""
         if view.by_lifecycle:
-            return list(view.lifecycle_skips(rows, prefixes)), [], []
-        return [view.skips(rows, partial(_expires_later, ages.take(int64s(rows)), self.days))], [], []
+            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]
+        return [view.skips(rows, partial(_expires_later, ages.take(rows), self.days))], rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked object is not expired.

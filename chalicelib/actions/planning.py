@@ -20,7 +20,7 @@ from functools import cache, partial
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from chalicelib.columns import f64, i64, int64s
+from chalicelib.columns import f64, i64, text
 from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
 from chalicelib.verdicts import Verdict
@@ -100,16 +100,19 @@ class PolicyView:
         """This policy's ``skip`` of ``ref``, saying why (or with a function that says it when read)."""
         return Decision(ref.bucket, ref.key, self.name, "skip", reason, 0.0, 0.0, 0.0, ref)  # positional: one per skip
 
-    def skips(self, rows: list[int], reason: str | Callable[[int], Reason]) -> Verdict:
-        """This policy's skips of ``rows`` of a batch, saying why: one text for all, or ``reason(j)`` for the j-th."""
-        return Verdict(int64s(rows), "skip", None, partial(_constant, reason) if isinstance(reason, str) else reason)
+    def skips(self, rows: Any, reason: str | Callable[[int], Reason]) -> Verdict:
+        """This policy's skips of ``rows`` of a batch (Arrow int64), saying why: one text for all, or ``reason(j)``
+        for the j-th."""
+        return Verdict(rows, "skip", None, partial(_constant, reason) if isinstance(reason, str) else reason)
 
-    def lifecycle_skips(self, rows: list[int], prefixes: list[str]) -> list[Verdict]:
+    def lifecycle_skips(self, rows: Any, prefixes: Any) -> list[Verdict]:
         """The skips of rows S3 Lifecycle acts on, one segment per matched prefix ("handled by Lifecycle rule <id>")."""
-        by_prefix: dict[str, list[int]] = {}
-        for row, prefix in zip(rows, prefixes, strict=True):
-            by_prefix.setdefault(prefix, []).append(row)
-        return [self.skips(at, self.handled_by_lifecycle(prefix)) for prefix, at in by_prefix.items()]
+        import pyarrow.compute as pc
+
+        if len(self.prefixes) == 1:
+            return [self.skips(rows, self.handled_by_lifecycle(self.prefixes[0]))]
+        return [self.skips(rows.filter(pc.equal(prefixes, text(prefix))), self.handled_by_lifecycle(prefix))
+                for prefix in pc.unique(prefixes).to_pylist()]
 
     def lifecycle_rule(self, prefix: str) -> str:
         """The ID of the Lifecycle rule that covers objects matched through ``prefix``."""
