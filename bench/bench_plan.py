@@ -80,10 +80,9 @@ def batches(n: int):
     from chalicelib.columns import Objects
 
     recreatable = {"recreatable": "true"}
-    for page in pages(n):
-        contents = page.get("Contents", ())
-        batch = Objects.from_listing(BUCKET, contents)
-        yield replace(batch, tags=[recreatable if item["Key"].startswith("features/") else None for item in contents])
+    for listed in Objects.pages(pages(n)):
+        batch = Objects.from_listing(BUCKET, listed)
+        yield replace(batch, tags=[recreatable if item["Key"].startswith("features/") else None for item in listed])
 
 
 def cpu_seconds() -> float:

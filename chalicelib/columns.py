@@ -23,13 +23,16 @@ import itertools
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+#: Objects planned as one batch: enough that a kernel's fixed cost is nothing an object, few enough that a batch's
+#: columns (and the Decisions a consumer makes of them) stay some MiB.
+BATCH_OBJECTS = 65_536
 #: The type of ``Objects.modified``: microseconds since the epoch, UTC (naive datetimes are taken as UTC, as planning always has).
 TIMESTAMP = "timestamp[us, tz=UTC]"
 
@@ -76,6 +79,11 @@ def flags(values: Sequence[bool]) -> Any:
 
     as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(bytes(values))])
     return pc.not_equal(as_bytes, _scalar(pa.uint8(), b"\x00"))
+
+
+def flag(value: bool) -> Any:
+    """``value`` as an Arrow boolean scalar."""
+    return flags([value])[0]
 
 
 def text(value: str) -> Any:
@@ -148,6 +156,19 @@ class Objects:
                    strings([ref.storage_class for ref in refs]), timestamps([ref.last_modified for ref in refs]),
                    None if all(t is None for t in tags) else tags, refs)
 
+    @staticmethod
+    def pages(pages: Iterable[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any]]]:
+        """The ``Contents`` of ListObjectsV2 pages, gathered into runs of about ``BATCH_OBJECTS`` objects: a batch
+        that size spreads each Arrow kernel's fixed cost (microseconds) over enough objects to vanish."""
+        run: list[Mapping[str, Any]] = []
+        for page in pages:
+            run.extend(page.get("Contents", ()))
+            if len(run) >= BATCH_OBJECTS:
+                yield run
+                run = []
+        if run:
+            yield run
+
     @classmethod
     def from_listing(cls, bucket: str, contents: Sequence[Mapping[str, Any]]) -> "Objects":
         """The objects of a ListObjectsV2 page's ``Contents`` (as boto3 returns them), leanlake's own
@@ -158,6 +179,12 @@ class Objects:
                    strings([item.get("ETag", "").strip('"') for item in contents]), strings([None] * len(contents)),
                    strings([item.get("StorageClass") or "STANDARD" for item in contents]),
                    timestamps([item["LastModified"] for item in contents]))
+
+    def effective_classes(self, rows: Any) -> Any:
+        """The storage classes of ``rows`` (Arrow int64), STANDARD where the listing said none."""
+        import pyarrow.compute as pc
+
+        return pc.coalesce(self.classes.take(rows), text("STANDARD"))
 
     def refs(self, rows: Sequence[int]) -> list[ObjectRef]:
         """The ``ObjectRef`` of each of ``rows``."""

@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
+from chalicelib.columns import f64, flag, flags, i64
 from chalicelib.decision import ActionParams, Decision, Outcome
+from chalicelib.economics import arrays as priced
+from chalicelib.verdicts import Verdict, keep
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
-from chalicelib.refs import ObjectRef
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -75,28 +76,27 @@ class Transition(Action):
 
     steps: tuple[TransitionStep, ...] = Field(min_length=1)
 
-    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
-                     ages: Sequence[float | None]) -> list[Decision | None]:
-        """In the sweep: the step due at each object's age, as a move; before the first step, a skip
-        saying when (unless the policy also expires: its skip says more)."""
-        out: list[Decision | None] = [None] * len(refs)
+    def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], Any, Any]":
+        """In the sweep: the step due at each object's age (the last whose day it has reached; unknown age reads as
+        0), as a move (``plan_moves``); before the first step, a skip saying when (unless the policy also expires:
+        its skip says more)."""
+        import pyarrow.compute as pc
+
         if view.by_lifecycle:
-            return out
-        due_rows: list[int] = []
-        targets: list[str] = []
-        first = self.steps[0].days
-        for row, age in enumerate(ages):
-            days = age or 0.0
-            due = [step for step in self.steps if step.days <= days]
-            if due:
-                due_rows.append(row)
-                targets.append(due[-1].storage_class)
-            elif view.expires_after is None:
-                out[row] = view.skip(refs[row], partial(_first_transition_reason, days, first))
-        moves = plan_moves([refs[row] for row in due_rows], view, targets, [ages[row] for row in due_rows], "transition", self)
-        for row, decision in zip(due_rows, moves, strict=True):
-            out[row] = decision
-        return out
+            return [], rows, prefixes
+        days = pc.coalesce(ages.take(rows), f64(0.0))
+        segments: list[Segment] = []
+        undue = flags([True] * len(rows))
+        for step in reversed(self.steps):  # the latest step due wins
+            due = pc.and_(undue, pc.greater_equal(days, f64(step.days)))
+            if pc.any(due).as_py():
+                segments.extend(plan_moves(objects, rows.filter(due), view, step.storage_class, ages, "transition", self))
+            undue = pc.and_(undue, pc.invert(due))
+        if view.expires_after is not None or not pc.any(undue).as_py():
+            return segments, *keep(rows, prefixes, undue)
+        segments.append(view.skips(rows.filter(undue), partial(_first_transition_reason, days.filter(undue), self.steps[0].days)))
+        return segments, rows[:0], prefixes[:0]
 
     def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
                      ages: Any) -> "tuple[list[Segment], Any, Any]":
@@ -148,13 +148,18 @@ def _expiry_params(versions: Literal["marker", "all"]) -> ExpiryParams:
     return ExpiryParams(versions)
 
 
-def _expire_reason(age: float, days: int, versions: str) -> str:
-    """The reason of a due expiry (written when read).
+def _expire_reason(ages: Any, days: int, versions: str, j: int) -> str:
+    """The reason of a due expiry (written when read), the j-th of ``ages``.
 
-        >>> _expire_reason(40.4, 30, "marker")
+        >>> from chalicelib.columns import floats
+        >>> _expire_reason(floats([40.4]), 30, "marker", 0)
         '40 days old, older than 30: expire (marker)'
     """
-    return f"{age:.0f} days old, older than {days}: expire ({versions})"
+    return f"{ages[j].as_py():.0f} days old, older than {days}: expire ({versions})"
+
+
+def _expiry_params_at(versions: Literal["marker", "all"], _: int) -> ExpiryParams:
+    return _expiry_params(versions)
 
 
 def _expires_later(ages: Any, days: int, j: int) -> str:
@@ -162,8 +167,8 @@ def _expires_later(ages: Any, days: int, j: int) -> str:
     return f"{ages[j].as_py() or 0:.0f} days old, expires at day {days}"
 
 
-def _first_transition_reason(days: float, first: int) -> str:
-    return f"{days:.0f} days old, first transition at day {first}"
+def _first_transition_reason(days: Any, first: int, j: int) -> str:
+    return f"{days[j].as_py():.0f} days old, first transition at day {first}"
 
 
 @register
@@ -189,26 +194,27 @@ class Expire(Action):
     def deletes(self) -> bool:
         return True
 
-    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
-                     ages: Sequence[float | None]) -> list[Decision | None]:
-        """In the sweep, an object at or past ``days`` is expired before anything else is done to it; its
-        saving is priced a column per storage class (``econ.deletions``)."""
-        out: list[Decision | None] = [None] * len(refs)
+    def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], Any, Any]":
+        """In the sweep, an object at or past ``days`` is expired before anything else is done to it; the batch's
+        due objects are priced in one pass (``economics.arrays.deletions``)."""
+        import pyarrow.compute as pc
+
         if view.by_lifecycle:
-            return out
-        due: dict[str, list[tuple[int, ObjectRef, float]]] = {}
-        for row, (ref, age) in enumerate(zip(refs, ages, strict=True)):
-            if age is None:
-                out[row] = view.skip(ref, "age unknown (no last_modified): expiry can't be judged")
-            elif age >= self.days:
-                due.setdefault(ref.storage_class or "STANDARD", []).append((row, ref, age))
-        params = _expiry_params(self.versions)
-        for cls, rows in due.items():
-            usd, kgco2e, one_off, _ = econ.deletions([ref.size or 0 for _, ref, _ in rows], cls, view.region, [age for *_, age in rows])
-            for (row, ref, age), u, k, o in zip(rows, usd, kgco2e, one_off, strict=True):
-                out[row] = Decision(ref.bucket, ref.key, view.name, self.name, partial(_expire_reason, age, self.days, self.versions),
-                                    u, k, o, ref, params, self)
-        return out
+            return [], rows, prefixes
+        at_ages = ages.take(rows)
+        unknown = pc.is_null(at_ages)
+        due = pc.fill_null(pc.greater_equal(at_ages, f64(self.days)), flag(False))
+        segments: list[Segment] = []
+        if pc.any(unknown).as_py():
+            segments.append(view.skips(rows.filter(unknown), "age unknown (no last_modified): expiry can't be judged"))
+        if pc.any(due).as_py():
+            due_rows, due_ages = rows.filter(due), at_ages.filter(due)
+            usd, kgco2e, one_off = priced.deletions(pc.fill_null(objects.sizes.take(due_rows), i64(0)),
+                                                    objects.effective_classes(due_rows), view.region, due_ages)
+            segments.append(Verdict(due_rows, self.name, self, partial(_expire_reason, due_ages, self.days, self.versions),
+                                    usd, kgco2e, one_off, partial(_expiry_params_at, self.versions)))
+        return segments, *keep(rows, prefixes, pc.invert(pc.or_(unknown, due)))
 
     def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
                      ages: Any) -> "tuple[list[Segment], Any, Any]":

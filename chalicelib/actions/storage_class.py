@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import field_validator
 
@@ -23,14 +23,17 @@ from chalicelib import s3 as s3util
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.output import refusal
+from chalicelib.columns import f64, flag, i64, text
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
-from chalicelib.economics.core import net_usd
+from chalicelib.economics import arrays as priced
 from chalicelib.policy.units import check_storage_class
-from chalicelib.refs import ObjectRef
+from chalicelib.verdicts import Verdict
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.columns import Objects
     from chalicelib.context import RunContext
+    from chalicelib.verdicts import Segment
 
 Via = Literal["copy", "transition"]
 
@@ -44,50 +47,86 @@ class MoveParams(ActionParams):
     notes: tuple[str, ...] = ()
 
 
-def plan_moves(refs: Sequence[ObjectRef], view: "PolicyView", targets: Sequence[str], ages: Sequence[float | None], via: Via,
-               by: Action) -> list[Decision]:
-    """For each ref, a ``storage_class`` Decision moving it into its target class when the move pays, else a skip
-    saying why; the moves are priced a column per (class, target) pair (``econ.class_changes``)."""
-    out: list[Decision | None] = [None] * len(refs)
-    expires_after = view.expires_after
-    # Rows to price, by (class, target): (row, ref, size, age, days until the policy expires the object).
-    priced: dict[tuple[str, str], list[tuple[int, ObjectRef, int, float | None, float | None]]] = {}
-    for row, (ref, target, age) in enumerate(zip(refs, targets, ages, strict=True)):
-        cls = ref.storage_class or "STANDARD"
-        refused, min_billable, min_days = _move_gate(cls, target, via)
-        size = ref.size
+def plan_moves(objects: "Objects", rows: Any, view: "PolicyView", target: str, ages: Any, via: Via, by: Action) -> list[Segment]:
+    """For ``rows`` of a batch (Arrow int64), a ``storage_class`` move into ``target`` where it pays, else a skip
+    saying why: the gates the classes decide first (``_move_gate``), the target's minimum billable size, an
+    expiry before its minimum duration; then the moves are priced in one pass (``economics.arrays.class_changes``)
+    and kept where the net saving over the horizon is positive (and, under ``objective: co2e``, CO2e is saved).
+    ``ages``: the whole batch's."""
+    import pyarrow.compute as pc
+
+    classes, sizes, at_ages = objects.effective_classes(rows), objects.sizes.take(rows), ages.take(rows)
+    segments: list[Segment] = []
+    open_ = None  # rows no gate refused
+    min_billable = min_days = 0
+    for cls in pc.unique(classes).to_pylist():
+        refused, billable, days = _move_gate(cls, target, via)
+        in_class = pc.equal(classes, text(cls))
         if refused is not None:
-            out[row] = view.skip(ref, refused)
-        elif size is None:
-            out[row] = view.skip(ref, "size unknown: saving can't be judged")
-        elif size < min_billable:
-            out[row] = view.skip(ref, f"small object ({size:,} B): billed as {min_billable // 1024} KiB in {target}")
-        elif expires_after is None:
-            priced.setdefault((cls, target), []).append((row, ref, size, age, None))
+            segments.append(view.skips(rows.filter(in_class), refused))
         else:
-            expires_in = expires_after - (age or 0.0)
-            if expires_in < min_days:
-                out[row] = view.skip(ref, f"expires at day {expires_after} ({max(expires_in, 0):.0f} days from now), "
-                                          f"before the {min_days}-day minimum of {target}")
-            else:
-                priced.setdefault((cls, target), []).append((row, ref, size, age, expires_in))
-    horizon, co2e = view.horizon, view.co2e
-    for (cls, target), rows in priced.items():
-        # Priced as an in-place copy either way: the sweep carries a transition step out with one.
-        usd, kgco2e, one_off, lasts, notes = econ.class_changes(
-            [r[2] for r in rows], cls, target, view.region, [r[3] for r in rows],
-            None if expires_after is None else [r[4] for r in rows])  # type: ignore[misc]
-        params = _move_params(target, via, notes)
-        for i, ((row, ref, *_), u, k, o) in enumerate(zip(rows, usd, kgco2e, one_off, strict=True)):
-            net = net_usd(u, o, None if lasts is None else lasts[i], horizon)
-            if net <= 0:
-                out[row] = view.skip(ref, partial(_unpaid_reason, cls, target, net, horizon, u, o))
-            elif co2e and k <= 0:
-                out[row] = view.skip(ref, f"objective co2e: {cls} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})")
-            else:
-                out[row] = Decision(ref.bucket, ref.key, view.name, StorageClass.name,
-                                    partial(_move_reason, cls, target, net, horizon, k), u, k, o, ref, params, by)
-    return out  # type: ignore[return-value]  # every row got its decision above
+            open_ = in_class if open_ is None else pc.or_(open_, in_class)
+            min_billable, min_days = billable, days  # the target's: the same for every class it lets in
+    if open_ is None:
+        return segments
+    unknown = pc.and_(open_, pc.is_null(sizes))
+    if pc.any(unknown).as_py():
+        segments.append(view.skips(rows.filter(unknown), "size unknown: saving can't be judged"))
+    open_ = pc.and_(open_, pc.invert(pc.is_null(sizes)))
+    small = pc.fill_null(pc.and_(open_, pc.less(sizes, i64(min_billable))), flag(False))
+    if pc.any(small).as_py():
+        segments.append(view.skips(rows.filter(small), partial(_small_reason, sizes.filter(small), min_billable, target)))
+    open_ = pc.and_(open_, pc.invert(small))
+    expires_in = None
+    if view.expires_after is not None:
+        expires_in = pc.subtract(f64(view.expires_after), pc.coalesce(at_ages, f64(0.0)))
+        early = pc.and_(open_, pc.less(expires_in, f64(min_days)))
+        if pc.any(early).as_py():
+            segments.append(view.skips(rows.filter(early), partial(_early_reason, expires_in.filter(early), view.expires_after,
+                                                                   min_days, target)))
+        open_ = pc.and_(open_, pc.invert(early))
+    if not pc.any(open_).as_py():
+        return segments
+    at, cls_at = rows.filter(open_), classes.filter(open_)
+    # Priced as an in-place copy either way: the sweep carries a transition step out with one.
+    usd, kgco2e, one_off, lasts = priced.class_changes(sizes.filter(open_), cls_at, target, view.region, at_ages.filter(open_),
+                                                       None if expires_in is None else expires_in.filter(open_))
+    net = priced.net_usd(usd, one_off, lasts, view.horizon)
+    unpaid = pc.less_equal(net, f64(0.0))
+    if pc.any(unpaid).as_py():
+        segments.append(view.skips(at.filter(unpaid), partial(
+            _unpaid_reason, cls_at.filter(unpaid), target, net.filter(unpaid), view.horizon, usd.filter(unpaid), one_off.filter(unpaid))))
+    moved = pc.invert(unpaid)
+    if view.co2e:
+        no_co2e = pc.and_(moved, pc.less_equal(kgco2e, f64(0.0)))
+        if pc.any(no_co2e).as_py():
+            segments.append(view.skips(at.filter(no_co2e), partial(_no_co2e_reason, cls_at.filter(no_co2e), target)))
+        moved = pc.and_(moved, pc.invert(no_co2e))
+    if pc.any(moved).as_py():
+        cls_moved = cls_at.filter(moved)
+        segments.append(Verdict(at.filter(moved), StorageClass.name, by,
+                                partial(_move_reason, cls_moved, target, net.filter(moved), view.horizon, kgco2e.filter(moved)),
+                                usd.filter(moved), kgco2e.filter(moved), one_off.filter(moved),
+                                partial(_params_at, cls_moved, target, via, view.region, expires_in is not None)))
+    return segments
+
+
+def _small_reason(sizes: Any, min_billable: int, target: str, j: int) -> str:
+    return f"small object ({sizes[j].as_py():,} B): billed as {min_billable // 1024} KiB in {target}"
+
+
+def _early_reason(expires_in: Any, expires_after: int, min_days: int, target: str, j: int) -> str:
+    return (f"expires at day {expires_after} ({max(expires_in[j].as_py(), 0):.0f} days from now), "
+            f"before the {min_days}-day minimum of {target}")
+
+
+def _no_co2e_reason(classes: Any, target: str, j: int) -> str:
+    return f"objective co2e: {classes[j].as_py()} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})"
+
+
+def _params_at(classes: Any, target: str, via: Via, region: str, expires: bool, j: int) -> MoveParams:
+    """The j-th move's params: its class pair's notes (``economics.arrays.class_changes_notes``)."""
+    return _move_params(target, via, priced.class_changes_notes(classes[j].as_py(), target, region, expires))
 
 
 @cache
@@ -114,20 +153,23 @@ def _move_params(target: str, via: Via, notes: tuple[str, ...]) -> MoveParams:
     return MoveParams(target, via, notes)
 
 
-def _unpaid_reason(cls: str, target: str, net: float, horizon: int, usd: float, one_off: float) -> str:
-    """Why a move that does not pay is skipped (written when read)."""
+def _unpaid_reason(classes: Any, target: str, nets: Any, horizon: int, usds: Any, one_offs: Any, j: int) -> str:
+    """Why the j-th move, which does not pay, is skipped (written when read)."""
+    cls, net, usd, one_off = classes[j].as_py(), nets[j].as_py(), usds[j].as_py(), one_offs[j].as_py()
     unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
                   "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
     return (f"{cls} → {target} not worth it: net ${net:.6f} over {horizon} days "
             f"(${usd:.6f}/month, one-off ${one_off:.6f}){unmodelled}")
 
 
-def _move_reason(cls: str, target: str, net: float, horizon: int, kgco2e: float) -> str:
-    """The reason of a planned move (written when read).
+def _move_reason(classes: Any, target: str, nets: Any, horizon: int, kgco2es: Any, j: int) -> str:
+    """The reason of the j-th planned move (written when read).
 
-        >>> _move_reason("STANDARD", "ONEZONE_IA", 1.5, 365, 0.25)
+        >>> from chalicelib.columns import floats, strings
+        >>> _move_reason(strings(["STANDARD"]), "ONEZONE_IA", floats([1.5]), 365, floats([0.25]), 0)
         'STANDARD → ONEZONE_IA: net $1.500000 over 365 days; saves 0.250000 kg CO2e a month'
     """
+    cls, net, kgco2e = classes[j].as_py(), nets[j].as_py(), kgco2es[j].as_py()
     co2e = (f"{kgco2e:.6f} kg CO2e a month" if kgco2e > 0
             else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
     return f"{cls} → {target}: net ${net:.6f} over {horizon} days; saves {co2e}"
@@ -179,9 +221,10 @@ class StorageClass(Action):
 
     _check_class = field_validator("storage_class")(classmethod(lambda cls, v: check_storage_class(v)))
 
-    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
-                     ages: Sequence[float | None]) -> list[Decision | None]:
-        return plan_moves(refs, view, [self.storage_class] * len(refs), ages, "copy", self)  # type: ignore[return-value]
+    def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], Any, Any]":
+        """A move, or the skip that says why not, for every row (``plan_moves``)."""
+        return plan_moves(objects, rows, view, self.storage_class, ages, "copy", self), rows[:0], prefixes[:0]
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
         return move_in_place(decision, ctx)

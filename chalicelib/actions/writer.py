@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from pydantic import field_validator
 
@@ -28,16 +28,24 @@ from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
+from chalicelib.columns import flag, flags, floats, i64, text
 from chalicelib.decision import ActionParams, Decision
+from chalicelib.economics import arrays as priced
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
-from chalicelib.refs import RESERVED_PREFIX, ObjectRef, is_reserved
+from chalicelib.refs import RESERVED_PREFIX, is_reserved
+from chalicelib.verdicts import Verdict
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
+    from chalicelib.columns import Objects
+    from chalicelib.verdicts import Segment
     from chalicelib.formats.outputs import Output
     from chalicelib.context import RunContext
     from chalicelib.decision import Outcome
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,47 @@ def _write_reason(action: str, destination: str, ratio: float, size: int, assump
     """
     return (f"{action} to {destination}: output assumed {ratio:.0%} of {size:,} B (ASSUMPTION: {assumption}); "
             f"saves ${usd:.6f} and {kgco2e:.6f} kg CO2e a month")
+
+
+def _where(values: list[T], mask: list[bool]) -> list[T]:
+    """The values where ``mask`` holds."""
+    return [value for value, keep in zip(values, mask, strict=True) if keep]
+
+
+def _write_reason_at(action: str, destinations: list[str], ratios: list[tuple[float, str]], sizes: Any, usd: Any, kgco2e: Any,
+                     j: int) -> str:
+    """The j-th priced write's reason."""
+    ratio, assumption = ratios[j]
+    return _write_reason(action, destinations[j], ratio, sizes[j].as_py(), assumption, usd[j].as_py(), kgco2e[j].as_py())
+
+
+def _priced_params(destinations: list[str], ratios: list[tuple[float, str]], classes: Any, source: str, region: str,
+                   j: int) -> "WriteParams":
+    """The j-th priced write's params, with its source class's notes (``economics.arrays.conversions_notes``)."""
+    ratio, assumption = ratios[j]
+    return WriteParams(destinations[j], source, ratio, assumption, region,
+                       priced.conversions_notes(classes[j].as_py(), region, source))
+
+
+def _unpriced_params(destinations: list[str], ratios: list[tuple[float, str]], source: str, region: str, j: int) -> "WriteParams":
+    ratio, assumption = ratios[j]
+    return WriteParams(destinations[j], source, ratio, assumption, region)
+
+
+def _unknown_size_reason(action: str, destinations: list[str], j: int) -> str:
+    return f"{action} to {destinations[j]}; size unknown, saving not estimated"
+
+
+def _small_reason(sizes: Any, smallest: int, j: int) -> str:
+    return f"{sizes[j].as_py()} B: under {smallest} B the output would not be smaller"
+
+
+def _itself_reason(destinations: list[str], j: int) -> str:
+    return f"destination {destinations[j]} is the source itself"
+
+
+def _reserved_reason(destinations: list[str], j: int) -> str:
+    return f"destination {destinations[j]} is under {RESERVED_PREFIX}, which is reserved for leanlake"
 
 
 class WriterAction(Action):
@@ -148,52 +197,73 @@ class WriterAction(Action):
         """A write deletes its source once the output is verified when the policy says ``source: delete``."""
         return self.source == "delete"
 
-    def decide_batch(self, refs: Sequence[ObjectRef], prefixes: Sequence[str], view: "PolicyView",
-                     ages: Sequence[float | None]) -> list[Decision | None]:
-        """A write with its estimated saving, or a skip saying why not (see the module docstring); the
-        estimates are priced a column per source class (``econ.conversions``)."""
-        out: list[Decision | None] = [None] * len(refs)
-        smallest = min_input_bytes(self.min_input_assumption)
-        # Rows to price, by storage class: (row, ref, size, output ratio, age, destination, assumption).
-        priced: dict[str, list[tuple[int, ObjectRef, int, float, float | None, str, str]]] = {}
-        for row, (ref, prefix, age) in enumerate(zip(refs, prefixes, ages, strict=True)):
-            cls = ref.storage_class or "STANDARD"
+    def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
+                       ages: Any) -> "tuple[list[Segment], Any, Any]":
+        """A write with its estimated saving, or a skip saying why not (see the module docstring), for every row; the
+        destinations are rendered per object, the estimates priced in one pass (``economics.arrays.conversions``)."""
+        import pyarrow.compute as pc
+
+        classes, sizes = objects.effective_classes(rows), objects.sizes.take(rows)
+        segments: list[Segment] = []
+        readable = flags([True] * len(rows))
+        for cls in pc.unique(classes).to_pylist():
             if _needs_restore(cls):
-                out[row] = view.skip(ref, f"in {cls}: cannot be read without a restore")
-                continue
-            size = ref.size
-            if size is not None and 0 < size < smallest:  # an empty object goes on: the executor reports it as bad input
-                out[row] = view.skip(ref, f"{size} B: under {smallest} B the output would not be smaller")
-                continue
-            parts = KeyParts.of(ref.key, prefix)
-            destination = self.destination_key(parts)
-            if destination == ref.key:
-                out[row] = view.skip(ref, f"destination {destination} is the source itself")
-            elif is_reserved(destination):
-                out[row] = view.skip(ref, f"destination {destination} is under {RESERVED_PREFIX}, which is reserved for leanlake")
-            elif size is None:
-                ratio, assumption = self.output_ratio(parts)
-                params = WriteParams(destination, self.source, ratio, assumption, view.region)
-                out[row] = Decision(ref.bucket, ref.key, view.name, self.name, f"{self.name} to {destination}; size unknown, "
-                                    "saving not estimated", ref=ref, params=params, by=self)
-            else:
-                ratio, assumption = self.output_ratio(parts)
-                priced.setdefault(cls, []).append((row, ref, size, ratio, age, destination, assumption))
-        name, source, region = self.name, self.source, view.region
-        for cls, rows in priced.items():
-            usd, kgco2e, one_off, _, notes = econ.conversions([r[2] for r in rows], [r[2] * r[3] for r in rows], cls, region,
-                                                              [r[4] for r in rows], source)
-            for (row, ref, size, ratio, _, destination, assumption), u, k, o in zip(rows, usd, kgco2e, one_off, strict=True):
-                out[row] = Decision(ref.bucket, ref.key, view.name, name,
-                                    partial(_write_reason, name, destination, ratio, size, assumption, u, k), u, k, o, ref,
-                                    partial(WriteParams, destination, source, ratio, assumption, region, notes), self)
-        return out
+                archived = pc.equal(classes, text(cls))
+                segments.append(view.skips(rows.filter(archived), f"in {cls}: cannot be read without a restore"))
+                readable = pc.and_(readable, pc.invert(archived))
+        smallest = min_input_bytes(self.min_input_assumption)
+        # an empty object goes on: the executor reports it as bad input
+        small = pc.fill_null(pc.and_(readable, pc.and_(pc.greater(sizes, i64(0)), pc.less(sizes, i64(smallest)))), flag(False))
+        if pc.any(small).as_py():
+            segments.append(view.skips(rows.filter(small), partial(_small_reason, sizes.filter(small), smallest)))
+        writable = pc.and_(readable, pc.invert(small))
+        if not pc.any(writable).as_py():
+            return segments, rows[:0], prefixes[:0]
+        at, at_classes, at_sizes = rows.filter(writable), classes.filter(writable), sizes.filter(writable)
+        keys = objects.keys.take(at).to_pylist()
+        parts = [KeyParts.of(key, prefix) for key, prefix in zip(keys, prefixes.filter(writable).to_pylist(), strict=True)]
+        destinations = [self.destination_key(part) for part in parts]
+        itself = [destination == key for destination, key in zip(destinations, keys, strict=True)]
+        reserved = [not same and is_reserved(destination) for destination, same in zip(destinations, itself, strict=True)]
+        if any(itself):
+            segments.append(view.skips(at.filter(flags(itself)), partial(_itself_reason, _where(destinations, itself))))
+        if any(reserved):
+            segments.append(view.skips(at.filter(flags(reserved)), partial(_reserved_reason, _where(destinations, reserved))))
+        go = [not (i or r) for i, r in zip(itself, reserved, strict=True)]
+        if not any(go):
+            return segments, rows[:0], prefixes[:0]
+        chosen = flags(go)
+        at_ages = ages.take(at).filter(chosen)
+        at, at_classes, at_sizes = at.filter(chosen), at_classes.filter(chosen), at_sizes.filter(chosen)
+        destinations = _where(destinations, go)
+        ratios = [self.output_ratio(part) for part in _where(parts, go)]
+        unknown = pc.is_null(at_sizes)
+        if pc.any(unknown).as_py():
+            unsized = unknown.to_pylist()
+            picked = _where(destinations, unsized)
+            zeros = floats([0.0] * len(picked))
+            segments.append(Verdict(at.filter(unknown), self.name, self, partial(_unknown_size_reason, self.name, picked), zeros,
+                                    zeros, zeros, partial(_unpriced_params, picked, _where(ratios, unsized), self.source, view.region)))
+        known = pc.invert(unknown)
+        if pc.any(known).as_py():
+            kept = known.to_pylist()
+            destinations, ratios = _where(destinations, kept), _where(ratios, kept)
+            sizes_in = at_sizes.filter(known)
+            sizes_out = pc.multiply(sizes_in.cast("float64"), floats([ratio for ratio, _ in ratios]))
+            cls_in = at_classes.filter(known)
+            usd, kgco2e, one_off, _ = priced.conversions(sizes_in, sizes_out, cls_in, view.region, at_ages.filter(known), self.source)
+            segments.append(Verdict(at.filter(known), self.name, self,
+                                    partial(_write_reason_at, self.name, destinations, ratios, sizes_in, usd, kgco2e),
+                                    usd, kgco2e, one_off,
+                                    partial(_priced_params, destinations, ratios, cls_in, self.source, view.region)))
+        return segments, rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked source would stay, so the output would only add storage: not worth it, and the
         reason prices what it would add.
 
             >>> from chalicelib.actions import Convert
+            >>> from chalicelib.refs import ObjectRef
             >>> d = Decision("b", "raw/a.csv", "p", "convert", "…", ref=ObjectRef("b", "raw/a.csv", size=2**30),
             ...              params=WriteParams("raw/a.parquet", "delete", 0.2))
             >>> Convert(source="delete").when_locked(d, "under legal hold").reason
