@@ -112,6 +112,14 @@ def strings(values: Sequence[str | None]) -> Any:
                                  [_validity(values), pa.py_buffer(packed.tobytes()), pa.py_buffer(b"".join(encoded))])
 
 
+def repeated(values: Sequence[str]) -> Any:
+    """A string array of ``values`` that repeat (storage classes): each distinct value encoded once."""
+    index: dict[str, int] = {}
+    codes = array.array("i", [index.setdefault(v, len(index)) for v in values])
+    pa = _pa()
+    return strings(list(index)).take(pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(codes.tobytes())]))
+
+
 def timestamps(values: Sequence[datetime | None]) -> Any:
     """A ``TIMESTAMP`` array of ``values``; a naive datetime is taken as UTC (None: null)."""
     micros = [None if v is None else (v - (_EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MICROSECOND for v in values]
@@ -175,9 +183,12 @@ class Objects:
         (``_leanlake/``) left out: what ``ObjectRef``s of the listing would say, a column at a time."""
         if any(item["Key"].startswith(RESERVED_PREFIX) for item in contents):
             contents = [item for item in contents if not item["Key"].startswith(RESERVED_PREFIX)]
+        import pyarrow.compute as pc
+
+        pa = _pa()
         return cls(bucket, strings([item["Key"] for item in contents]), int64s([item["Size"] for item in contents]),
-                   strings([item.get("ETag", "").strip('"') for item in contents]), strings([None] * len(contents)),
-                   strings([item.get("StorageClass") or "STANDARD" for item in contents]),
+                   pc.utf8_trim(strings([item.get("ETag", "") for item in contents]), characters='"'),
+                   pa.nulls(len(contents), pa.string()), repeated([item.get("StorageClass") or "STANDARD" for item in contents]),
                    timestamps([item["LastModified"] for item in contents]))
 
     def effective_classes(self, rows: Any) -> Any:

@@ -94,3 +94,19 @@ def test_building_columns_and_planning_them_never_imports_pandas():
 def test_floats_and_ints_keep_their_nulls():
     assert floats([None, 1.0, None]).null_count == 2
     assert int64s([]).to_pylist() == []
+
+
+def test_a_listing_page_as_columns_reads_as_the_sweeps_refs():
+    from datetime import timedelta
+
+    from chalicelib.refs import ObjectRef
+
+    when = datetime(2026, 5, 4, 3, 2, 1, 654000, tzinfo=timezone.utc)
+    contents = [{"Key": "raw/a.csv", "Size": 12, "ETag": '"abc"', "StorageClass": "GLACIER_IR", "LastModified": when},
+                {"Key": "_leanlake/audit/x.jsonl", "Size": 1, "ETag": '"d"', "LastModified": when},
+                {"Key": "raw/é ü.json", "Size": 0, "LastModified": when - timedelta(days=400)}]
+    batch = Objects.from_listing("lake", contents)
+    expected = [ObjectRef("lake", item["Key"], item["Size"], item.get("ETag", "").strip('"'), None,
+                          item.get("StorageClass") or "STANDARD", item["LastModified"])
+                for item in contents if not item["Key"].startswith("_leanlake/")]
+    assert batch.refs(range(len(batch))) == expected
