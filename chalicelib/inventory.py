@@ -17,13 +17,13 @@ Example:
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import re
 from datetime import datetime
 from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
+from chalicelib.columns import Objects, strings, text
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 
@@ -96,20 +96,25 @@ def read_manifest(s3: Any, manifest_uri: str) -> dict[str, Any]:
 _CSV_BLOCK_BYTES = 4 << 20
 
 
-def csv_refs(source: str, columns: list[str], body: Any, name: str) -> Iterator[ObjectRef]:
-    """Refs of the current objects in one gzip CSV data file (``body``: a readable binary stream), batch by batch.
+def csv_objects(source: str, columns: list[str], body: Any, name: str) -> Iterator[Objects]:
+    """The current objects of one gzip CSV data file (``body``: a readable binary stream), a block at a time, as
+    columns: straight from the CSV reader's batches, with Arrow kernels (no object per row).
 
     Equal to ``_row_to_ref`` of each ``csv`` row: keys ``unquote_plus``-decoded, empty fields None, delete
     markers, non-current versions and ``_leanlake/`` keys left out. ``name`` is the file's URI, for errors.
 
         >>> import gzip, io
         >>> data = gzip.compress(b'"lake","raw/a%20b.csv","7","2026-01-01T00:00:00.000Z","e1",""\\n')
-        >>> [ref] = csv_refs("lake", ["Bucket", "Key", "Size", "LastModifiedDate", "ETag", "StorageClass"], io.BytesIO(data), "x")
+        >>> [batch] = csv_objects("lake", ["Bucket", "Key", "Size", "LastModifiedDate", "ETag", "StorageClass"], io.BytesIO(data), "x")
+        >>> [ref] = batch.refs([0])
         >>> ref.key, ref.size, ref.etag, ref.storage_class, ref.last_modified.isoformat()
         ('raw/a b.csv', 7, 'e1', None, '2026-01-01T00:00:00+00:00')
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
+
+    def failed(exc: BaseException) -> InventoryError:
+        return InventoryError(f"{name}: not a gzip CSV inventory data file with columns {', '.join(columns)} ({_first_line(exc)})")
 
     types = {c: (pa.int64() if c == "Size" else pa.string()) for c in columns}
     try:
@@ -117,21 +122,23 @@ def csv_refs(source: str, columns: list[str], body: Any, name: str) -> Iterator[
                                 read_options=pacsv.ReadOptions(column_names=columns, block_size=_CSV_BLOCK_BYTES, use_threads=False),
                                 convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
     except (pa.ArrowException, OSError) as exc:
-        raise InventoryError(f"{name}: not a gzip CSV inventory data file with columns {', '.join(columns)} "
-                             f"({_first_line(exc)})") from None
+        raise failed(exc) from None
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise InventoryError(f"{name}: not a gzip CSV inventory data file with columns {', '.join(columns)} "
-                                 f"({_first_line(exc)})") from None
-        yield from _batch_refs(source, batch, columns)
+            raise failed(exc) from None
+        try:
+            yield _batch_objects(source, batch, columns)
+        except pa.ArrowException as exc:
+            raise failed(exc) from None
 
 
-def _batch_refs(source: str, batch: Any, columns: list[str]) -> Iterator[ObjectRef]:
-    """The refs of one record batch of a CSV data file (see ``csv_refs``)."""
+def _batch_objects(source: str, batch: Any, columns: list[str]) -> Objects:
+    """The objects of one record batch of a CSV data file (see ``csv_objects``)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     # Patterns, not scalars: a pyarrow scalar imports pandas (tens of MiB), which reading refs has no use for.
@@ -139,24 +146,25 @@ def _batch_refs(source: str, batch: Any, columns: list[str]) -> Iterator[ObjectR
         batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsDeleteMarker"), "^true$", ignore_case=True)))
     if "IsLatest" in columns:
         batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsLatest"), "^false$", ignore_case=True)))
-    absent = itertools.repeat(None, batch.num_rows)
+    keys = batch.column("Key")
+    if pc.any(pc.match_substring_regex(keys, "[%+]")).as_py():
+        keys = strings([unquote_plus(key) if "%" in key or "+" in key else key for key in keys.to_pylist()])
+    mine = pc.starts_with(keys, pattern=RESERVED_PREFIX)
+    if pc.any(mine).as_py():
+        theirs = pc.invert(mine)
+        batch, keys = batch.filter(theirs), keys.filter(theirs)
+    rows = batch.num_rows
 
     def column(field: str) -> Any:
-        return batch.column(field).to_pylist() if field in columns else absent
+        """A text field, empty as null; all nulls when the inventory does not list it."""
+        if field not in columns:
+            return pa.nulls(rows, pa.string())
+        values = batch.column(field)
+        return pc.if_else(pc.equal(values, text("")), pa.nulls(1, pa.string())[0], values)
 
-    for key, size, etag, version, cls, modified in zip(batch.column("Key").to_pylist(), column("Size"), column("ETag"),
-                                                        column("VersionId"), column("StorageClass"),
-                                                        column("LastModifiedDate"), strict=True):
-        if "%" in key or "+" in key:
-            key = unquote_plus(key)
-        if key.startswith(RESERVED_PREFIX):
-            continue
-        yield ObjectRef(source, key, size, etag or None, version or None, cls or None,
-                        _timestamp(modified) if modified else None)
-
-
-def _timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    sizes = batch.column("Size") if "Size" in columns else pa.nulls(rows, pa.int64())
+    return Objects(source, keys, sizes, column("ETag"), column("VersionId"), column("StorageClass"),
+                   column("LastModifiedDate").cast(pa.timestamp("us", tz="UTC")))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -164,7 +172,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def refs_from_inventory(s3: Any, manifest_uri: str, manifest: dict[str, Any] | None = None) -> Iterator[ObjectRef]:
-    """Refs of every current object the inventory lists, file by file."""
+    """Refs of every current object the inventory lists, file by file (``inventory_objects``' rows)."""
+    for batch in inventory_objects(s3, manifest_uri, manifest):
+        yield from batch.refs(range(len(batch)))
+
+
+def inventory_objects(s3: Any, manifest_uri: str, manifest: dict[str, Any] | None = None) -> Iterator[Objects]:
+    """Every current object the inventory lists, file by file, as batches of columns (what planning reads)."""
     manifest = manifest or read_manifest(s3, manifest_uri)
     source, file_format, files = manifest["sourceBucket"], manifest["fileFormat"].upper(), manifest["files"]
     data_bucket = manifest["destinationBucket"].split(":")[-1]
@@ -172,16 +186,15 @@ def refs_from_inventory(s3: Any, manifest_uri: str, manifest: dict[str, Any] | N
         columns = [c.strip() for c in manifest["fileSchema"].split(",")]
         for item in files:
             body = s3.get_object(Bucket=data_bucket, Key=item["key"])["Body"]
-            yield from csv_refs(source, columns, body, f"s3://{data_bucket}/{item['key']}")
+            yield from csv_objects(source, columns, body, f"s3://{data_bucket}/{item['key']}")
     elif file_format == "PARQUET":
         import pyarrow.parquet as pq
 
         for item in files:
             data = s3.get_object(Bucket=data_bucket, Key=item["key"])["Body"].read()
             for batch in pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=10_000):
-                for row in batch.to_pylist():
-                    ref = _row_to_ref(source, {_PARQUET_NAMES.get(k, k): v for k, v in row.items()}, encoded=False)
-                    if ref:
-                        yield ref
+                refs = [_row_to_ref(source, {_PARQUET_NAMES.get(k, k): v for k, v in row.items()}, encoded=False)
+                        for row in batch.to_pylist()]
+                yield Objects.from_refs(source, [ref for ref in refs if ref])
     else:
         raise InventoryError(f"{manifest_uri}: inventory format {manifest['fileFormat']} is not supported (use CSV or Parquet)")

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 from chalicelib import s3 as s3util
@@ -29,10 +30,11 @@ from chalicelib.deletion import Target
 from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
 from chalicelib.pipeline import act
-from chalicelib.plan import deletes, plan_buckets, plan_objects
+from chalicelib.columns import Objects
+from chalicelib.plan import Planned, deletes, plan_batches, plan_buckets
 from chalicelib.policy import PolicySet
 from chalicelib.policy.policyset import matched_prefix
-from chalicelib.refs import RESERVED_PREFIX, ObjectRef
+from chalicelib.refs import ObjectRef
 
 OnOutcome = Callable[[Outcome], None]
 
@@ -50,36 +52,56 @@ def listing_prefixes(policies: PolicySet, bucket: str) -> list[str]:
     return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
 
 
-def list_refs(s3: Any, bucket: str, policies: PolicySet) -> Iterator[ObjectRef]:
-    """ObjectRefs of a bucket's current objects under the policies' prefixes (each prefix listed once)."""
+def list_objects(s3: Any, bucket: str, policies: PolicySet) -> Iterator[Objects]:
+    """A bucket's current objects under the policies' prefixes (each prefix listed once), as batches of about
+    ``BATCH_OBJECTS`` objects held as columns (``Objects.from_listing``: leanlake's own objects left out)."""
     paginator = s3.get_paginator("list_objects_v2")
-    for prefix in listing_prefixes(policies, bucket):
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", ()):
-                if not item["Key"].startswith(RESERVED_PREFIX):
-                    yield ObjectRef(bucket=bucket, key=item["Key"], size=item["Size"], etag=item.get("ETag", "").strip('"'),
-                                    storage_class=item.get("StorageClass") or "STANDARD", last_modified=item["LastModified"])
+    pages = (page for prefix in listing_prefixes(policies, bucket) for page in paginator.paginate(Bucket=bucket, Prefix=prefix))
+    for contents in Objects.pages(pages):
+        yield Objects.from_listing(bucket, contents)
 
 
 def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterator[ObjectRef]:
     """The refs, with tags read (one GetObjectTagging each) only where a tag-filtered policy could match."""
-    by_bucket: dict[str, list[Any]] = {}
     for ref in refs:
-        if ref.bucket not in by_bucket:
-            by_bucket[ref.bucket] = [lp.policy.filters for lp in policies.for_bucket(ref.bucket) if lp.policy.filters.tags]
-        tag_filters = by_bucket[ref.bucket]
-        if tag_filters and ref.tags is None and any(matched_prefix(f, ref.key) is not None for f in tag_filters):
+        if ref.tags is None and _could_need_tags(policies, ref.bucket, ref.key):
             ref = ref.with_tags(s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
         yield ref
 
 
-def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, refs: Iterable[ObjectRef] | None = None) -> Iterator[Decision]:
-    """Every decision for one bucket, from a listing or given refs (an inventory): bucket-level first, then per object."""
+def tagged(s3: Any, batches: Iterable[Objects], policies: PolicySet) -> Iterator[Objects]:
+    """The batches, with the tags of their objects read (one GetObjectTagging each) where a tag-filtered policy
+    could match; ``with_tags`` for batches."""
+    for batch in batches:
+        if batch.tags is not None:
+            yield batch
+            continue
+        keys, versions = batch.keys.to_pylist(), batch.version_ids.to_pylist()
+        yield replace(batch, tags=[s3util.read_tags(s3, batch.bucket, key, version)
+                                   if _could_need_tags(policies, batch.bucket, key) else None
+                                   for key, version in zip(keys, versions, strict=True)])
+
+
+def _could_need_tags(policies: PolicySet, bucket: str, key: str) -> bool:
+    """True when a tag-filtered policy of ``bucket`` has a prefix that ``key`` starts with."""
+    return any(lp.policy.filters.tags and matched_prefix(lp.policy.filters, key) is not None for lp in policies.for_bucket(bucket))
+
+
+def bucket_plans(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Planned]:
+    """The object-level plan of one bucket, as columns (``plan_batches``), from a listing or given batches (an
+    inventory's), with tags read where a policy filters on them."""
+    listed = list_objects(ctx.s3, bucket, policies) if batches is None else batches
+    if policies.needs_tags(bucket):  # else ``tagged`` would only pass the batches through
+        listed = tagged(ctx.s3, listed, policies)
+    return plan_batches(listed, policies, ctx.now)
+
+
+def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Decision]:
+    """Every decision for one bucket, from a listing or given batches (an inventory's): bucket-level first, then
+    per object (``bucket_plans``), locked objects' deletions turned into skips (``with_locks``)."""
     yield from plan_buckets(policies, [bucket])
-    listed = list_refs(ctx.s3, bucket, policies) if refs is None else refs
-    if policies.needs_tags(bucket):  # else ``with_tags`` would pass every ref through unchanged
-        listed = with_tags(ctx.s3, listed, policies)
-    yield from with_locks(ctx, bucket, plan_objects(listed, policies, ctx.now))
+    planned = bucket_plans(ctx, bucket, policies, batches)
+    yield from with_locks(ctx, bucket, (decision for batch in planned for decision in batch.decisions()))
 
 
 def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:

@@ -152,7 +152,7 @@ def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = N
     stream, exits with one line naming what failed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib.inventory import InventoryError, read_manifest, refs_from_inventory
+    from chalicelib.inventory import InventoryError, inventory_objects, read_manifest
     from chalicelib.pipeline import describe_error
     from chalicelib.sweep import bucket_decisions
 
@@ -163,7 +163,7 @@ def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = N
             bucket = manifest["sourceBucket"]
             if bucket not in ctx.policies.buckets:
                 fail(inventory, f"inventory of bucket {bucket}, which no policy names")
-            yield from bucket_decisions(ctx, bucket, ctx.policies, refs=refs_from_inventory(ctx.s3, inventory, manifest))
+            yield from bucket_decisions(ctx, bucket, ctx.policies, batches=inventory_objects(ctx.s3, inventory, manifest))
             return
         for bucket in buckets:
             subject = f"s3://{bucket}"

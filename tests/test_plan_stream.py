@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from chalicelib.context import RunContext
 from chalicelib.decision import Decision
+from chalicelib.columns import Objects
 from chalicelib.inventory import refs_from_inventory, read_manifest
 from chalicelib.plan import Totals, totals
 from chalicelib.policy import load_policies
@@ -75,8 +76,8 @@ def test_streamed_json_of_an_inventory_is_the_whole_document(s3, bucket, tmp_pat
     uri = write_inventory(s3, source, bucket, rows)
     path = _policies(tmp_path, source)
     ctx = RunContext(policies=load_policies([path]), s3=s3, now=AS_OF)
-    refs = refs_from_inventory(s3, uri, read_manifest(s3, uri))
-    expected = _whole_document(list(bucket_decisions(ctx, source, ctx.policies, refs=refs)))
+    refs = list(refs_from_inventory(s3, uri, read_manifest(s3, uri)))
+    expected = _whole_document(list(bucket_decisions(ctx, source, ctx.policies, batches=[Objects.from_refs(source, refs)])))
     assert len(expected["decisions"]) > 100
     assert _plan_json("--policies", str(path), "--inventory", uri) == expected
 
