@@ -12,6 +12,8 @@ following the Cloud Carbon Footprint method:
 - the same for many objects at once, as columns (lists): ``months``, ``class_changes``, ``conversions``,
   ``deletions``, ``penalties``, ``lambda_runs`` — planning prices a batch of objects with one call each;
   the one-object functions above are these with a column of one, so both give the same floats
+- ``economics.arrays`` (imported on its own: it loads pyarrow): the same columns in Arrow compute for a whole batch
+  of mixed storage classes (a class column, not one class a call), bit for bit the floats of the list functions
 - helpers: ``penalty_usd``, ``transition_usd``, ``requests_usd``, ``retrieval_usd``, ``lambda_run``,
   ``break_even_bytes``; ``rates(region, carbon)`` for the flat figures; ``CarbonMethod`` to pick
   other grid factors (Electricity Maps 2025, GSF 2023) or AWS's per-region PUE.
