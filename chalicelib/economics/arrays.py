@@ -39,14 +39,13 @@ Example:
 from __future__ import annotations
 
 import functools
-import struct
-from array import array
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chalicelib.columns import f64, flag, floats
 from chalicelib.economics import core
 from chalicelib.economics.core import _HDD_WH_PER_TBH, _TBH_PER_GB_MONTH, DAYS_PER_MONTH, GB, _figures, _lambda_setup, _price, _rates
 from chalicelib.economics.figures import CCF, DEFAULT_REGION, CarbonMethod, rates
@@ -58,26 +57,16 @@ _EXACT = 2**53
 
 # --- Arrow values built from bytes (pa.scalar / pa.array import pandas in pyarrow 26) ---------------------
 
-def _floats(values: Sequence[float]) -> pa.Array:
-    """``values`` as an Arrow float64 array, built from their bytes."""
-    return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(array("d", values))])
-
-
-def _f64(value: float) -> pa.Scalar:
-    """``value`` as an Arrow float64 scalar, taken from a one-value array built from its bytes."""
-    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(struct.pack("<d", value))])[0]
-
-
 def _zeros(n: int) -> pa.Array:
     """``n`` float64 zeros (``[0.0] * n``)."""
     return pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(bytes(8 * n))])
 
 
-_ZERO = _f64(0.0)
-_FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])[0]
-_GB = _f64(GB)
-_DAYS_PER_MONTH = _f64(DAYS_PER_MONTH)
-_THOUSAND = _f64(1000)
+_ZERO = f64(0.0)
+_FALSE = flag(False)
+_GB = f64(GB)
+_DAYS_PER_MONTH = f64(DAYS_PER_MONTH)
+_THOUSAND = f64(1000)
 
 
 # --- Inputs -----------------------------------------------------------------------------------------------
@@ -102,12 +91,12 @@ def _numbers(values: Any) -> _Column:
     raw = _array(values)
     if pa.types.is_integer(raw.type):
         floats = pc.cast(raw, pa.float64(), safe=False)
-        big = pc.greater_equal(pc.abs(floats), _f64(_EXACT))
+        big = pc.greater_equal(pc.abs(floats), f64(_EXACT))
         if not big.true_count:
             return _Column(floats, raw)
         # Python's float(int), correctly rounded, for the rows a cast might not round alike
         exact = [float(v) for v in raw.filter(big).to_pylist()]
-        return _Column(pc.replace_with_mask(floats, big, _floats(exact)), raw, big)
+        return _Column(pc.replace_with_mask(floats, big, floats(exact)), raw, big)
     if pa.types.is_floating(raw.type) or pa.types.is_null(raw.type):
         return _Column(raw if raw.type == pa.float64() else pc.cast(raw, pa.float64()), raw)
     raise TypeError(f"a column of numbers was expected, not {raw.type}")
@@ -117,10 +106,10 @@ def _divide(column: _Column, divisor: float) -> pa.Array:
     """``[v / divisor for v in column]`` bit for bit: a float division, except that Python divides an integer
     of 2**53 or more by an integer exactly and rounds once, so those rows are divided in Python."""
     if isinstance(divisor, int) and abs(divisor) >= _EXACT:
-        return _floats([v / divisor for v in column.raw.to_pylist()])
-    out = pc.divide(column.floats, _f64(divisor))
+        return floats([v / divisor for v in column.raw.to_pylist()])
+    out = pc.divide(column.floats, f64(divisor))
     if column.big is not None and isinstance(divisor, int):
-        out = pc.replace_with_mask(out, column.big, _floats([v / divisor for v in column.raw.filter(column.big).to_pylist()]))
+        out = pc.replace_with_mask(out, column.big, floats([v / divisor for v in column.raw.filter(column.big).to_pylist()]))
     return out
 
 
@@ -146,10 +135,10 @@ class _Classes:
         the same figure (one class, or e.g. the same replication factor)."""
         key = tuple(float(v).hex() for v in values)  # by their bits: 0.0 == -0.0, but they don't add alike
         if self.indices is None or len(set(key)) == 1:
-            return _f64(values[0])
+            return f64(values[0])
         column = self.spread_.get(key)
         if column is None:
-            column = self.spread_[key] = pc.take(_floats(values), self.indices)
+            column = self.spread_[key] = pc.take(floats(values), self.indices)
         return column
 
     def of(self, rows: pa.Array, count: int) -> list[str]:
@@ -199,7 +188,7 @@ def _gb(sizes: _Column, classes: _Classes, figures: Sequence[tuple[Any, ...]], o
     avg = _divide(sizes, objects) if objects else _zeros(len(sizes.floats))
     minimum, overhead = classes.spread([f[2] for f in figures]), classes.spread([f[3] for f in figures])
     # max(avg, minimum) is ``minimum if minimum > avg else avg``: avg's NaN and -0.0 stay
-    billable = pc.multiply(_f64(objects), pc.add(pc.if_else(pc.greater(minimum, avg), minimum, avg), overhead))
+    billable = pc.multiply(f64(objects), pc.add(pc.if_else(pc.greater(minimum, avg), minimum, avg), overhead))
     return avg, billable, pc.divide(billable, _GB)
 
 
@@ -218,13 +207,13 @@ def _months(sizes: _Column, classes: _Classes, region: str, objects: float,
     # ``gb × price if gb <= flat_up_to else _price(...)``: rows past their class's flat band (or NaN) are priced by
     # core's _price. A first look against the batch's lowest bound finds none in nearly every batch.
     lowest = min((f[15] for f in figures), default=float("inf"))
-    if lowest != float("inf") and _past(gb, _f64(lowest)).true_count:
+    if lowest != float("inf") and _past(gb, f64(lowest)).true_count:
         banded = _past(gb, classes.spread([f[15] for f in figures]))
         count = banded.true_count
         if count:
             priced = [_price(r, name, g)
                       for name, g in zip(classes.of(banded, count), gb.filter(banded).to_pylist(), strict=True)]
-            usd = pc.replace_with_mask(usd, banded, _floats(priced))
+            usd = pc.replace_with_mask(usd, banded, floats(priced))
     energy = pc.multiply(pc.multiply(gb, classes.spread([f[5] for f in figures])), classes.spread([f[6] for f in figures]))
     std_bytes = [objects * f[4] for f in figures]
     if any(std_bytes):
@@ -237,10 +226,10 @@ def _months(sizes: _Column, classes: _Classes, region: str, objects: float,
     if any(f[9] for f in figures):
         # ``u + fee if avg >= int_min``, in Intelligent-Tiering only: other classes compare with NaN, never true
         at_least = classes.spread([f[10] if f[9] else float("nan") for f in figures])
-        usd = pc.if_else(pc.greater_equal(avg, at_least), pc.add(usd, _f64(objects * r.int_monitoring)), usd)
-    kwh = pc.divide(pc.multiply(pc.multiply(pc.multiply(energy, _f64(_TBH_PER_GB_MONTH)), _f64(_HDD_WH_PER_TBH)), _f64(r.pue)),
+        usd = pc.if_else(pc.greater_equal(avg, at_least), pc.add(usd, f64(objects * r.int_monitoring)), usd)
+    kwh = pc.divide(pc.multiply(pc.multiply(pc.multiply(energy, f64(_TBH_PER_GB_MONTH)), f64(_HDD_WH_PER_TBH)), f64(r.pue)),
                     _THOUSAND)
-    return usd, pc.multiply(pc.multiply(kwh, _f64(r.ef)), _THOUSAND), billable, kwh, gb
+    return usd, pc.multiply(pc.multiply(kwh, f64(r.ef)), _THOUSAND), billable, kwh, gb
 
 
 def months(sizes: Any, classes: Any, region: str = DEFAULT_REGION, objects: int = 1,
@@ -287,10 +276,10 @@ def _lambda(sizes: _Column, region: str, invocations: int, memory_mb: int | None
     r = _rates(region, carbon)
     memory_mb, arch, read_mib_per_s, watts_x_vcpu = _lambda_setup(memory_mb, arch, read_mib_per_s)
     seconds = _divide(sizes, read_mib_per_s * 2**20)
-    gb_s = pc.divide(pc.multiply(seconds, _f64(memory_mb)), _f64(1024))
-    kwh = pc.divide(pc.multiply(pc.divide(pc.multiply(_f64(watts_x_vcpu), seconds), _f64(3600)), _f64(r.pue)), _THOUSAND)
-    usd = pc.add(pc.multiply(gb_s, _f64(r.lambda_gb_s[arch])), _f64(invocations * r.lambda_request))
-    return seconds, gb_s, usd, kwh, pc.multiply(pc.multiply(kwh, _f64(r.ef)), _THOUSAND)
+    gb_s = pc.divide(pc.multiply(seconds, f64(memory_mb)), f64(1024))
+    kwh = pc.divide(pc.multiply(pc.divide(pc.multiply(f64(watts_x_vcpu), seconds), f64(3600)), f64(r.pue)), _THOUSAND)
+    usd = pc.add(pc.multiply(gb_s, f64(r.lambda_gb_s[arch])), f64(invocations * r.lambda_request))
+    return seconds, gb_s, usd, kwh, pc.multiply(pc.multiply(kwh, f64(r.ef)), _THOUSAND)
 
 
 def lambda_runs(sizes: Any, region: str, invocations: int, memory_mb: int | None = None, arch: str | None = None,
@@ -319,14 +308,14 @@ def conversions(sizes_in: Any, sizes_out: Any, classes: Any, region: str, ages: 
     gets = cls.spread([objects_in * r.get[name] for name in cls.names])
     retrieval = cls.spread([r.retrieval[name] for name in cls.names])
     # run + gets + size / GB × retrieval + puts
-    one_off = pc.add(pc.add(pc.add(run_usd, gets), pc.multiply(_divide(column_in, GB), retrieval)), _f64(objects_out * r.put[output_class]))
+    one_off = pc.add(pc.add(pc.add(run_usd, gets), pc.multiply(_divide(column_in, GB), retrieval)), f64(objects_out * r.put[output_class]))
     if source == "keep":
         after_usd, after_kg = pc.add(out_usd, before_usd), pc.add(out_kg, before_kg)
     elif source.startswith("storage_class:"):
         kept = source.split(":", 1)[1]
         kept_usd, kept_kg, *_ = _months(column_in, _one(kept), region, objects_in, carbon)
         after_usd, after_kg = pc.add(out_usd, kept_usd), pc.add(out_kg, kept_kg)
-        moved = _f64(objects_in * r.put[kept])
+        moved = f64(objects_in * r.put[kept])
         one_off = pc.add(one_off, pc.add(moved, _penalties(gb_in, cls, _numbers(ages).floats, region)))
     else:
         after_usd, after_kg = out_usd, out_kg
@@ -365,9 +354,9 @@ def class_changes(sizes: Any, from_classes: Any, to_class: str, region: str, age
     after_usd, after_kg, _, _, gb_to = _months(column, target, region, objects, carbon)
     if via == "copy":  # put + size / GB × retrieval
         retrieval = source.spread([r.retrieval[name] for name in source.names])
-        one_off = pc.add(_f64(objects * r.put[to_class]), pc.multiply(_divide(column, GB), retrieval))
+        one_off = pc.add(f64(objects * r.put[to_class]), pc.multiply(_divide(column, GB), retrieval))
     else:
-        one_off = _f64(objects * r.transition[to_class])
+        one_off = f64(objects * r.transition[to_class])
     one_off = pc.add(one_off, _penalties(gb_from, source, _numbers(ages).floats, region))
     lasts = None
     if expires_in_days is not None:
@@ -380,12 +369,12 @@ def net_usd(usd: Any, one_off: Any, lasts: Any, horizon_days: float) -> pa.Array
     """``core.net_usd`` per row: ``months × usd − one_off``, months the horizon (capped at each row's ``lasts``,
     a float column, or None for the whole horizon; a null row is the whole horizon too) in 30-day months."""
     usd, one_off = _array(usd), _array(one_off)
-    whole = _f64(horizon_days / DAYS_PER_MONTH)  # Python's division, as core's (an int horizon: int / int)
+    whole = f64(horizon_days / DAYS_PER_MONTH)  # Python's division, as core's (an int horizon: int / int)
     if lasts is None:
         return pc.subtract(pc.multiply(whole, usd), one_off)
     days = _not_below_zero(_numbers(lasts).floats)
     # min(horizon, days) is ``days if days < horizon else horizon``; then / 30
-    months_ = pc.fill_null(pc.if_else(pc.less(days, _f64(horizon_days)), pc.divide(days, _DAYS_PER_MONTH), whole), whole)
+    months_ = pc.fill_null(pc.if_else(pc.less(days, f64(horizon_days)), pc.divide(days, _DAYS_PER_MONTH), whole), whole)
     return pc.subtract(pc.multiply(months_, usd), one_off)
 
 
