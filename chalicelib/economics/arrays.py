@@ -90,13 +90,13 @@ def _numbers(values: Any) -> _Column:
     """A column of sizes or days (any Arrow integer or float type; nulls stay null) as a :class:`_Column`."""
     raw = _array(values)
     if pa.types.is_integer(raw.type):
-        floats = pc.cast(raw, pa.float64(), safe=False)
-        big = pc.greater_equal(pc.abs(floats), f64(_EXACT))
+        cast = pc.cast(raw, pa.float64(), safe=False)
+        big = pc.greater_equal(pc.abs(cast), f64(_EXACT))
         if not big.true_count:
-            return _Column(floats, raw)
+            return _Column(cast, raw)
         # Python's float(int), correctly rounded, for the rows a cast might not round alike
         exact = [float(v) for v in raw.filter(big).to_pylist()]
-        return _Column(pc.replace_with_mask(floats, big, floats(exact)), raw, big)
+        return _Column(pc.replace_with_mask(cast, big, floats(exact)), raw, big)
     if pa.types.is_floating(raw.type) or pa.types.is_null(raw.type):
         return _Column(raw if raw.type == pa.float64() else pc.cast(raw, pa.float64()), raw)
     raise TypeError(f"a column of numbers was expected, not {raw.type}")
