@@ -22,6 +22,7 @@ import array
 import itertools
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -192,10 +193,15 @@ class Objects:
                    timestamps([item["LastModified"] for item in contents]))
 
     def effective_classes(self, rows: Any) -> Any:
-        """The storage classes of ``rows`` (Arrow int64), STANDARD where the listing said none."""
+        """The storage classes of ``rows`` (Arrow int64), STANDARD where the listing said none: dictionary-encoded
+        (once a batch), so that pricing finds each row's class by its index."""
+        return self._effective_classes.take(rows)
+
+    @cached_property
+    def _effective_classes(self) -> Any:
         import pyarrow.compute as pc
 
-        return pc.coalesce(self.classes.take(rows), text("STANDARD"))
+        return pc.dictionary_encode(pc.coalesce(self.classes, text("STANDARD")))
 
     def refs(self, rows: Sequence[int]) -> list[ObjectRef]:
         """The ``ObjectRef`` of each of ``rows``."""
