@@ -104,6 +104,10 @@ class Planned:
     objects: Objects
     policies: list[tuple[PolicyView, list[Segment]]]
 
+    def deletes(self) -> bool:
+        """True when acting on any of the batch's decisions would delete an object (``deletes``)."""
+        return any(segment.deletes() for _, segments in self.policies for segment in segments)
+
     def decisions(self) -> list[Decision]:
         """Every Decision, in the order of the rows and, for each, of its policies."""
         objects = self.objects

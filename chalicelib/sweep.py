@@ -96,12 +96,26 @@ def bucket_plans(ctx: RunContext, bucket: str, policies: PolicySet, batches: Ite
     return plan_batches(listed, policies, ctx.now)
 
 
-def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Decision]:
-    """Every decision for one bucket, from a listing or given batches (an inventory's): bucket-level first, then
-    per object (``bucket_plans``), locked objects' deletions turned into skips (``with_locks``)."""
+def bucket_plan(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None,
+                ) -> Iterator[Decision | Planned]:
+    """One bucket's plan, from a listing or given batches (an inventory's): the bucket-level decisions, then each
+    batch's as columns (``bucket_plans``). On an Object Lock bucket, a batch with decisions that would delete comes
+    as its Decisions instead, those of locked objects turned into skips (``with_locks``)."""
     yield from plan_buckets(policies, [bucket])
-    planned = bucket_plans(ctx, bucket, policies, batches)
-    yield from with_locks(ctx, bucket, (decision for batch in planned for decision in batch.decisions()))
+    for planned in bucket_plans(ctx, bucket, policies, batches):
+        if planned.deletes() and ctx.deletions_in(bucket).lock_enabled():
+            yield from with_locks(ctx, bucket, planned.decisions())
+        else:
+            yield planned
+
+
+def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Decision]:
+    """Every decision of ``bucket_plan``, one at a time."""
+    for piece in bucket_plan(ctx, bucket, policies, batches):
+        if isinstance(piece, Planned):
+            yield from piece.decisions()
+        else:
+            yield piece
 
 
 def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:

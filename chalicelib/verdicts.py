@@ -51,6 +51,10 @@ class Verdict:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def deletes(self) -> bool:
+        """True when acting on these decisions deletes objects (an expiry, a write that deletes its source)."""
+        return self.action != "skip" and self.by is not None and self.by.deletes() and len(self.rows) > 0
+
     def positions(self) -> list[int]:
         """The rows as Python ints."""
         rows: list[int] = self.rows.to_pylist()
@@ -89,6 +93,9 @@ class Decided:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def deletes(self) -> bool:
+        return any(d.by is not None and d.by.deletes() for d in self.given)
 
     def positions(self) -> list[int]:
         return list(self.rows)

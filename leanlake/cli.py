@@ -10,7 +10,6 @@ Powertools JSON lines elsewhere (see ``leanlake.console``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sys
@@ -148,13 +147,25 @@ def _collect_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = 
 
 def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> Iterator[Any]:
     """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report, one at a time
-    (a million objects' decisions are never held); a failure of S3 or of the inventory, before or during the
-    stream, exits with one line naming what failed."""
+    (a million objects' decisions are never held): ``_stream_plan``'s, each batch's made when it comes."""
+    from chalicelib.plan import Planned
+
+    for piece in _stream_plan(ctx, buckets, inventory):
+        if isinstance(piece, Planned):
+            yield from piece.decisions()
+        else:
+            yield piece
+
+
+def _stream_plan(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> Iterator[Any]:
+    """The plan of the buckets, from a listing or, with ``inventory``, from an S3 Inventory report: bucket-level
+    Decisions and batches of object-level decisions held as columns (``chalicelib.sweep.bucket_plan``); a failure
+    of S3 or of the inventory, before or during the stream, exits with one line naming what failed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from chalicelib.inventory import InventoryError, inventory_objects, read_manifest
     from chalicelib.pipeline import describe_error
-    from chalicelib.sweep import bucket_decisions
+    from chalicelib.sweep import bucket_plan
 
     subject = inventory or ""
     try:
@@ -163,11 +174,11 @@ def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = N
             bucket = manifest["sourceBucket"]
             if bucket not in ctx.policies.buckets:
                 fail(inventory, f"inventory of bucket {bucket}, which no policy names")
-            yield from bucket_decisions(ctx, bucket, ctx.policies, batches=inventory_objects(ctx.s3, inventory, manifest))
+            yield from bucket_plan(ctx, bucket, ctx.policies, batches=inventory_objects(ctx.s3, inventory, manifest))
             return
         for bucket in buckets:
             subject = f"s3://{bucket}"
-            yield from bucket_decisions(ctx, bucket, ctx.policies)
+            yield from bucket_plan(ctx, bucket, ctx.policies)
     except InventoryError as exc:  # its message starts with the manifest's or the data file's URI
         named, _, reason = str(exc).partition(": ")
         fail(named, reason)
@@ -208,20 +219,42 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, separators=(", ", ": "))[1:-1].replace('}, {"bucket"', '},\n    {"bucket"')
 
 
-def _emit_plan_json(decisions: Iterator[Any], totals: Any) -> None:
-    """``{"decisions": [...], "totals": {...}}`` written as the decisions come: one JSON document, the shape
-    ``emit_json`` gives, without holding the decisions. ``totals`` (a ``chalicelib.plan.Totals``) must be
-    counting ``decisions``; nothing is written before the first decision, so an early failure prints no half document."""
-    first = next(decisions, None)
+def _emit_plan_json(pieces: Iterator[Any], totals: Any) -> None:
+    """``{"decisions": [...], "totals": {...}}`` written as the plan comes: one JSON document, the shape
+    ``emit_json`` gives, without holding more than a batch's decisions. ``totals`` (a ``chalicelib.plan.Totals``)
+    must be counting ``pieces`` (``_counted``); nothing is written before the first decision, so an early failure
+    prints no half document."""
+    from chalicelib.plan import Planned
+
+    def chunks() -> Iterator[list[dict[str, Any]]]:
+        # One encoding per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
+        for piece in pieces:
+            decisions = piece.decisions() if isinstance(piece, Planned) else [piece]
+            for start in range(0, len(decisions), 1000):
+                yield [d.as_dict() for d in decisions[start:start + 1000]]
+
+    rows = chunks()
+    first = next(rows, None)
     write = sys.stdout.write
     write('{\n  "decisions": [')
     if first is not None:
-        write("\n    " + _json_rows([first.as_dict()]))
-        # One encoding per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
-        for chunk in iter(lambda: [d.as_dict() for d in itertools.islice(decisions, 1000)], []):
+        write("\n    " + _json_rows(first))
+        for chunk in rows:
             write(",\n    " + _json_rows(chunk))
         write("\n  ")
     write('],\n  "totals": ' + json.dumps(totals.as_dict(), indent=2).replace("\n", "\n  ") + "\n}\n")
+
+
+def _counted(pieces: Iterator[Any], totals: Any) -> Iterator[Any]:
+    """Pass a plan's pieces through, counting them into ``totals``: a batch from its columns, a Decision as itself."""
+    from chalicelib.plan import Planned
+
+    for piece in pieces:
+        if isinstance(piece, Planned):
+            totals.add_planned(piece)
+        else:
+            totals.add(piece)
+        yield piece
 
 
 @app.command()
@@ -236,17 +269,19 @@ def plan(
 
     Decisions stream: --json writes each as it is made, and the table keeps only the ones it shows,
     so planning millions of objects (an --inventory) runs in flat memory."""
-    from chalicelib.plan import Totals
+    from chalicelib.plan import Planned, Totals
 
     ctx = _context(policies, as_of)
     running = Totals()
-    decisions = running.watch(_stream_decisions(ctx, _buckets(ctx, bucket), inventory))
+    pieces = _counted(_stream_plan(ctx, _buckets(ctx, bucket), inventory), running)
     if as_json:
-        _emit_plan_json(decisions, running)
+        _emit_plan_json(pieces, running)
     else:
-        shown = list(itertools.islice(decisions, SHOWN_DECISIONS))
-        count = len(shown) + sum(1 for _ in decisions)
-        _print_decisions(shown, running.as_dict(), count)
+        shown: list[Any] = []
+        for piece in pieces:  # the batches after the shown decisions are only counted, from their columns
+            if len(shown) < SHOWN_DECISIONS:
+                shown.extend((piece.decisions() if isinstance(piece, Planned) else [piece])[:SHOWN_DECISIONS - len(shown)])
+        _print_decisions(shown, running.as_dict(), running.overall.decisions)
 
 
 @app.command()

@@ -116,7 +116,7 @@ def test_the_table_keeps_the_decisions_it_shows_and_counts_the_rest(monkeypatch)
     def stream(ctx, buckets, inventory):
         return (Decision("b", f"k{i}", "p", "skip", "why") for i in range(1234))
 
-    monkeypatch.setattr(cli, "_stream_decisions", stream)
+    monkeypatch.setattr(cli, "_stream_plan", stream)
     monkeypatch.setattr(cli, "_print_decisions", fake_print)
     monkeypatch.setattr(cli, "_context", lambda *a: type("Ctx", (), {"policies": type("P", (), {"buckets": ("b",)})()})())
     result = CliRunner().invoke(app, ["plan"])
