@@ -20,6 +20,8 @@ DEFERRED = {
     ("chalicelib.ledger", "chalicelib.log"),
     # the price model is read when a storage class is checked: parse_size (`leanlake convert --max-row-size`) needs none
     ("chalicelib.policy.units", "chalicelib.economics.figures"),
+    # column matching imports pyarrow: matching an ObjectRef (an S3 event's function) loads none
+    ("chalicelib.policy.policyset", "chalicelib.policy.matching"),
 }
 
 

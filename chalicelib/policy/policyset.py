@@ -15,11 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from chalicelib.policy.problems import LoadedPolicy, Problem
 from chalicelib.policy.models import Filters, Policy, Settings
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
+
+if TYPE_CHECKING:
+    from chalicelib.policy.matching import ColumnMatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class PolicySet:
     """All loaded policies; each with the settings of its file."""
 
     loaded: tuple[LoadedPolicy, ...]
-    #: bucket → the compiled filters of the bucket's policies, filled as ``match_batch`` meets them.
+    #: bucket → the compiled filters of the bucket's policies, filled as ``match_batch`` and ``match_columns`` meet them.
     _by_bucket: dict[str, "_Bucket"] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -142,9 +145,7 @@ class PolicySet:
             return found
         if not refs:
             return []
-        bucket = self._by_bucket.get(refs[0].bucket)
-        if bucket is None:
-            bucket = self._by_bucket[refs[0].bucket] = _Bucket.of(self.for_bucket(refs[0].bucket))
+        bucket = self._compiled(refs[0].bucket)
         keys = list(map(_KEY, refs))
         everyone = list(range(len(keys)))
         if any(map(str.startswith, keys, repeat(RESERVED_PREFIX))):
@@ -184,6 +185,31 @@ class PolicySet:
                     matched = [max((p for p in prefixes if keys[i].startswith(p)), key=len) for i in rows]
                 found.append((c.loaded, rows, matched))
         return found
+
+    def match_columns(self, bucket: str, keys: Any, sizes: Any,
+                      tags: Sequence[Mapping[str, str] | None] | None = None) -> list[ColumnMatch]:
+        """``match_batch`` for a batch of ``bucket``'s objects held as Arrow columns (``keys`` a string array,
+        ``sizes`` an int64 array, null when unknown; ``tags`` None or one mapping per row), in Arrow compute:
+        for each policy that matches any row, in order, ``(policy, rows, prefixes)`` with ``rows`` an Arrow
+        int64 array and ``prefixes`` a dictionary-encoded string array (see ``matching.match_columns``).
+
+            >>> import pyarrow as pa
+            >>> ps = PolicySet.from_dicts([{"name": "csv", "bucket": "lake", "filters": {"prefix": ["raw/", "raw/2026/"],
+            ...                             "suffix": ".CSV"}, "actions": [{"convert": {}}]}])
+            >>> [(lp.policy.name, rows.to_pylist(), prefixes.to_pylist()) for lp, rows, prefixes in ps.match_columns(
+            ...     "lake", pa.array(["raw/a.csv", "raw/a.json", "raw/2026/b.Csv"]), pa.array([1, 2, None]))]
+            [('csv', [0, 2], ['raw/', 'raw/2026/'])]
+        """
+        from chalicelib.policy.matching import match_columns  # here: pyarrow is imported by column work only
+
+        return match_columns(self._compiled(bucket).compiled, bucket, keys, sizes, tags)
+
+    def _compiled(self, bucket: str) -> "_Bucket":
+        """``bucket``'s policies compiled for matching, compiled once."""
+        compiled = self._by_bucket.get(bucket)
+        if compiled is None:
+            compiled = self._by_bucket[bucket] = _Bucket.of(self.for_bucket(bucket))
+        return compiled
 
 
 _BUCKET, _KEY = attrgetter("bucket"), attrgetter("key")
