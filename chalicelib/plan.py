@@ -143,9 +143,9 @@ def plan_batch(objects: Objects, policies: PolicySet, as_of: datetime, views: di
     ``PolicyView`` by ``id``)."""
     ages = ages_column(objects.modified, as_of)
     planned = []
-    for lp, rows, prefixes in policies.match_batch(objects.refs(range(len(objects)))):
+    for lp, rows, prefixes in policies.match_columns(objects.bucket, objects.keys, objects.sizes, objects.tags):
         view = views[id(lp)]
-        planned.append((view, _decide(view, objects, int64s(rows), strings(prefixes), ages)))
+        planned.append((view, _decide(view, objects, rows, prefixes, ages)))
     return Planned(objects, planned)
 
 
