@@ -103,8 +103,21 @@ def int64s(values: Sequence[int | None]) -> Any:
 
 
 def strings(values: Sequence[str | None]) -> Any:
-    """A string array of ``values`` (None: null); ``large_string`` past 2 GiB of text."""
+    """A string array of ``values`` (None: null); ``large_string`` past 2 GiB of text.
+
+    Without nulls, the values are joined with NUL (no S3 key, ETag or class holds one: XML 1.0 can't carry it),
+    encoded once and split by one kernel: a quarter of the cost of encoding each."""
     pa = _pa()
+    if values and all(v is not None for v in values):
+        joined = "\x00".join(values)  # type: ignore[arg-type]  # no None: checked above
+        if joined.count("\x00") == len(values) - 1:
+            import pyarrow.compute as pc
+
+            data = joined.encode("utf-8", "surrogatepass")
+            whole = pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(array.array("q", [0, len(data)]).tobytes()),
+                                                                 pa.py_buffer(data)])
+            split = pc.split_pattern(whole, pattern="\x00").flatten()
+            return split if len(data) >= 2**31 else split.cast(pa.string())
     encoded = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
     offsets = list(itertools.accumulate(map(len, encoded), initial=0))
     large = offsets[-1] >= 2**31

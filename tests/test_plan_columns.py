@@ -110,3 +110,9 @@ def test_a_listing_page_as_columns_reads_as_the_sweeps_refs():
                           item.get("StorageClass") or "STANDARD", item["LastModified"])
                 for item in contents if not item["Key"].startswith("_leanlake/")]
     assert batch.refs(range(len(batch))) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",))))))
+def test_strings_read_back_as_given(values):
+    assert strings(values).to_pylist() == values
