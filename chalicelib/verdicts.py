@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from chalicelib.columns import flags
 from chalicelib.decision import ActionParams, Decision, Reason
 
 if TYPE_CHECKING:
@@ -112,7 +113,5 @@ def keep(rows: Any, prefixes: Any, mask: Any) -> tuple[Any, Any]:
     """The ``rows`` and ``prefixes`` (Arrow arrays) where ``mask`` (Arrow booleans, or Python bools) holds: what an
     action leaves to the policy's next action."""
     if isinstance(mask, list):
-        from chalicelib.columns import flags
-
         mask = flags(mask)
     return rows.filter(mask), prefixes.filter(mask)

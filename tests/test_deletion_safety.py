@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from chalicelib import ledger as ledger_module
 from leanlake.cli import app
+from chalicelib.columns import Objects
 from chalicelib.context import RunContext
 from chalicelib.ledger import Ledger
 from chalicelib.pipeline import handle_uploads
@@ -155,7 +156,7 @@ def test_an_inventory_row_without_etag_is_expired_only_if_it_is_the_object_judge
     refs = [ObjectRef(bucket, "tmp/judged.tmp", size=1, last_modified=listed["tmp/judged.tmp"]),
             ObjectRef(bucket, "tmp/replaced.tmp", size=1, last_modified=listed["tmp/replaced.tmp"] - timedelta(days=40))]
     ctx = RunContext(policies=load_policies([policies]), s3=s3, now=LATER)
-    decisions = list(bucket_decisions(ctx, bucket, ctx.policies, refs=refs))
+    decisions = list(bucket_decisions(ctx, bucket, ctx.policies, batches=[Objects.from_refs(bucket, refs)]))
     ledger = Ledger(emit_metrics=False)
     sweep(ctx, ledger, decisions=decisions)
     reasons = {o.decision.key: (o.status, o.reason) for o in ledger.outcomes}

@@ -20,6 +20,10 @@ DEFERRED = {
     ("chalicelib.ledger", "chalicelib.log"),
     # the price model is read when a storage class is checked: parse_size (`leanlake convert --max-row-size`) needs none
     ("chalicelib.policy.units", "chalicelib.economics.figures"),
+    # pricing a batch loads pyarrow: the app and its handlers import without it (tests/test_app.py), chalice too
+    ("chalicelib.actions.lifecycle", "chalicelib.economics.arrays"),
+    ("chalicelib.actions.storage_class", "chalicelib.economics.arrays"),
+    ("chalicelib.actions.writer", "chalicelib.economics.arrays"),
     # column matching imports pyarrow: matching an ObjectRef (an S3 event's function) loads none
     ("chalicelib.policy.policyset", "chalicelib.policy.matching"),
 }

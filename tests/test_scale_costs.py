@@ -16,9 +16,9 @@ import pytest
 from chalicelib import pipeline
 from chalicelib.context import RunContext
 from chalicelib.economics import model
-from chalicelib.plan import plan_objects
+from chalicelib.plan import plan_batches
 from chalicelib.policy import load_policies
-from chalicelib.sweep import list_refs, with_locks
+from chalicelib.sweep import list_objects, with_locks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "scale_costs.py"
@@ -107,7 +107,7 @@ def _requests_of_converting(s3, bucket: str, tmp_path: Path, objects: int) -> co
         s3.put_object(Bucket=bucket, Key=f"raw/{i}.csv", Body=body)
     policies = load_policies([_policy(tmp_path, bucket)])
     ctx = RunContext(policies=policies, s3=s3)
-    planned = list(plan_objects(list_refs(s3, bucket, policies), policies, datetime.now(timezone.utc)))
+    planned = [d for p in plan_batches(list_objects(s3, bucket, policies), policies, datetime.now(timezone.utc)) for d in p.decisions()]
     calls: collections.Counter = collections.Counter()
 
     def count(model, **_):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Ma
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from chalicelib.actions.permissions import Calls
+from chalicelib.verdicts import Decided, Segment, keep
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from chalicelib.decision import Decision, Outcome, Reason
     from chalicelib.policy.models import Policy
     from chalicelib.refs import ObjectRef
-    from chalicelib.verdicts import Segment
 
 #: How an action reaches objects: ``object`` actions run on upload and in sweeps (backfill);
 #: ``lifecycle`` actions compile to the bucket's S3 Lifecycle configuration where it can say
@@ -101,8 +101,6 @@ class Action(BaseModel):
         decided (``chalicelib.verdicts``), and the rows it left, with their prefixes, for the policy's next action.
         Override it to decide a column at a time with Arrow compute. Default: ``decide_batch`` on the rows as
         ObjectRefs."""
-        from chalicelib.verdicts import Decided, keep
-
         positions = rows.to_pylist()
         decided = self.decide_batch(objects.refs(positions), prefixes.to_pylist(), view, ages.take(rows).to_pylist())
         made = [(row, decision) for row, decision in zip(positions, decided, strict=True) if decision is not None]
@@ -120,8 +118,6 @@ class Action(BaseModel):
         """``idle_reason`` for rows of a batch no action decided on (arguments as ``decide_columns``'): skips for
         the rows this action says why for, and the rows left for the next action's reason. Override it to say
         why for many rows at once (``PolicyView.skips``). Default: ``idle_reason`` per row as an ObjectRef."""
-        from chalicelib.verdicts import Decided, keep
-
         positions = rows.to_pylist()
         whys = [self.idle_reason(ref, prefix, view, age) for ref, prefix, age in
                 zip(objects.refs(positions), prefixes.to_pylist(), ages.take(rows).to_pylist(), strict=True)]

@@ -31,7 +31,6 @@ from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
 from chalicelib.columns import f64, flag, flags, i64
 from chalicelib.decision import ActionParams, Decision, Outcome
-from chalicelib.economics import arrays as priced
 from chalicelib.verdicts import Verdict, keep
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
@@ -199,6 +198,8 @@ class Expire(Action):
         """In the sweep, an object at or past ``days`` is expired before anything else is done to it; the batch's
         due objects are priced in one pass (``economics.arrays.deletions``)."""
         import pyarrow.compute as pc
+
+        from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
 
         if view.by_lifecycle:
             return [], rows, prefixes

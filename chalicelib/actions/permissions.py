@@ -163,7 +163,7 @@ def needs(calls: Iterable[Call]) -> Grant:
 #: (chalicelib.fanout: ``_leanlake/sweeps/<run>.json`` and ``latest.json`` read, then written conditionally).
 SWEEP_CHECKPOINT: Calls = (Call("GetObject"), Call("PutObject"))
 #: Every bucket a policy names: sweeps list it (with a checkpoint where they fan out), and an upload
-#: event's object is HEADed (the truth) before any policy is matched (chalicelib.sweep.list_refs, chalicelib.pipeline).
+#: event's object is HEADed (the truth) before any policy is matched (chalicelib.sweep.list_objects, chalicelib.pipeline).
 EVERY_BUCKET: Calls = (Call("ListObjectsV2"), Call("HeadObject")) + SWEEP_CHECKPOINT
 #: A policy with tag filters: the object's tags are read to match it, by version where HEAD gave one.
 TAG_FILTERS: Calls = (Call("GetObjectTagging", version_id=True),)

@@ -25,7 +25,6 @@ from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.output import refusal
 from chalicelib.columns import f64, flag, i64, text
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
-from chalicelib.economics import arrays as priced
 from chalicelib.policy.units import check_storage_class
 from chalicelib.verdicts import Verdict
 
@@ -54,6 +53,8 @@ def plan_moves(objects: "Objects", rows: Any, view: "PolicyView", target: str, a
     and kept where the net saving over the horizon is positive (and, under ``objective: co2e``, CO2e is saved).
     ``ages``: the whole batch's."""
     import pyarrow.compute as pc
+
+    from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
 
     classes, sizes, at_ages = objects.effective_classes(rows), objects.sizes.take(rows), ages.take(rows)
     segments: list[Segment] = []
@@ -126,6 +127,8 @@ def _no_co2e_reason(classes: Any, target: str, j: int) -> str:
 
 def _params_at(classes: Any, target: str, via: Via, region: str, expires: bool, j: int) -> MoveParams:
     """The j-th move's params: its class pair's notes (``economics.arrays.class_changes_notes``)."""
+    from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
+
     return _move_params(target, via, priced.class_changes_notes(classes[j].as_py(), target, region, expires))
 
 

@@ -30,7 +30,6 @@ from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
 from chalicelib.columns import flag, flags, floats, i64, text
 from chalicelib.decision import ActionParams, Decision
-from chalicelib.economics import arrays as priced
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import RESERVED_PREFIX, is_reserved
@@ -113,6 +112,8 @@ def _write_reason_at(action: str, destinations: list[str], ratios: list[tuple[fl
 def _priced_params(destinations: list[str], ratios: list[tuple[float, str]], classes: Any, source: str, region: str,
                    j: int) -> "WriteParams":
     """The j-th priced write's params, with its source class's notes (``economics.arrays.conversions_notes``)."""
+    from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
+
     ratio, assumption = ratios[j]
     return WriteParams(destinations[j], source, ratio, assumption, region,
                        priced.conversions_notes(classes[j].as_py(), region, source))
@@ -202,6 +203,8 @@ class WriterAction(Action):
         """A write with its estimated saving, or a skip saying why not (see the module docstring), for every row; the
         destinations are rendered per object, the estimates priced in one pass (``economics.arrays.conversions``)."""
         import pyarrow.compute as pc
+
+        from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
 
         classes, sizes = objects.effective_classes(rows), objects.sizes.take(rows)
         segments: list[Segment] = []
