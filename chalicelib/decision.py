@@ -135,17 +135,18 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
                 f"monthly_kgco2e_saved={self.monthly_kgco2e_saved!r}, one_off_usd={self.one_off_usd!r}, params={self.params!r})")
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``plan --json`` shape."""
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "policy": self.policy,
-            "action": self.action,
-            "reason": self.reason,
-            "monthly_usd_saved": round(self.monthly_usd_saved, 6),
-            "monthly_kgco2e_saved": round(self.monthly_kgco2e_saved, 9),
-            "one_off_usd": round(self.one_off_usd, 6),
-        }
+        """The ``plan --json`` shape (``decision_row``)."""
+        return decision_row(self.bucket, self.key, self.policy, self.action, self.reason, self.monthly_usd_saved,
+                            self.monthly_kgco2e_saved, self.one_off_usd)
+
+
+def decision_row(bucket: str, key: str | None, policy: str, action: str, reason: str, monthly_usd_saved: float,
+                 monthly_kgco2e_saved: float, one_off_usd: float) -> dict[str, Any]:
+    """One decision's ``plan --json`` row: ``Decision.as_dict``, and what a planned batch's columns make without a
+    Decision (``chalicelib.plan.Planned.rows``)."""
+    return {"bucket": bucket, "key": key, "policy": policy, "action": action, "reason": reason,
+            "monthly_usd_saved": round(monthly_usd_saved, 6), "monthly_kgco2e_saved": round(monthly_kgco2e_saved, 9),
+            "one_off_usd": round(one_off_usd, 6)}
 
 
 @dataclass(frozen=True, slots=True)

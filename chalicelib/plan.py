@@ -40,7 +40,7 @@ import operator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from chalicelib import collector
 from chalicelib import economics as econ
@@ -51,6 +51,8 @@ from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
 from chalicelib.verdicts import Segment, Verdict
+
+T = TypeVar("T")
 
 #: The skip of a matched policy none of whose actions acts on objects.
 NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-level"
@@ -110,16 +112,24 @@ class Planned:
 
     def decisions(self) -> list[Decision]:
         """Every Decision, in the order of the rows and, for each, of its policies."""
-        objects = self.objects
+        return self._in_order(lambda segment, policy: segment.decisions(self.objects, policy))
+
+    def json_rows(self) -> list[dict[str, Any]]:
+        """Every decision's ``plan --json`` row (``Decision.as_dict``), in ``decisions()``' order, made from the
+        columns without a Decision."""
+        return self._in_order(lambda segment, policy: segment.json_rows(self.objects, policy))
+
+    def _in_order(self, made: Callable[[Segment, str], list[T]]) -> list[T]:
+        """What ``made`` gives for each segment (one item a row), in the order of the rows and, for each, of its policies."""
         if len(self.policies) == 1 and len(self.policies[0][1]) == 1:
             view, [segment] = self.policies[0]
-            return segment.decisions(objects, view.name)
-        keyed: list[tuple[int, Decision]] = []
+            return made(segment, view.name)
+        keyed: list[tuple[int, T]] = []
         for view, segments in self.policies:
             for segment in segments:
-                keyed.extend(zip(segment.positions(), segment.decisions(objects, view.name), strict=True))
+                keyed.extend(zip(segment.positions(), made(segment, view.name), strict=True))
         keyed.sort(key=itemgetter(0))  # stable: a row's decisions stay in their policies' order
-        return [decision for _, decision in keyed]
+        return [item for _, item in keyed]
 
 
 #: Objects planned together: each action decides on a batch's rows with one call (``Action.decide_columns``).

@@ -229,9 +229,9 @@ def _emit_plan_json(pieces: Iterator[Any], totals: Any) -> None:
     def chunks() -> Iterator[list[dict[str, Any]]]:
         # One encoding per 1,000 decisions (a JSON array, its brackets dropped): the encoder's per-call cost, paid once.
         for piece in pieces:
-            decisions = piece.decisions() if isinstance(piece, Planned) else [piece]
-            for start in range(0, len(decisions), 1000):
-                yield [d.as_dict() for d in decisions[start:start + 1000]]
+            rows = piece.json_rows() if isinstance(piece, Planned) else [piece.as_dict()]  # a batch's, from its columns
+            for start in range(0, len(rows), 1000):
+                yield rows[start:start + 1000]
 
     rows = chunks()
     first = next(rows, None)

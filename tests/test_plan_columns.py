@@ -116,3 +116,11 @@ def test_a_listing_page_as_columns_reads_as_the_sweeps_refs():
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",))))))
 def test_strings_read_back_as_given(values):
     assert strings(values).to_pylist() == values
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(refs=refs_strategy, objective=st.sampled_from(["usd", "co2e"]))
+def test_json_rows_from_columns_are_the_decisions_rows(refs, objective):
+    policies = PolicySet.from_dicts(POLICIES, Settings(objective=objective, horizon_days=180))
+    for planned in _planned(refs, policies):
+        assert planned.json_rows() == [d.as_dict() for d in planned.decisions()]

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,7 +31,7 @@ from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
 from chalicelib.columns import f64, flag, flags, i64
 from chalicelib.decision import ActionParams, Decision, Outcome
-from chalicelib.verdicts import Verdict, keep
+from chalicelib.verdicts import Verdict, keep, per_row
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 
@@ -94,7 +94,7 @@ class Transition(Action):
             undue = pc.and_(undue, pc.invert(due))
         if view.expires_after is not None or not pc.any(undue).as_py():
             return segments, *keep(rows, prefixes, undue)
-        segments.append(view.skips(rows.filter(undue), partial(_first_transition_reason, days.filter(undue), self.steps[0].days)))
+        segments.append(view.skips(rows.filter(undue), per_row(_first_transition_reason, days.filter(undue), self.steps[0].days)))
         return segments, rows[:0], prefixes[:0]
 
     def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
@@ -148,13 +148,12 @@ def _expiry_params(versions: Literal["marker", "all"]) -> ExpiryParams:
 
 
 def _expire_reason(ages: Any, days: int, versions: str, j: int) -> str:
-    """The reason of a due expiry (written when read), the j-th of ``ages``.
+    """The reason of a due expiry (written when read), the j-th of ``ages`` (``verdicts.Values``).
 
-        >>> from chalicelib.columns import floats
-        >>> _expire_reason(floats([40.4]), 30, "marker", 0)
+        >>> _expire_reason([40.4], 30, "marker", 0)
         '40 days old, older than 30: expire (marker)'
     """
-    return f"{ages[j].as_py():.0f} days old, older than {days}: expire ({versions})"
+    return f"{ages[j]:.0f} days old, older than {days}: expire ({versions})"
 
 
 def _expiry_params_at(versions: Literal["marker", "all"], _: int) -> ExpiryParams:
@@ -163,11 +162,11 @@ def _expiry_params_at(versions: Literal["marker", "all"], _: int) -> ExpiryParam
 
 def _expires_later(ages: Any, days: int, j: int) -> str:
     """The skip of an object the sweep will expire later (its age: the j-th of ``ages``; unknown reads as 0)."""
-    return f"{ages[j].as_py() or 0:.0f} days old, expires at day {days}"
+    return f"{ages[j] or 0:.0f} days old, expires at day {days}"
 
 
 def _first_transition_reason(days: Any, first: int, j: int) -> str:
-    return f"{days[j].as_py():.0f} days old, first transition at day {first}"
+    return f"{days[j]:.0f} days old, first transition at day {first}"
 
 
 @register
@@ -213,8 +212,8 @@ class Expire(Action):
             due_rows, due_ages = rows.filter(due), at_ages.filter(due)
             usd, kgco2e, one_off = priced.deletions(pc.fill_null(objects.sizes.take(due_rows), i64(0)),
                                                     objects.effective_classes(due_rows), view.region, due_ages)
-            segments.append(Verdict(due_rows, self.name, self, partial(_expire_reason, due_ages, self.days, self.versions),
-                                    usd, kgco2e, one_off, partial(_expiry_params_at, self.versions)))
+            segments.append(Verdict(due_rows, self.name, self, per_row(_expire_reason, due_ages, self.days, self.versions),
+                                    usd, kgco2e, one_off, per_row(_expiry_params_at, self.versions)))
         return segments, *keep(rows, prefixes, pc.invert(pc.or_(unknown, due)))
 
     def idle_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
@@ -222,7 +221,7 @@ class Expire(Action):
         """The rule that expires the objects, or the day the sweep will."""
         if view.by_lifecycle:
             return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]
-        return [view.skips(rows, partial(_expires_later, ages.take(rows), self.days))], rows[:0], prefixes[:0]
+        return [view.skips(rows, per_row(_expires_later, ages.take(rows), self.days))], rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
         """A locked object is not expired.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import field_validator
@@ -26,7 +26,7 @@ from chalicelib.actions.output import refusal
 from chalicelib.columns import f64, flag, i64, text
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
 from chalicelib.policy.units import check_storage_class
-from chalicelib.verdicts import Verdict
+from chalicelib.verdicts import Verdict, per_row
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -76,14 +76,14 @@ def plan_moves(objects: "Objects", rows: Any, view: "PolicyView", target: str, a
     open_ = pc.and_(open_, pc.invert(pc.is_null(sizes)))
     small = pc.fill_null(pc.and_(open_, pc.less(sizes, i64(min_billable))), flag(False))
     if pc.any(small).as_py():
-        segments.append(view.skips(rows.filter(small), partial(_small_reason, sizes.filter(small), min_billable, target)))
+        segments.append(view.skips(rows.filter(small), per_row(_small_reason, sizes.filter(small), min_billable, target)))
     open_ = pc.and_(open_, pc.invert(small))
     expires_in = None
     if view.expires_after is not None:
         expires_in = pc.subtract(f64(view.expires_after), pc.coalesce(at_ages, f64(0.0)))
         early = pc.and_(open_, pc.less(expires_in, f64(min_days)))
         if pc.any(early).as_py():
-            segments.append(view.skips(rows.filter(early), partial(_early_reason, expires_in.filter(early), view.expires_after,
+            segments.append(view.skips(rows.filter(early), per_row(_early_reason, expires_in.filter(early), view.expires_after,
                                                                    min_days, target)))
         open_ = pc.and_(open_, pc.invert(early))
     if not pc.any(open_).as_py():
@@ -95,41 +95,41 @@ def plan_moves(objects: "Objects", rows: Any, view: "PolicyView", target: str, a
     net = priced.net_usd(usd, one_off, lasts, view.horizon)
     unpaid = pc.less_equal(net, f64(0.0))
     if pc.any(unpaid).as_py():
-        segments.append(view.skips(at.filter(unpaid), partial(
+        segments.append(view.skips(at.filter(unpaid), per_row(
             _unpaid_reason, cls_at.filter(unpaid), target, net.filter(unpaid), view.horizon, usd.filter(unpaid), one_off.filter(unpaid))))
     moved = pc.invert(unpaid)
     if view.co2e:
         no_co2e = pc.and_(moved, pc.less_equal(kgco2e, f64(0.0)))
         if pc.any(no_co2e).as_py():
-            segments.append(view.skips(at.filter(no_co2e), partial(_no_co2e_reason, cls_at.filter(no_co2e), target)))
+            segments.append(view.skips(at.filter(no_co2e), per_row(_no_co2e_reason, cls_at.filter(no_co2e), target)))
         moved = pc.and_(moved, pc.invert(no_co2e))
     if pc.any(moved).as_py():
         cls_moved = cls_at.filter(moved)
         segments.append(Verdict(at.filter(moved), StorageClass.name, by,
-                                partial(_move_reason, cls_moved, target, net.filter(moved), view.horizon, kgco2e.filter(moved)),
+                                per_row(_move_reason, cls_moved, target, net.filter(moved), view.horizon, kgco2e.filter(moved)),
                                 usd.filter(moved), kgco2e.filter(moved), one_off.filter(moved),
-                                partial(_params_at, cls_moved, target, via, view.region, expires_in is not None)))
+                                per_row(_params_at, cls_moved, target, via, view.region, expires_in is not None)))
     return segments
 
 
 def _small_reason(sizes: Any, min_billable: int, target: str, j: int) -> str:
-    return f"small object ({sizes[j].as_py():,} B): billed as {min_billable // 1024} KiB in {target}"
+    return f"small object ({sizes[j]:,} B): billed as {min_billable // 1024} KiB in {target}"
 
 
 def _early_reason(expires_in: Any, expires_after: int, min_days: int, target: str, j: int) -> str:
-    return (f"expires at day {expires_after} ({max(expires_in[j].as_py(), 0):.0f} days from now), "
+    return (f"expires at day {expires_after} ({max(expires_in[j], 0):.0f} days from now), "
             f"before the {min_days}-day minimum of {target}")
 
 
 def _no_co2e_reason(classes: Any, target: str, j: int) -> str:
-    return f"objective co2e: {classes[j].as_py()} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})"
+    return f"objective co2e: {classes[j]} → {target} saves no CO2e ({econ.CCF_CLASS_NOTE})"
 
 
 def _params_at(classes: Any, target: str, via: Via, region: str, expires: bool, j: int) -> MoveParams:
     """The j-th move's params: its class pair's notes (``economics.arrays.class_changes_notes``)."""
     from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
 
-    return _move_params(target, via, priced.class_changes_notes(classes[j].as_py(), target, region, expires))
+    return _move_params(target, via, priced.class_changes_notes(classes[j], target, region, expires))
 
 
 @cache
@@ -158,7 +158,7 @@ def _move_params(target: str, via: Via, notes: tuple[str, ...]) -> MoveParams:
 
 def _unpaid_reason(classes: Any, target: str, nets: Any, horizon: int, usds: Any, one_offs: Any, j: int) -> str:
     """Why the j-th move, which does not pay, is skipped (written when read)."""
-    cls, net, usd, one_off = classes[j].as_py(), nets[j].as_py(), usds[j].as_py(), one_offs[j].as_py()
+    cls, net, usd, one_off = classes[j], nets[j], usds[j], one_offs[j]
     unmodelled = (" — Intelligent-Tiering is priced at its Frequent Access tier: savings from later tiers "
                   "depend on access and are not modelled") if target == "INTELLIGENT_TIERING" else ""
     return (f"{cls} → {target} not worth it: net ${net:.6f} over {horizon} days "
@@ -168,11 +168,10 @@ def _unpaid_reason(classes: Any, target: str, nets: Any, horizon: int, usds: Any
 def _move_reason(classes: Any, target: str, nets: Any, horizon: int, kgco2es: Any, j: int) -> str:
     """The reason of the j-th planned move (written when read).
 
-        >>> from chalicelib.columns import floats, strings
-        >>> _move_reason(strings(["STANDARD"]), "ONEZONE_IA", floats([1.5]), 365, floats([0.25]), 0)
+        >>> _move_reason(["STANDARD"], "ONEZONE_IA", [1.5], 365, [0.25], 0)
         'STANDARD → ONEZONE_IA: net $1.500000 over 365 days; saves 0.250000 kg CO2e a month'
     """
-    cls, net, kgco2e = classes[j].as_py(), nets[j].as_py(), kgco2es[j].as_py()
+    cls, net, kgco2e = classes[j], nets[j], kgco2es[j]
     co2e = (f"{kgco2e:.6f} kg CO2e a month" if kgco2e > 0
             else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
     return f"{cls} → {target}: net ${net:.6f} over {horizon} days; saves {co2e}"

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from pydantic import field_validator
@@ -33,7 +33,7 @@ from chalicelib.decision import ActionParams, Decision
 from chalicelib.policy.templates import KeyParts
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import RESERVED_PREFIX, is_reserved
-from chalicelib.verdicts import Verdict
+from chalicelib.verdicts import Verdict, per_row
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -106,7 +106,7 @@ def _write_reason_at(action: str, destinations: list[str], ratios: list[tuple[fl
                      j: int) -> str:
     """The j-th priced write's reason."""
     ratio, assumption = ratios[j]
-    return _write_reason(action, destinations[j], ratio, sizes[j].as_py(), assumption, usd[j].as_py(), kgco2e[j].as_py())
+    return _write_reason(action, destinations[j], ratio, sizes[j], assumption, usd[j], kgco2e[j])
 
 
 def _priced_params(destinations: list[str], ratios: list[tuple[float, str]], classes: Any, source: str, region: str,
@@ -116,7 +116,7 @@ def _priced_params(destinations: list[str], ratios: list[tuple[float, str]], cla
 
     ratio, assumption = ratios[j]
     return WriteParams(destinations[j], source, ratio, assumption, region,
-                       priced.conversions_notes(classes[j].as_py(), region, source))
+                       priced.conversions_notes(classes[j], region, source))
 
 
 def _unpriced_params(destinations: list[str], ratios: list[tuple[float, str]], source: str, region: str, j: int) -> "WriteParams":
@@ -129,7 +129,7 @@ def _unknown_size_reason(action: str, destinations: list[str], j: int) -> str:
 
 
 def _small_reason(sizes: Any, smallest: int, j: int) -> str:
-    return f"{sizes[j].as_py()} B: under {smallest} B the output would not be smaller"
+    return f"{sizes[j]} B: under {smallest} B the output would not be smaller"
 
 
 def _itself_reason(destinations: list[str], j: int) -> str:
@@ -218,7 +218,7 @@ class WriterAction(Action):
         # an empty object goes on: the executor reports it as bad input
         small = pc.fill_null(pc.and_(readable, pc.and_(pc.greater(sizes, i64(0)), pc.less(sizes, i64(smallest)))), flag(False))
         if pc.any(small).as_py():
-            segments.append(view.skips(rows.filter(small), partial(_small_reason, sizes.filter(small), smallest)))
+            segments.append(view.skips(rows.filter(small), per_row(_small_reason, sizes.filter(small), smallest)))
         writable = pc.and_(readable, pc.invert(small))
         if not pc.any(writable).as_py():
             return segments, rows[:0], prefixes[:0]
@@ -229,9 +229,9 @@ class WriterAction(Action):
         itself = [destination == key for destination, key in zip(destinations, keys, strict=True)]
         reserved = [not same and is_reserved(destination) for destination, same in zip(destinations, itself, strict=True)]
         if any(itself):
-            segments.append(view.skips(at.filter(flags(itself)), partial(_itself_reason, _where(destinations, itself))))
+            segments.append(view.skips(at.filter(flags(itself)), per_row(_itself_reason, _where(destinations, itself))))
         if any(reserved):
-            segments.append(view.skips(at.filter(flags(reserved)), partial(_reserved_reason, _where(destinations, reserved))))
+            segments.append(view.skips(at.filter(flags(reserved)), per_row(_reserved_reason, _where(destinations, reserved))))
         go = [not (i or r) for i, r in zip(itself, reserved, strict=True)]
         if not any(go):
             return segments, rows[:0], prefixes[:0]
@@ -245,8 +245,8 @@ class WriterAction(Action):
             unsized = unknown.to_pylist()
             picked = _where(destinations, unsized)
             zeros = floats([0.0] * len(picked))
-            segments.append(Verdict(at.filter(unknown), self.name, self, partial(_unknown_size_reason, self.name, picked), zeros,
-                                    zeros, zeros, partial(_unpriced_params, picked, _where(ratios, unsized), self.source, view.region)))
+            segments.append(Verdict(at.filter(unknown), self.name, self, per_row(_unknown_size_reason, self.name, picked), zeros,
+                                    zeros, zeros, per_row(_unpriced_params, picked, _where(ratios, unsized), self.source, view.region)))
         known = pc.invert(unknown)
         if pc.any(known).as_py():
             kept = known.to_pylist()
@@ -256,9 +256,9 @@ class WriterAction(Action):
             cls_in = at_classes.filter(known)
             usd, kgco2e, one_off, _ = priced.conversions(sizes_in, sizes_out, cls_in, view.region, at_ages.filter(known), self.source)
             segments.append(Verdict(at.filter(known), self.name, self,
-                                    partial(_write_reason_at, self.name, destinations, ratios, sizes_in, usd, kgco2e),
+                                    per_row(_write_reason_at, self.name, destinations, ratios, sizes_in, usd, kgco2e),
                                     usd, kgco2e, one_off,
-                                    partial(_priced_params, destinations, ratios, cls_in, self.source, view.region)))
+                                    per_row(_priced_params, destinations, ratios, cls_in, self.source, view.region)))
         return segments, rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:
