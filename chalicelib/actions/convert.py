@@ -10,7 +10,7 @@ from chalicelib.actions.base import register
 from chalicelib.actions.writer import WriterAction, output_ratio
 from chalicelib.formats import ConvertOptions, convert_to_parquet
 from chalicelib.formats.outputs import Output
-from chalicelib.policy.templates import KeyParts, check_template, render
+from chalicelib.policy.templates import KeyParts, check_template, render, render_columns
 from chalicelib.policy.units import parse_size
 
 MiB = 1024 * 1024
@@ -48,8 +48,11 @@ class Convert(WriterAction):
     def destination_template(self) -> str:
         return self.destination
 
-    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
-        return output_ratio("parquet_from_compressed_text" if parts.compression_suffix else "parquet_from_text")
+    def destination_columns(self, parts: dict[str, Any]) -> Any:
+        return render_columns(self.destination, parts)
+
+    def output_ratio(self, compression_suffix: str) -> tuple[float, str]:
+        return output_ratio("parquet_from_compressed_text" if compression_suffix else "parquet_from_text")
 
     def produce(self, open_source: Callable[[], Any], output: Output) -> tuple[int, dict[str, Any]]:
         """Convert to Parquet into ``output``, its footer labelled with the source and rows; the rows

@@ -10,7 +10,7 @@ from chalicelib.actions.base import register
 from chalicelib.actions.writer import WriterAction, output_ratio
 from chalicelib.formats import recompress_to_zstd
 from chalicelib.formats.outputs import Output
-from chalicelib.policy.templates import KeyParts, check_template, render
+from chalicelib.policy.templates import KeyParts, check_template, render, render_columns
 
 
 @register
@@ -42,8 +42,11 @@ class Recompress(WriterAction):
     def destination_template(self) -> str:
         return self.destination if self.destination is not None else "{dir}{stem}.zst"  # the default adds the format suffix
 
-    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
-        return output_ratio(self.ratio_by_compression.get(parts.compression_suffix.lower(), "zstd_from_plain"))
+    def destination_columns(self, parts: dict[str, Any]) -> Any:
+        return render_columns(self.destination or "{dir}{stem}{format_suffix}.zst", parts)  # as ``destination_key``
+
+    def output_ratio(self, compression_suffix: str) -> tuple[float, str]:
+        return output_ratio(self.ratio_by_compression.get(compression_suffix.lower(), "zstd_from_plain"))
 
     def produce(self, open_source: Callable[[], Any], output: Output) -> tuple[int, dict[str, Any]]:
         """Recompress to zstd into ``output``; the converter verifies by decompressing what it writes."""

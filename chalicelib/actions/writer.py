@@ -28,11 +28,11 @@ from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
-from chalicelib.columns import flag, flags, floats, i64, text
+from chalicelib.columns import flag, flags, floats, i64, strings, text
 from chalicelib.decision import ActionParams, Decision
-from chalicelib.policy.templates import KeyParts
+from chalicelib.policy.templates import KeyParts, parts_columns
 from chalicelib.policy.units import check_storage_class
-from chalicelib.refs import RESERVED_PREFIX, is_reserved
+from chalicelib.refs import RESERVED_PREFIX
 from chalicelib.verdicts import Verdict, per_row
 
 if TYPE_CHECKING:
@@ -97,34 +97,23 @@ def _write_reason(action: str, destination: str, ratio: float, size: int, assump
             f"saves ${usd:.6f} and {kgco2e:.6f} kg CO2e a month")
 
 
-def _where(values: list[T], mask: list[bool]) -> list[T]:
-    """The values where ``mask`` holds."""
-    return [value for value, keep in zip(values, mask, strict=True) if keep]
+def _write_reason_at(action: str, destinations: Any, ratios: Any, notes: Any, sizes: Any, usd: Any, kgco2e: Any, j: int) -> str:
+    """The j-th priced write's reason (the arguments: ``verdicts.Values``)."""
+    return _write_reason(action, destinations[j], ratios[j], sizes[j], notes[j], usd[j], kgco2e[j])
 
 
-def _write_reason_at(action: str, destinations: list[str], ratios: list[tuple[float, str]], sizes: Any, usd: Any, kgco2e: Any,
-                     j: int) -> str:
-    """The j-th priced write's reason."""
-    ratio, assumption = ratios[j]
-    return _write_reason(action, destinations[j], ratio, sizes[j], assumption, usd[j], kgco2e[j])
-
-
-def _priced_params(destinations: list[str], ratios: list[tuple[float, str]], classes: Any, source: str, region: str,
-                   j: int) -> "WriteParams":
+def _priced_params(destinations: Any, ratios: Any, notes: Any, classes: Any, source: str, region: str, j: int) -> "WriteParams":
     """The j-th priced write's params, with its source class's notes (``economics.arrays.conversions_notes``)."""
     from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
 
-    ratio, assumption = ratios[j]
-    return WriteParams(destinations[j], source, ratio, assumption, region,
-                       priced.conversions_notes(classes[j], region, source))
+    return WriteParams(destinations[j], source, ratios[j], notes[j], region, priced.conversions_notes(classes[j], region, source))
 
 
-def _unpriced_params(destinations: list[str], ratios: list[tuple[float, str]], source: str, region: str, j: int) -> "WriteParams":
-    ratio, assumption = ratios[j]
-    return WriteParams(destinations[j], source, ratio, assumption, region)
+def _unpriced_params(destinations: Any, ratios: Any, notes: Any, source: str, region: str, j: int) -> "WriteParams":
+    return WriteParams(destinations[j], source, ratios[j], notes[j], region)
 
 
-def _unknown_size_reason(action: str, destinations: list[str], j: int) -> str:
+def _unknown_size_reason(action: str, destinations: Any, j: int) -> str:
     return f"{action} to {destinations[j]}; size unknown, saving not estimated"
 
 
@@ -132,11 +121,11 @@ def _small_reason(sizes: Any, smallest: int, j: int) -> str:
     return f"{sizes[j]} B: under {smallest} B the output would not be smaller"
 
 
-def _itself_reason(destinations: list[str], j: int) -> str:
+def _itself_reason(destinations: Any, j: int) -> str:
     return f"destination {destinations[j]} is the source itself"
 
 
-def _reserved_reason(destinations: list[str], j: int) -> str:
+def _reserved_reason(destinations: Any, j: int) -> str:
     return f"destination {destinations[j]} is under {RESERVED_PREFIX}, which is reserved for leanlake"
 
 
@@ -185,8 +174,12 @@ class WriterAction(Action):
             return policy_prefixes or ("",)
         return (template.partition("{")[0],)
 
-    def output_ratio(self, parts: KeyParts) -> tuple[float, str]:
-        """The assumed output/input size ratio for a source like ``parts`` (by its compression suffix), and its note."""
+    def destination_columns(self, parts: dict[str, Any]) -> Any:
+        """``destination_key`` of each row of a batch's key parts (``templates.parts_columns``), as an Arrow column."""
+        raise NotImplementedError
+
+    def output_ratio(self, compression_suffix: str) -> tuple[float, str]:
+        """The assumed output/input size ratio for a source with this compression suffix (``.gz``, or ""), and its note."""
         raise NotImplementedError
 
     def produce(self, open_source: Callable[[], Any], output: "Output") -> tuple[int, dict[str, Any]]:
@@ -201,7 +194,8 @@ class WriterAction(Action):
     def decide_columns(self, objects: "Objects", rows: Any, prefixes: Any, view: "PolicyView",
                        ages: Any) -> "tuple[list[Segment], Any, Any]":
         """A write with its estimated saving, or a skip saying why not (see the module docstring), for every row; the
-        destinations are rendered per object, the estimates priced in one pass (``economics.arrays.conversions``)."""
+        destinations are rendered as columns (``destination_columns``), the estimates priced in one pass
+        (``economics.arrays.conversions``)."""
         import pyarrow.compute as pc
 
         from chalicelib.economics import arrays as priced  # pyarrow: loaded by planning only, not by the app
@@ -223,42 +217,42 @@ class WriterAction(Action):
         if not pc.any(writable).as_py():
             return segments, rows[:0], prefixes[:0]
         at, at_classes, at_sizes = rows.filter(writable), classes.filter(writable), sizes.filter(writable)
-        keys = objects.keys.take(at).to_pylist()
-        parts = [KeyParts.of(key, prefix) for key, prefix in zip(keys, prefixes.filter(writable).to_pylist(), strict=True)]
-        destinations = [self.destination_key(part) for part in parts]
-        itself = [destination == key for destination, key in zip(destinations, keys, strict=True)]
-        reserved = [not same and is_reserved(destination) for destination, same in zip(destinations, itself, strict=True)]
-        if any(itself):
-            segments.append(view.skips(at.filter(flags(itself)), per_row(_itself_reason, _where(destinations, itself))))
-        if any(reserved):
-            segments.append(view.skips(at.filter(flags(reserved)), per_row(_reserved_reason, _where(destinations, reserved))))
-        go = [not (i or r) for i, r in zip(itself, reserved, strict=True)]
-        if not any(go):
+        keys = objects.keys.take(at)
+        parts = parts_columns(keys, prefixes.filter(writable))
+        destinations = self.destination_columns(parts)
+        itself = pc.equal(destinations, keys)
+        reserved = pc.and_(pc.invert(itself), pc.starts_with(destinations, pattern=RESERVED_PREFIX))
+        if pc.any(itself).as_py():
+            segments.append(view.skips(at.filter(itself), per_row(_itself_reason, destinations.filter(itself))))
+        if pc.any(reserved).as_py():
+            segments.append(view.skips(at.filter(reserved), per_row(_reserved_reason, destinations.filter(reserved))))
+        go = pc.invert(pc.or_(itself, reserved))
+        if not pc.any(go).as_py():
             return segments, rows[:0], prefixes[:0]
-        chosen = flags(go)
-        at_ages = ages.take(at).filter(chosen)
-        at, at_classes, at_sizes = at.filter(chosen), at_classes.filter(chosen), at_sizes.filter(chosen)
-        destinations = _where(destinations, go)
-        ratios = [self.output_ratio(part) for part in _where(parts, go)]
+        at_ages = ages.take(at).filter(go)
+        at, at_classes, at_sizes, destinations = at.filter(go), at_classes.filter(go), at_sizes.filter(go), destinations.filter(go)
+        # the assumed output ratio goes by the compression suffix: one look-up per distinct suffix
+        suffixes = pc.dictionary_encode(parts["compression_suffix"].filter(go))
+        assumed = [self.output_ratio(suffix) for suffix in suffixes.dictionary.to_pylist()]
+        ratios = floats([ratio for ratio, _ in assumed]).take(suffixes.indices)
+        notes = strings([note for _, note in assumed]).take(suffixes.indices)
         unknown = pc.is_null(at_sizes)
         if pc.any(unknown).as_py():
-            unsized = unknown.to_pylist()
-            picked = _where(destinations, unsized)
-            zeros = floats([0.0] * len(picked))
+            zeros = floats([0.0] * unknown.true_count)
+            picked = destinations.filter(unknown)
             segments.append(Verdict(at.filter(unknown), self.name, self, per_row(_unknown_size_reason, self.name, picked), zeros,
-                                    zeros, zeros, per_row(_unpriced_params, picked, _where(ratios, unsized), self.source, view.region)))
+                                    zeros, zeros, per_row(_unpriced_params, picked, ratios.filter(unknown), notes.filter(unknown),
+                                                          self.source, view.region)))
         known = pc.invert(unknown)
         if pc.any(known).as_py():
-            kept = known.to_pylist()
-            destinations, ratios = _where(destinations, kept), _where(ratios, kept)
-            sizes_in = at_sizes.filter(known)
-            sizes_out = pc.multiply(sizes_in.cast("float64"), floats([ratio for ratio, _ in ratios]))
-            cls_in = at_classes.filter(known)
+            sizes_in, ratios, notes, cls_in = at_sizes.filter(known), ratios.filter(known), notes.filter(known), at_classes.filter(known)
+            sizes_out = pc.multiply(sizes_in.cast("float64"), ratios)
             usd, kgco2e, one_off, _ = priced.conversions(sizes_in, sizes_out, cls_in, view.region, at_ages.filter(known), self.source)
+            destinations = destinations.filter(known)
             segments.append(Verdict(at.filter(known), self.name, self,
-                                    per_row(_write_reason_at, self.name, destinations, ratios, sizes_in, usd, kgco2e),
+                                    per_row(_write_reason_at, self.name, destinations, ratios, notes, sizes_in, usd, kgco2e),
                                     usd, kgco2e, one_off,
-                                    per_row(_priced_params, destinations, ratios, cls_in, self.source, view.region)))
+                                    per_row(_priced_params, destinations, ratios, notes, cls_in, self.source, view.region)))
         return segments, rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import string
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from chalicelib.refs import RESERVED_PREFIX
 
@@ -106,6 +106,63 @@ def render(template: str, parts: KeyParts) -> str:
     if positional is None:
         return template.format(**parts.variables())
     return positional.format(*parts)
+
+
+def _ascii_any_case(word: str) -> str:
+    """``word`` as a regex matching it in any ASCII case only (``[cC][sS][vV]``): Python's ``str.lower`` maps no
+    other character onto these letters, where a regex's case folding would (``ſ`` folds with ``s``)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+#: A key's ``{dir}`` and ``{name}``; then a name's stem and its format and compression suffixes: the shortest stem
+#: the suffixes can follow, which is what ``KeyParts.of`` strips (a name of one dot-word, ``.gz``, is all stem).
+_DIR_NAME = r"^(?P<dir>(?s:.*/)?)(?P<name>[^/]*)$"
+_SUFFIXES = (r"^(?P<stem>(?s:.+?)|)(?P<format>\.(?:" + "|".join(_ascii_any_case(s[1:]) for s in FORMAT_SUFFIXES) + r"))?"
+             r"(?P<compression>\.(?:" + "|".join(_ascii_any_case(s[1:]) for s in COMPRESSION_SUFFIXES) + r"))?$")
+
+
+def parts_columns(keys: Any, prefixes: Any) -> dict[str, Any]:
+    """``KeyParts.of`` of each key (an Arrow string array) and the prefix it matched through (Arrow strings), as one
+    Arrow string column per part (``KeyParts._fields``), computed by Arrow's kernels: the same values, row for row.
+
+        >>> from chalicelib.columns import strings
+        >>> parts = parts_columns(strings(["raw/2024/a.csv.gz", "x"]), strings(["raw/", ""]))
+        >>> [parts[f].to_pylist() for f in ("rel_dir", "stem", "ext", "compression_suffix")]
+        [['2024/', ''], ['a', 'x'], ['.csv.gz', ''], ['.gz', '']]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from chalicelib.columns import text
+
+    split = pc.extract_regex(keys, pattern=_DIR_NAME)
+    directory, name = split.field("dir"), split.field("name")
+    rel_dir = pa.nulls(len(keys), pa.string())
+    for prefix in pc.unique(prefixes).to_pylist():
+        here = pc.and_(pc.equal(prefixes, text(prefix)), pc.starts_with(directory, pattern=prefix))
+        # the part of {dir} after the matched prefix, "/" trimmed from its start
+        after = pc.utf8_ltrim(pc.utf8_slice_codeunits(directory, start=len(prefix)), characters="/")
+        rel_dir = pc.if_else(here, after, rel_dir)
+    rel_dir = pc.coalesce(rel_dir, text(""))  # a prefix that reaches into the name
+    suffixes = pc.extract_regex(name, pattern=_SUFFIXES)
+    fmt, compression = suffixes.field("format"), suffixes.field("compression")
+    return {"key": keys, "dir": directory, "rel_dir": rel_dir, "name": name, "stem": suffixes.field("stem"),
+            "ext": pc.binary_join_element_wise(fmt, compression, text("")), "format_suffix": fmt, "compression_suffix": compression}
+
+
+def render_columns(template: str, parts: dict[str, Any]) -> Any:
+    """``render`` of each row of ``parts`` (``parts_columns``): the template's text and variables joined by one kernel."""
+    import pyarrow.compute as pc
+
+    from chalicelib.columns import text
+
+    pieces: list[Any] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if literal:
+            pieces.append(text(literal))
+        if name is not None:
+            pieces.append(parts[name])
+    return pc.binary_join_element_wise(*pieces, text(""))
 
 
 @cache
