@@ -108,22 +108,11 @@ def render(template: str, parts: KeyParts) -> str:
     return positional.format(*parts)
 
 
-def _ascii_any_case(word: str) -> str:
-    """``word`` as a regex matching it in any ASCII case only (``[cC][sS][vV]``): Python's ``str.lower`` maps no
-    other character onto these letters, where a regex's case folding would (``ſ`` folds with ``s``)."""
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
-
-
-#: A key's ``{dir}`` and ``{name}``; then a name's stem and its format and compression suffixes: the shortest stem
-#: the suffixes can follow, which is what ``KeyParts.of`` strips (a name of one dot-word, ``.gz``, is all stem).
-_DIR_NAME = r"^(?P<dir>(?s:.*/)?)(?P<name>[^/]*)$"
-_SUFFIXES = (r"^(?P<stem>(?s:.+?)|)(?P<format>\.(?:" + "|".join(_ascii_any_case(s[1:]) for s in FORMAT_SUFFIXES) + r"))?"
-             r"(?P<compression>\.(?:" + "|".join(_ascii_any_case(s[1:]) for s in COMPRESSION_SUFFIXES) + r"))?$")
-
-
 def parts_columns(keys: Any, prefixes: Any) -> dict[str, Any]:
     """``KeyParts.of`` of each key (an Arrow string array) and the prefix it matched through (Arrow strings), as one
     Arrow string column per part (``KeyParts._fields``), computed by Arrow's kernels: the same values, row for row.
+    A suffix is looked up ASCII-lower-cased: no other character lower-cases onto the suffixes' letters, so that is
+    ``str.lower``'s answer too.
 
         >>> from chalicelib.columns import strings
         >>> parts = parts_columns(strings(["raw/2024/a.csv.gz", "x"]), strings(["raw/", ""]))
@@ -135,19 +124,51 @@ def parts_columns(keys: Any, prefixes: Any) -> dict[str, Any]:
 
     from chalicelib.columns import text
 
-    split = pc.extract_regex(keys, pattern=_DIR_NAME)
-    directory, name = split.field("dir"), split.field("name")
+    empty = text("")
+    head, name, has_slash = _last_split(keys, "/")
+    directory = pc.if_else(has_slash, pc.binary_join_element_wise(head, text("/"), empty), empty)
     rel_dir = pa.nulls(len(keys), pa.string())
     for prefix in pc.unique(prefixes).to_pylist():
         here = pc.and_(pc.equal(prefixes, text(prefix)), pc.starts_with(directory, pattern=prefix))
         # the part of {dir} after the matched prefix, "/" trimmed from its start
         after = pc.utf8_ltrim(pc.utf8_slice_codeunits(directory, start=len(prefix)), characters="/")
         rel_dir = pc.if_else(here, after, rel_dir)
-    rel_dir = pc.coalesce(rel_dir, text(""))  # a prefix that reaches into the name
-    suffixes = pc.extract_regex(name, pattern=_SUFFIXES)
-    fmt, compression = suffixes.field("format"), suffixes.field("compression")
-    return {"key": keys, "dir": directory, "rel_dir": rel_dir, "name": name, "stem": suffixes.field("stem"),
-            "ext": pc.binary_join_element_wise(fmt, compression, text("")), "format_suffix": fmt, "compression_suffix": compression}
+    rel_dir = pc.coalesce(rel_dir, empty)  # a prefix that reaches into the name
+    stem, compression = _strip_suffix(name, COMPRESSION_SUFFIXES)
+    stem, fmt = _strip_suffix(stem, FORMAT_SUFFIXES)
+    return {"key": keys, "dir": directory, "rel_dir": rel_dir, "name": name, "stem": stem,
+            "ext": pc.binary_join_element_wise(fmt, compression, empty), "format_suffix": fmt, "compression_suffix": compression}
+
+
+def _last_split(values: Any, separator: str) -> tuple[Any, Any, Any]:
+    """Each value split at its last ``separator``: the text before it, after it, and whether there is one (without
+    one, both texts are the whole value)."""
+    import pyarrow.compute as pc
+
+    split = pc.split_pattern(values, pattern=separator, max_splits=1, reverse=True)
+    starts, ends = split.offsets[:-1], split.offsets[1:]
+    return (split.values.take(starts), split.values.take(pc.subtract(ends, _int32(1))),
+            pc.equal(pc.subtract(ends, starts), _int32(2)))
+
+
+def _strip_suffix(names: Any, suffixes: tuple[str, ...]) -> tuple[Any, Any]:
+    """``KeyParts.of``'s step: a name's text from its last dot, when that dot is not its first character and the text
+    is one of ``suffixes`` in any case, is split off. Returns the names without it, and it (or "")."""
+    import pyarrow.compute as pc
+
+    from chalicelib.columns import strings, text
+
+    empty = text("")
+    head, tail, has_dot = _last_split(names, ".")
+    suffix = pc.binary_join_element_wise(text("."), tail, empty)
+    known = pc.and_(pc.and_(has_dot, pc.not_equal(head, empty)), pc.is_in(pc.ascii_lower(suffix), value_set=strings(list(suffixes))))
+    return pc.if_else(known, head, names), pc.if_else(known, suffix, empty)
+
+
+def _int32(value: int) -> Any:
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(value.to_bytes(4, "little", signed=True))])[0]
 
 
 def render_columns(template: str, parts: dict[str, Any]) -> Any:
