@@ -33,7 +33,7 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 #: Objects planned as one batch: enough that a kernel's fixed cost is nothing an object, few enough that a batch's
 #: columns (and the Decisions a consumer makes of them) stay some MiB.
-BATCH_OBJECTS = 32768
+BATCH_OBJECTS = 32_768
 #: The type of ``Objects.modified``: microseconds since the epoch, UTC (naive datetimes are taken as UTC, as planning always has).
 TIMESTAMP = "timestamp[us, tz=UTC]"
 
