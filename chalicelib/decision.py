@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Protocol, Union, runtime_checkable
 
 from chalicelib import economics as econ
@@ -135,18 +136,22 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
                 f"monthly_kgco2e_saved={self.monthly_kgco2e_saved!r}, one_off_usd={self.one_off_usd!r}, params={self.params!r})")
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``plan --json`` shape (``decision_row``)."""
-        return decision_row(self.bucket, self.key, self.policy, self.action, self.reason, self.monthly_usd_saved,
-                            self.monthly_kgco2e_saved, self.one_off_usd)
+        """The ``plan --json`` shape (``decision_rows`` of one)."""
+        [row] = decision_rows(self.bucket, [self.key], self.policy, self.action, [self.reason], [self.monthly_usd_saved],
+                              [self.monthly_kgco2e_saved], [self.one_off_usd])
+        return row
 
 
-def decision_row(bucket: str, key: str | None, policy: str, action: str, reason: str, monthly_usd_saved: float,
-                 monthly_kgco2e_saved: float, one_off_usd: float) -> dict[str, Any]:
-    """One decision's ``plan --json`` row: ``Decision.as_dict``, and what a planned batch's columns make without a
-    Decision (``chalicelib.plan.Planned.rows``)."""
-    return {"bucket": bucket, "key": key, "policy": policy, "action": action, "reason": reason,
-            "monthly_usd_saved": round(monthly_usd_saved, 6), "monthly_kgco2e_saved": round(monthly_kgco2e_saved, 9),
-            "one_off_usd": round(one_off_usd, 6)}
+def decision_rows(bucket: str, keys: list[str | None], policy: str, action: str, reasons: list[str], monthly_usd_saved: list[float],
+                  monthly_kgco2e_saved: list[float], one_off_usd: list[float]) -> list[dict[str, Any]]:
+    """The ``plan --json`` rows of one policy's decisions of one action in one bucket, given as columns:
+    ``Decision.as_dict``, and what a planned batch's columns make without a Decision (``plan.Planned.json_rows``).
+    The savings are rounded a column at a time (``map``: no Python call a value)."""
+    return [{"bucket": bucket, "key": key, "policy": policy, "action": action, "reason": reason,
+             "monthly_usd_saved": usd, "monthly_kgco2e_saved": kgco2e, "one_off_usd": one_off}
+            for key, reason, usd, kgco2e, one_off in zip(keys, reasons, map(round, monthly_usd_saved, repeat(6)),
+                                                         map(round, monthly_kgco2e_saved, repeat(9)),
+                                                         map(round, one_off_usd, repeat(6)), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar
 
 from chalicelib.columns import flags
-from chalicelib.decision import ActionParams, Decision, Reason, decision_row
+from chalicelib.decision import ActionParams, Decision, Reason, decision_rows
 
 T = TypeVar("T")
 
@@ -82,12 +82,10 @@ class Verdict:
 
 
     def json_rows(self, objects: "Objects", policy: str) -> list[dict[str, Any]]:
-        """Each row's ``plan --json`` row (``decision_row``), made from the columns without a Decision."""
-        keys = objects.keys.take(self.rows).to_pylist()
-        usd, kgco2e, one_off = self.savings()
-        bucket, action, reason = objects.bucket, self.action, self.reason
-        return [decision_row(bucket, key, policy, action, _written(reason, j), u, k, o)
-                for j, (key, u, k, o) in enumerate(zip(keys, usd, kgco2e, one_off, strict=True))]
+        """Each row's ``plan --json`` row (``decision_rows``), made from the columns without a Decision."""
+        reason = self.reason
+        return decision_rows(objects.bucket, objects.keys.take(self.rows).to_pylist(), policy, self.action,
+                             [_written(reason, j) for j in range(len(self.rows))], *self.savings())
 
 
 def _written(reason: Callable[[int], Reason], j: int) -> str:
@@ -123,27 +121,22 @@ class Decided:
 Segment = Verdict | Decided
 
 
-class Values:
-    """An Arrow array read as Python values, all at once, the first time a row is: what a segment's reason and
-    params functions index (a row's ``as_py()`` costs a microsecond; a column's ``to_pylist()``, nanoseconds a row)."""
+class per_row(Generic[T]):
+    """``function(*args, j)`` for the j-th row of a segment (its reason or params), where each Arrow array among
+    ``args`` is read as a list of Python values, once, when the first row is (a row's ``as_py()`` costs a
+    microsecond; a column's ``to_pylist()``, nanoseconds a row)."""
 
-    __slots__ = ("_array", "_values")
+    __slots__ = ("_function", "_args", "_bound")
 
-    def __init__(self, array: Any) -> None:
-        self._array = array
-        self._values: list[Any] | None = None
+    def __init__(self, function: Callable[..., T], *args: Any) -> None:
+        self._function, self._args = function, args
+        self._bound: Callable[[int], T] | None = None
 
-    def __getitem__(self, j: int) -> Any:
-        values = self._values
-        if values is None:
-            values = self._values = self._array.to_pylist()
-        return values[j]
-
-
-def per_row(function: Callable[..., T], *args: Any) -> Callable[[int], T]:
-    """``function(*args, j)`` for the j-th row of a segment (its reason or params), the Arrow arrays among ``args``
-    read as ``Values``."""
-    return partial(function, *[Values(a) if hasattr(a, "to_pylist") else a for a in args])
+    def __call__(self, j: int) -> T:
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = partial(self._function, *[a.to_pylist() if hasattr(a, "to_pylist") else a for a in self._args])
+        return bound(j)
 
 
 def keep(rows: Any, prefixes: Any, mask: Any) -> tuple[Any, Any]:
