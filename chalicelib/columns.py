@@ -34,8 +34,6 @@ _MICROSECOND = timedelta(microseconds=1)
 #: Objects planned as one batch: enough that a kernel's fixed cost is nothing an object, few enough that a batch's
 #: columns (and the Decisions a consumer makes of them) stay some MiB.
 BATCH_OBJECTS = 32_768
-#: The type of ``Objects.modified``: microseconds since the epoch, UTC (naive datetimes are taken as UTC, as planning always has).
-TIMESTAMP = "timestamp[us, tz=UTC]"
 
 
 def _pa() -> Any:
@@ -135,7 +133,8 @@ def repeated(values: Sequence[str]) -> Any:
 
 
 def timestamps(values: Sequence[datetime | None]) -> Any:
-    """A ``TIMESTAMP`` array of ``values``; a naive datetime is taken as UTC (None: null)."""
+    """A ``timestamp[us, tz=UTC]`` array of ``values``; a naive datetime is taken as UTC, as planning always has
+    (None: null)."""
     micros = [None if v is None else (v - (_EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MICROSECOND for v in values]
     pa = _pa()
     return _fixed(pa.timestamp("us", tz="UTC"), "q", micros, 0)
@@ -146,7 +145,7 @@ class Objects:
     """One bucket's listed objects as Arrow columns, a row per object: what the planner works on.
 
     ``classes`` holds the storage class as listed (null: not said, which S3 means as STANDARD);
-    ``modified`` is ``TIMESTAMP``. ``tags`` (one mapping or None per row) is there when a policy of the
+    ``modified`` is ``timestamp[us, tz=UTC]`` (``timestamps``). ``tags`` (one mapping or None per row) is there when a policy of the
     bucket filters on tags. ``refs(rows)`` gives the rows as ``ObjectRef`` values, only for the
     objects a consumer reads one of: the refs the batch was made from, when it was (``from_refs``).
 

@@ -1,18 +1,24 @@
 """Deciding, purely: which action each matched object gets, why, and what it is estimated to save.
 
 What:
-- ``plan_objects(refs, policies, as_of)`` yields exactly one ``Decision`` per (bucket, key, policy)
-  for every policy whose filters match the ref, and nothing for unmatched refs. It streams a batch
-  of refs at a time (``BATCH``); memory does not grow with the number of refs.
+- ``plan_batches(batches, policies, as_of)`` plans batches of one bucket's objects held as Arrow
+  columns (``chalicelib.columns.Objects``: a listing's pages, an inventory's CSV blocks): each policy's
+  actions decide on its matched rows with Arrow compute, and a batch's decisions are segments
+  (``chalicelib.verdicts``), a ``Planned``. It makes exactly one decision per (bucket, key, policy) for
+  every policy whose filters match the object, and none for unmatched objects; ``Planned.decisions()``
+  makes them ``Decision``s (only for a consumer that reads them), ``Planned.json_rows()`` their JSON rows.
+- ``plan_objects(refs, policies, as_of)`` yields the Decisions of refs, planned a batch (``BATCH``) at a
+  time; memory does not grow with the number of refs.
 - ``plan_buckets(policies, buckets)`` yields the bucket-level decisions (key None): the bucket's one
   ``lifecycle`` decision (``chalicelib.actions.lifecycle_rules``), then those of bucket-scope actions.
 - ``totals(decisions)`` / ``Totals``: counts per action and savings per policy and overall,
-  accumulated incrementally (``Totals.watch(decisions)`` passes decisions through).
+  accumulated incrementally (``Totals.watch(decisions)`` passes decisions through;
+  ``Totals.add_planned`` counts a planned batch from its columns, to the same floats).
 
 Why: the "worth it" guarantee (README). The rules live with the actions: each action of a matched
-policy is asked, in ``plan_rank`` order, to ``decide`` (a due ``expire`` the sweep runs comes
-first, then a conversion or recompression, then a ``storage_class`` move, then a due
-``transition`` step); the first Decision wins. When none decides, the first ``idle_reason`` is the
+policy is asked, in ``plan_rank`` order, to decide (``decide_columns``: a due ``expire`` the sweep
+runs comes first, then a conversion or recompression, then a ``storage_class`` move, then a due
+``transition`` step); the first decision wins. When none decides, the first idle reason is the
 skip's reason ("10 days old, first transition at day 30", "handled by Lifecycle rule
 leanlake-<policy>-<n>"): every matched policy gets its one decision, and reports show why nothing
 happens to an object. Savings of a ``skip`` are 0; the region is ``settings.region``, else the
@@ -46,7 +52,7 @@ from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
-from chalicelib.columns import Objects, floats, int64s, strings
+from chalicelib.columns import Objects, floats, int64s
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
@@ -56,14 +62,6 @@ T = TypeVar("T")
 
 #: The skip of a matched policy none of whose actions acts on objects.
 NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-level"
-
-
-def decide(ref: ObjectRef, prefix: str, view: PolicyView, as_of: datetime) -> Decision:
-    """The one decision of one policy for one matched object (see the module docstring for the order)."""
-    objects = Objects.from_refs(ref.bucket, [ref])
-    segments = _decide(view, objects, int64s([0]), strings([prefix]), ages_column(objects.modified, as_of))
-    [decision] = Planned(objects, [(view, segments)]).decisions()
-    return decision
 
 
 def _decide(view: PolicyView, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> list[Segment]:

@@ -263,13 +263,11 @@ def test_dictionary_entries_no_row_uses_are_ignored():
 def test_notes_are_core_notes(region):
     carbon = CarbonMethod(archive_multiplier=2.0)
     for cls in CLASSES:
-        assert arrays.months_notes(cls, region) == core.months([1], cls, region)[4]
-        assert arrays.deletions_notes(cls, region, carbon=carbon) == core.deletions([1], cls, region, [None], carbon=carbon)[3]
         for source in ("keep", "delete", "storage_class:GLACIER"):
             assert arrays.conversions_notes(cls, region, source) == core.conversions([1], [1], cls, region, [None], source)[4]
         for to_class in CLASSES:
-            assert (arrays.class_changes_notes(cls, to_class, region, expires=True)
-                    == core.class_changes([1], cls, to_class, region, [None], [10.0])[4])
+            assert (arrays.class_changes_notes(cls, to_class, region, expires=True, carbon=carbon)
+                    == core.class_changes([1], cls, to_class, region, [None], [10.0], carbon=carbon)[4])
 
 
 def test_pricing_a_batch_imports_no_pandas():
@@ -309,7 +307,7 @@ usd, kg, one_off, lasts = arrays.class_changes(sizes, classes, 'GLACIER_IR', 'us
 arrays.class_changes(sizes, classes, 'DEEP_ARCHIVE', 'eu-west-1', ages, None, 1, 'transition')
 arrays.net_usd(usd, one_off, lasts, 365)
 arrays.net_usd(usd, one_off, None, 365)
-arrays.months_notes('GLACIER'); arrays.class_changes_notes('STANDARD', 'ONEZONE_IA', 'us-east-1')
+arrays.class_changes_notes('STANDARD', 'ONEZONE_IA', 'us-east-1')
 usd.to_pylist()
 print('pandas' in sys.modules, len(usd))
 """

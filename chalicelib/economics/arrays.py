@@ -238,7 +238,7 @@ def months(sizes: Any, classes: Any, region: str = DEFAULT_REGION, objects: int 
 
     ``sizes``: an Arrow integer or float column (bytes; each row's total over ``objects`` objects, as in
     ``core``); ``classes``: one storage class per row (string or dictionary column). Four float64 arrays; the
-    notes are :func:`months_notes`'. ValueError for an unknown class, or a row without one.
+    notes are ``core.months``'. ValueError for an unknown class, or a row without one.
     """
     column = _numbers(sizes)
     usd, kgco2e, billable, kwh, _ = _months(column, _classes(classes, len(column.floats)), region, _count(objects), carbon)
@@ -326,7 +326,7 @@ def conversions(sizes_in: Any, sizes_out: Any, classes: Any, region: str, ages: 
 def deletions(sizes: Any, classes: Any, region: str, ages: Any, objects: int = 1,
               carbon: CarbonMethod = CCF) -> tuple[pa.Array, pa.Array, pa.Array]:
     """``core.deletions`` over a batch of mixed classes: monthly USD and kg CO2e saved, one-off USD (the early
-    deletion penalty; ``ages`` nullable days), as float64 arrays. The notes are :func:`deletions_notes`'."""
+    deletion penalty; ``ages`` nullable days), as float64 arrays. The notes are ``core.deletions``'."""
     column = _numbers(sizes)
     cls = _classes(classes, len(column.floats))
     usd, kgco2e, _, _, gb = _months(column, cls, region, _count(objects), carbon)
@@ -379,18 +379,6 @@ def net_usd(usd: Any, one_off: Any, lasts: Any, horizon_days: float) -> pa.Array
 
 
 # --- Notes: what core's list functions return beside the columns ---------------------------------------------
-
-@functools.cache
-def months_notes(storage_class: str, region: str = DEFAULT_REGION, objects: int = 1, carbon: CarbonMethod = CCF) -> tuple[str, ...]:
-    """The notes ``core.months`` returns for ``storage_class``: core's own function run on no rows, so identical."""
-    return core.months([], storage_class, region, objects, carbon)[4]
-
-
-@functools.cache
-def deletions_notes(storage_class: str, region: str, objects: int = 1, carbon: CarbonMethod = CCF) -> tuple[str, ...]:
-    """The notes ``core.deletions`` returns for ``storage_class`` (core's function on no rows)."""
-    return core.deletions([], storage_class, region, [], objects, carbon)[3]
-
 
 @functools.cache
 def conversions_notes(storage_class: str, region: str, source: str = "delete", objects_in: int = 1, objects_out: int = 1,

@@ -22,6 +22,7 @@ import string
 from functools import cache
 from typing import Any, NamedTuple
 
+from chalicelib.columns import strings, text
 from chalicelib.refs import RESERVED_PREFIX
 
 TEMPLATE_VARIABLES = ("key", "dir", "rel_dir", "name", "stem", "ext")
@@ -122,8 +123,6 @@ def parts_columns(keys: Any, prefixes: Any) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from chalicelib.columns import text
-
     empty = text("")
     head, name, has_slash = _last_split(keys, "/")
     directory = pc.if_else(has_slash, pc.binary_join_element_wise(head, text("/"), empty), empty)
@@ -156,8 +155,6 @@ def _strip_suffix(names: Any, suffixes: tuple[str, ...]) -> tuple[Any, Any]:
     is one of ``suffixes`` in any case, is split off. Returns the names without it, and it (or "")."""
     import pyarrow.compute as pc
 
-    from chalicelib.columns import strings, text
-
     empty = text("")
     head, tail, has_dot = _last_split(names, ".")
     suffix = pc.binary_join_element_wise(text("."), tail, empty)
@@ -174,8 +171,6 @@ def _int32(value: int) -> Any:
 def render_columns(template: str, parts: dict[str, Any]) -> Any:
     """``render`` of each row of ``parts`` (``parts_columns``): the template's text and variables joined by one kernel."""
     import pyarrow.compute as pc
-
-    from chalicelib.columns import text
 
     pieces: list[Any] = []
     for literal, name, _, _ in string.Formatter().parse(template):
