@@ -65,6 +65,11 @@ def i64(value: int) -> Any:
     return _scalar(_pa().int64(), struct.pack("<q", value))
 
 
+def i32(value: int) -> Any:
+    """``value`` as an Arrow int32 scalar."""
+    return _scalar(_pa().int32(), struct.pack("<i", value))
+
+
 def _fixed(arrow_type: Any, code: str, values: Sequence[Any], fill: Any) -> Any:
     pa = _pa()
     data = array.array(code, [fill if v is None else v for v in values])
@@ -98,6 +103,11 @@ def floats(values: Sequence[float | None]) -> Any:
 def int64s(values: Sequence[int | None]) -> Any:
     """An int64 array of ``values`` (None: null)."""
     return _fixed(_pa().int64(), "q", values, 0)
+
+
+def int32s(values: Sequence[int | None]) -> Any:
+    """An int32 array of ``values`` (None: null)."""
+    return _fixed(_pa().int32(), "i", values, 0)
 
 
 def strings(values: Sequence[str | None]) -> Any:

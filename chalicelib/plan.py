@@ -67,30 +67,22 @@ NOTHING_PER_OBJECT = "no object-level action: the policy's actions are bucket-le
 def _decide(view: PolicyView, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> list[Segment]:
     """One policy's decisions for its matched ``rows`` of a batch (Arrow int64, with the prefix each matched through,
     Arrow strings): each action decides on the rows no action before it decided on, all at once
-    (``Action.decide_columns``); then the rows left get the first idle reason's skip."""
+    (``Action.decide_columns``); then the rows left get the first idle reason's skip (``Action.idle_columns``),
+    else ``NOTHING_PER_OBJECT``."""
+    decided, rows, prefixes = _in_turn(view, "decide_columns", objects, rows, prefixes, ages)
+    idle, rows, _ = _in_turn(view, "idle_columns", objects, rows, prefixes, ages)
+    return decided + idle + ([view.skips(rows, _nothing_per_object)] if len(rows) else [])
+
+
+def _in_turn(view: PolicyView, step: str, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> tuple[list[Segment], Any, Any]:
+    """Ask the policy's actions in turn, by their ``step`` method, about the rows the ones before left."""
     segments: list[Segment] = []
     for action in view.actions:
         if not len(rows):
             break
-        made, rows, prefixes = action.decide_columns(objects, rows, prefixes, view, ages)
+        made, rows, prefixes = getattr(action, step)(objects, rows, prefixes, view, ages)
         segments.extend(made)
-    if len(rows):
-        segments.extend(_idle(view, objects, rows, prefixes, ages))
-    return segments
-
-
-def _idle(view: PolicyView, objects: Objects, rows: Any, prefixes: Any, ages: Any) -> list[Segment]:
-    """The skips of rows no action decided on, each with the first idle reason of the policy's actions
-    (``Action.idle_columns``), else ``NOTHING_PER_OBJECT``."""
-    segments: list[Segment] = []
-    for action in view.actions:
-        if not len(rows):
-            break
-        made, rows, prefixes = action.idle_columns(objects, rows, prefixes, view, ages)
-        segments.extend(made)
-    if len(rows):
-        segments.append(view.skips(rows, _nothing_per_object))
-    return segments
+    return segments, rows, prefixes
 
 
 def _nothing_per_object(_: int) -> str:

@@ -29,13 +29,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from array import array
 from itertools import compress
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chalicelib.columns import i32, i64, int32s, strings
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, reaches_reserved
 
 if TYPE_CHECKING:
@@ -126,7 +128,7 @@ class _Batch:
         those need the reserved test."""
         if not prefixes:
             return self.eligible()
-        mask = _any(self.starts(p) for p in prefixes)
+        mask = functools.reduce(pc.or_, (self.starts(p) for p in prefixes))
         return pc.and_(mask, self.eligible()) if any(map(reaches_reserved, prefixes)) else mask
 
     def size_within(self, rows: Any, low: int | None, high: int | None) -> Any:
@@ -138,10 +140,10 @@ class _Batch:
             return pc.is_null(sizes)  # no int64 is within: only the unknown sizes match
         tests = []
         if low is not None and low > _INT64_MIN:  # a bound at or beyond int64's range bounds nothing
-            tests.append(pc.greater_equal(sizes, _int64(low)))
+            tests.append(pc.greater_equal(sizes, i64(low)))
         if high is not None and high < _INT64_MAX:
-            tests.append(pc.less_equal(sizes, _int64(high)))
-        within = _all(tests) if tests else pc.is_valid(sizes)
+            tests.append(pc.less_equal(sizes, i64(high)))
+        within = functools.reduce(pc.and_kleene, tests) if tests else pc.is_valid(sizes)  # null where a size is unknown
         # unknown sizes match: the tests are null there, and null OR true is true in Kleene logic
         return pc.or_kleene(pc.is_null(sizes), within) if sizes.null_count else within
 
@@ -149,7 +151,7 @@ class _Batch:
         """Which of ``rows``' keys, lower-cased as Python does, end with any of ``suffixes`` (already
         lower-cased, as ``_Compiled`` keeps them): ``key.lower().endswith(suffixes)``."""
         lowered = _python_lower(pc.take(self.keys, rows))
-        return _any(_test(pc.ends_with, lowered, s) for s in suffixes)
+        return functools.reduce(pc.or_, (_test(pc.ends_with, lowered, s) for s in suffixes))
 
     def matched_prefixes(self, prefixes: tuple[str, ...], rows: Any) -> Any:
         """Per row of ``rows``, the longest of ``prefixes`` its key starts with (``""`` with none), as a
@@ -159,10 +161,10 @@ class _Batch:
         by_length = sorted(range(len(distinct)), key=lambda n: len(distinct[n]))
         # Every row starts with one prefix at least: begin with the shortest, then let each longer one that
         # holds take over; two different prefixes of the same length never both start one key.
-        indices = _int32s(array("i", [by_length[0]]) * len(rows))
+        indices = int32s([by_length[0]] * len(rows))
         for n in by_length[1:]:
-            indices = pc.if_else(pc.take(self.starts(distinct[n]), rows), _int32(n), indices)
-        return pa.DictionaryArray.from_arrays(indices, _strings(distinct, pa.string()))
+            indices = pc.if_else(pc.take(self.starts(distinct[n]), rows), i32(n), indices)
+        return pa.DictionaryArray.from_arrays(indices, strings(distinct).cast(pa.string()))
 
 
 def _test(kernel: Any, keys: Any, pattern: str) -> Any:
@@ -191,7 +193,7 @@ def _python_lower(keys: Any) -> Any:
     if not pc.any(other).as_py():
         return lowered
     python = [key.lower() for key in keys.filter(other).to_pylist()]
-    return pc.replace_with_mask(lowered, other, _strings(python, keys.type))
+    return pc.replace_with_mask(lowered, other, strings(python).cast(keys.type))
 
 
 def _tags_hold(wanted: dict[str, str], rows: Any, bucket: str, keys: Any, tags: Sequence[Mapping[str, str] | None] | None) -> Any:
@@ -215,47 +217,3 @@ def _one_chunk(column: Any) -> Any:
     if isinstance(column, pa.ChunkedArray):
         return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     return column
-
-
-def _any(masks: Iterable[Any]) -> Any:
-    """The OR of boolean arrays (at least one)."""
-    it = iter(masks)
-    result = next(it)
-    for mask in it:
-        result = pc.or_(result, mask)
-    return result
-
-
-def _all(masks: Iterable[Any]) -> Any:
-    """The Kleene AND of boolean arrays (at least one): null where any is null and none is false."""
-    it = iter(masks)
-    result = next(it)
-    for mask in it:
-        result = pc.and_kleene(result, mask)
-    return result
-
-
-def _int64(value: int) -> Any:
-    """``value`` as an Arrow ``int64`` scalar, from a one-value array: ``pa.scalar`` imports pandas (see
-    ``formats.sorting._uint64``)."""
-    return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(value.to_bytes(8, "little", signed=True))])[0]
-
-
-def _int32(value: int) -> Any:
-    """``value`` as an Arrow ``int32`` scalar, as ``_int64`` builds it."""
-    return _int32s(array("i", [value]))[0]
-
-
-def _int32s(values: array) -> Any:
-    """An Arrow ``int32`` array over an ``array("i")``'s memory (``pa.array`` of a list imports pandas)."""
-    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
-
-
-def _strings(values: Sequence[str], type_: Any) -> Any:
-    """An Arrow string (or large_string, as ``type_`` says) array of ``values``, from their UTF-8 bytes and
-    offsets: ``pa.array`` of a list imports pandas."""
-    data = [v.encode("utf-8") for v in values]
-    offsets = array("q" if pa.types.is_large_string(type_) else "i", [0])
-    for item in data:
-        offsets.append(offsets[-1] + len(item))
-    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])

@@ -22,7 +22,7 @@ import string
 from functools import cache
 from typing import Any, NamedTuple
 
-from chalicelib.columns import strings, text
+from chalicelib.columns import i32, strings, text
 from chalicelib.refs import RESERVED_PREFIX
 
 TEMPLATE_VARIABLES = ("key", "dir", "rel_dir", "name", "stem", "ext")
@@ -146,8 +146,8 @@ def _last_split(values: Any, separator: str) -> tuple[Any, Any, Any]:
 
     split = pc.split_pattern(values, pattern=separator, max_splits=1, reverse=True)
     starts, ends = split.offsets[:-1], split.offsets[1:]
-    return (split.values.take(starts), split.values.take(pc.subtract(ends, _int32(1))),
-            pc.equal(pc.subtract(ends, starts), _int32(2)))
+    return (split.values.take(starts), split.values.take(pc.subtract(ends, i32(1))),
+            pc.equal(pc.subtract(ends, starts), i32(2)))
 
 
 def _strip_suffix(names: Any, suffixes: tuple[str, ...]) -> tuple[Any, Any]:
@@ -160,12 +160,6 @@ def _strip_suffix(names: Any, suffixes: tuple[str, ...]) -> tuple[Any, Any]:
     suffix = pc.binary_join_element_wise(text("."), tail, empty)
     known = pc.and_(pc.and_(has_dot, pc.not_equal(head, empty)), pc.is_in(pc.ascii_lower(suffix), value_set=strings(list(suffixes))))
     return pc.if_else(known, head, names), pc.if_else(known, suffix, empty)
-
-
-def _int32(value: int) -> Any:
-    import pyarrow as pa
-
-    return pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(value.to_bytes(4, "little", signed=True))])[0]
 
 
 def render_columns(template: str, parts: dict[str, Any]) -> Any:
