@@ -112,6 +112,11 @@ def test_a_malformed_data_file_is_named_in_one_line(s3, bucket, tmp_path):
     s3.put_object(Bucket=bucket, Key="inv/data/part-0.csv.gz", Body=b"Bucket,Key\nnot,gzip\n")
     bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
     assert bad.exit_code == 1 and bad.output.startswith(line) and bad.output.count("\n") == 1, bad.output
+    for garbage in (["ml-lake", "raw/a.csv", "", "true", "false", "12", "yesterday", "e", "STANDARD"],  # a date that is none
+                    ["ml-lake", "raw/a.csv", "", "true", "false", "twelve", "2026-01-01T00:00:00.000Z", "e", "STANDARD"]):
+        write_inventory(s3, "ml-lake", bucket, [garbage])
+        bad = CliRunner().invoke(app, ["plan", "--inventory", uri, "--policies", str(_scratch_policy(tmp_path))])
+        assert bad.exit_code == 1 and bad.output.startswith(line) and bad.output.count("\n") == 1, bad.output
 
 
 def _scratch_policy(tmp_path):
