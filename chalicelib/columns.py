@@ -95,6 +95,19 @@ def text(value: str) -> Any:
     return strings([value])[0]
 
 
+def zeros(n: int) -> Any:
+    """``n`` float64 zeros."""
+    pa = _pa()
+    return pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(bytes(8 * n))])
+
+
+def one_chunk(column: Any) -> Any:
+    """``column`` as one Array: a ChunkedArray's chunks combined (kernels mixing columns and scalars want Arrays)."""
+    if isinstance(column, _pa().ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
 def floats(values: Sequence[float | None]) -> Any:
     """A float64 array of ``values`` (None: null)."""
     return _fixed(_pa().float64(), "d", values, 0.0)
@@ -137,9 +150,8 @@ def strings(values: Sequence[str | None]) -> Any:
 def repeated(values: Sequence[str]) -> Any:
     """A string array of ``values`` that repeat (storage classes): each distinct value encoded once."""
     index: dict[str, int] = {}
-    codes = array.array("i", [index.setdefault(v, len(index)) for v in values])
-    pa = _pa()
-    return strings(list(index)).take(pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(codes.tobytes())]))
+    codes = [index.setdefault(v, len(index)) for v in values]
+    return strings(list(index)).take(int32s(codes))
 
 
 def timestamps(values: Sequence[datetime | None]) -> Any:
@@ -159,7 +171,7 @@ class Objects:
     bucket filters on tags. ``refs(rows)`` gives the rows as ``ObjectRef`` values, only for the
     objects a consumer reads one of: the refs the batch was made from, when it was (``from_refs``).
 
-        >>> from chalicelib.refs import RESERVED_PREFIX, ObjectRef
+        >>> from chalicelib.refs import ObjectRef
         >>> batch = Objects.from_refs("b", [ObjectRef("b", "k1", 5), ObjectRef("b", "k2", None, storage_class="GLACIER")])
         >>> len(batch), batch.sizes.to_pylist(), batch.refs([1])[0].key
         (2, [5, None], 'k2')
@@ -231,7 +243,7 @@ class Objects:
             given = self._refs
             return [given[row] for row in rows]
         pa = _pa()
-        taken = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(array.array("q", rows).tobytes())])
+        taken = int64s(rows)
         columns = [column.take(taken).to_pylist() for column in (self.keys, self.sizes, self.etags, self.version_ids, self.classes)]
         micros = self.modified.take(taken).cast(pa.int64()).to_pylist()
         tags = [self.tags[row] for row in rows] if self.tags is not None else [None] * len(rows)

@@ -52,7 +52,7 @@ from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
-from chalicelib.columns import Objects, floats, int64s
+from chalicelib.columns import Objects, floats, i32, int32s, int64s
 from chalicelib.decision import Decision
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
@@ -125,6 +125,16 @@ class Planned:
 #: Objects planned together: each action decides on a batch's rows with one call (``Action.decide_columns``).
 #: A batch is read ahead of its first decision, so it stays about a listing page.
 BATCH = 1000
+
+
+#: What planning a bucket yields (``chalicelib.sweep.bucket_plan``): a Decision (bucket-level, or an object's whose
+#: lock was read) or a planned batch of objects.
+Piece = Decision | Planned
+
+
+def decisions_of(piece: Piece) -> list[Decision]:
+    """A piece of a plan as its Decisions."""
+    return piece.decisions() if isinstance(piece, Planned) else [piece]
 
 
 def plan_batches(batches: Iterable[Objects], policies: PolicySet, as_of: datetime, *,
@@ -266,7 +276,7 @@ class Totals:
                 overall.bytes += size
                 acc.bytes += size
                 rows.append(at)
-                policy_of.append(pa.Array.from_buffers(pa.int32(), len(at), [None, pa.py_buffer(n.to_bytes(4, "little") * len(at))]))
+                policy_of.append(int32s([n] * len(at)))
                 usd.append(u)
                 kgco2e.append(k)
                 one_off.append(o)
@@ -277,7 +287,7 @@ class Totals:
         table = table.take(pc.sort_indices(table, [("row", "ascending"), ("policy", "ascending")]))
         _add_in_order(overall, table)
         for n, (view, _) in enumerate(planned.policies):
-            mine = table.filter(pc.equal(table.column("policy"), _int32(n)))
+            mine = table.filter(pc.equal(table.column("policy"), i32(n)))
             if mine.num_rows:
                 _add_in_order(self.policies[view.name], mine)
 
@@ -287,6 +297,15 @@ class Totals:
         for d in decisions:
             add(d)
             yield d
+
+    def watch_plan(self, pieces: Iterable[Piece]) -> Iterator[Piece]:
+        """Pass a plan's pieces through, counting them: a planned batch from its columns, a Decision as itself."""
+        for piece in pieces:
+            if isinstance(piece, Planned):
+                self.add_planned(piece)
+            else:
+                self.add(piece)
+            yield piece
 
     def as_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.as_dict(), "policies": {k: v.as_dict() for k, v in sorted(self.policies.items())}}
@@ -322,12 +341,6 @@ def _add_in_order(into: _Sum, table: Any) -> None:
     into.monthly_usd_saved = functools.reduce(operator.add, table.column("usd").to_pylist(), into.monthly_usd_saved)
     into.monthly_kgco2e_saved = functools.reduce(operator.add, table.column("kgco2e").to_pylist(), into.monthly_kgco2e_saved)
     into.one_off_usd = functools.reduce(operator.add, table.column("one_off").to_pylist(), into.one_off_usd)
-
-
-def _int32(value: int) -> Any:
-    import pyarrow as pa
-
-    return pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(value.to_bytes(4, "little"))])[0]
 
 
 def totals(decisions: Iterable[Decision]) -> dict[str, Any]:

@@ -31,8 +31,9 @@ from chalicelib.errors import describe_error
 from chalicelib.ledger import Ledger
 from chalicelib.pipeline import act
 from chalicelib.columns import Objects
-from chalicelib.plan import Planned, deletes, plan_batches, plan_buckets
+from chalicelib.plan import Piece, Planned, decisions_of, deletes, plan_batches, plan_buckets
 from chalicelib.policy import PolicySet
+from chalicelib.policy.models import Filters
 from chalicelib.policy.policyset import matched_prefix
 from chalicelib.refs import ObjectRef
 
@@ -63,8 +64,11 @@ def list_objects(s3: Any, bucket: str, policies: PolicySet) -> Iterator[Objects]
 
 def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterator[ObjectRef]:
     """The refs, with tags read (one GetObjectTagging each) only where a tag-filtered policy could match."""
+    by_bucket: dict[str, list[Filters]] = {}
     for ref in refs:
-        if ref.tags is None and _could_need_tags(policies, ref.bucket, ref.key):
+        if ref.bucket not in by_bucket:
+            by_bucket[ref.bucket] = _tag_filters(policies, ref.bucket)
+        if ref.tags is None and _could_need_tags(by_bucket[ref.bucket], ref.key):
             ref = ref.with_tags(s3util.read_tags(s3, ref.bucket, ref.key, ref.version_id))
         yield ref
 
@@ -76,15 +80,20 @@ def tagged(s3: Any, batches: Iterable[Objects], policies: PolicySet) -> Iterator
         if batch.tags is not None:
             yield batch
             continue
+        filters = _tag_filters(policies, batch.bucket)
         keys, versions = batch.keys.to_pylist(), batch.version_ids.to_pylist()
-        yield replace(batch, tags=[s3util.read_tags(s3, batch.bucket, key, version)
-                                   if _could_need_tags(policies, batch.bucket, key) else None
+        yield replace(batch, tags=[s3util.read_tags(s3, batch.bucket, key, version) if _could_need_tags(filters, key) else None
                                    for key, version in zip(keys, versions, strict=True)])
 
 
-def _could_need_tags(policies: PolicySet, bucket: str, key: str) -> bool:
-    """True when a tag-filtered policy of ``bucket`` has a prefix that ``key`` starts with."""
-    return any(lp.policy.filters.tags and matched_prefix(lp.policy.filters, key) is not None for lp in policies.for_bucket(bucket))
+def _tag_filters(policies: PolicySet, bucket: str) -> list[Filters]:
+    """The filters of ``bucket``'s policies that filter on tags (looked up once a bucket or batch, not per object)."""
+    return [lp.policy.filters for lp in policies.for_bucket(bucket) if lp.policy.filters.tags]
+
+
+def _could_need_tags(tag_filters: list[Filters], key: str) -> bool:
+    """True when one of ``tag_filters`` has a prefix that ``key`` starts with."""
+    return any(matched_prefix(filters, key) is not None for filters in tag_filters)
 
 
 def bucket_plans(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Planned]:
@@ -97,7 +106,7 @@ def bucket_plans(ctx: RunContext, bucket: str, policies: PolicySet, batches: Ite
 
 
 def bucket_plan(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None,
-                ) -> Iterator[Decision | Planned]:
+                ) -> Iterator[Piece]:
     """One bucket's plan, from a listing or given batches (an inventory's): the bucket-level decisions, then each
     batch's as columns (``bucket_plans``). On an Object Lock bucket, a batch with decisions that would delete comes
     as its Decisions instead, those of locked objects turned into skips (``with_locks``)."""
@@ -112,10 +121,7 @@ def bucket_plan(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iter
 def bucket_decisions(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Decision]:
     """Every decision of ``bucket_plan``, one at a time."""
     for piece in bucket_plan(ctx, bucket, policies, batches):
-        if isinstance(piece, Planned):
-            yield from piece.decisions()
-        else:
-            yield piece
+        yield from decisions_of(piece)
 
 
 def with_locks(ctx: RunContext, bucket: str, decisions: Iterable[Decision]) -> Iterator[Decision]:

@@ -148,13 +148,10 @@ def _collect_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = 
 def _stream_decisions(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> Iterator[Any]:
     """Decisions for the buckets, from a listing or, with ``inventory``, from an S3 Inventory report, one at a time
     (a million objects' decisions are never held): ``_stream_plan``'s, each batch's made when it comes."""
-    from chalicelib.plan import Planned
+    from chalicelib.plan import decisions_of
 
     for piece in _stream_plan(ctx, buckets, inventory):
-        if isinstance(piece, Planned):
-            yield from piece.decisions()
-        else:
-            yield piece
+        yield from decisions_of(piece)
 
 
 def _stream_plan(ctx: Any, buckets: list[str], inventory: Optional[str] = None) -> Iterator[Any]:
@@ -222,7 +219,7 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
 def _emit_plan_json(pieces: Iterator[Any], totals: Any) -> None:
     """``{"decisions": [...], "totals": {...}}`` written as the plan comes: one JSON document, the shape
     ``emit_json`` gives, without holding more than a batch's decisions. ``totals`` (a ``chalicelib.plan.Totals``)
-    must be counting ``pieces`` (``_counted``); nothing is written before the first decision, so an early failure
+    must be counting ``pieces`` (``Totals.watch_plan``); nothing is written before the first decision, so an early failure
     prints no half document."""
     from chalicelib.plan import Planned
 
@@ -245,18 +242,6 @@ def _emit_plan_json(pieces: Iterator[Any], totals: Any) -> None:
     write('],\n  "totals": ' + json.dumps(totals.as_dict(), indent=2).replace("\n", "\n  ") + "\n}\n")
 
 
-def _counted(pieces: Iterator[Any], totals: Any) -> Iterator[Any]:
-    """Pass a plan's pieces through, counting them into ``totals``: a batch from its columns, a Decision as itself."""
-    from chalicelib.plan import Planned
-
-    for piece in pieces:
-        if isinstance(piece, Planned):
-            totals.add_planned(piece)
-        else:
-            totals.add(piece)
-        yield piece
-
-
 @app.command()
 def plan(
     policies: Optional[list[Path]] = PoliciesOption,
@@ -269,18 +254,18 @@ def plan(
 
     Decisions stream: --json writes each as it is made, and the table keeps only the ones it shows,
     so planning millions of objects (an --inventory) runs in flat memory."""
-    from chalicelib.plan import Planned, Totals
+    from chalicelib.plan import Totals, decisions_of
 
     ctx = _context(policies, as_of)
     running = Totals()
-    pieces = _counted(_stream_plan(ctx, _buckets(ctx, bucket), inventory), running)
+    pieces = running.watch_plan(_stream_plan(ctx, _buckets(ctx, bucket), inventory))
     if as_json:
         _emit_plan_json(pieces, running)
     else:
         shown: list[Any] = []
         for piece in pieces:  # the batches after the shown decisions are only counted, from their columns
             if len(shown) < SHOWN_DECISIONS:
-                shown.extend((piece.decisions() if isinstance(piece, Planned) else [piece])[:SHOWN_DECISIONS - len(shown)])
+                shown.extend(decisions_of(piece)[:SHOWN_DECISIONS - len(shown)])
         _print_decisions(shown, running.as_dict(), running.overall.decisions)
 
 

@@ -101,7 +101,7 @@ class Transition(Action):
                      ages: Any) -> "tuple[list[Segment], Any, Any]":
         """Where S3 Lifecycle runs the policy, the rule that does; in the sweep, nothing to add (the expiry says more)."""
         if view.by_lifecycle:
-            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]
+            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]  # as list[Segment]
         return [], rows, prefixes
 
     def execute(self, decision: Decision, ctx: "RunContext") -> Outcome:
@@ -148,7 +148,7 @@ def _expiry_params(versions: Literal["marker", "all"]) -> ExpiryParams:
 
 
 def _expire_reason(ages: Any, days: int, versions: str, j: int) -> str:
-    """The reason of a due expiry (written when read), the j-th of ``ages`` (``verdicts.Values``).
+    """The reason of a due expiry (written when read), the j-th of ``ages`` (a list, ``verdicts.per_row``).
 
         >>> _expire_reason([40.4], 30, "marker", 0)
         '40 days old, older than 30: expire (marker)'
@@ -220,7 +220,7 @@ class Expire(Action):
                      ages: Any) -> "tuple[list[Segment], Any, Any]":
         """The rule that expires the objects, or the day the sweep will."""
         if view.by_lifecycle:
-            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]
+            return list(view.lifecycle_skips(rows, prefixes)), rows[:0], prefixes[:0]  # as list[Segment]
         return [view.skips(rows, per_row(_expires_later, ages.take(rows), self.days))], rows[:0], prefixes[:0]
 
     def when_locked(self, decision: Decision, why: str) -> Decision:

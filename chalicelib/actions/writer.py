@@ -28,7 +28,7 @@ from chalicelib import economics as econ
 from chalicelib.actions import permissions as s3calls
 from chalicelib.actions.base import Action, Scope
 from chalicelib.actions.output import write_output
-from chalicelib.columns import flag, flags, floats, i64, strings, text
+from chalicelib.columns import flag, flags, floats, i64, strings, text, zeros
 from chalicelib.decision import ActionParams, Decision
 from chalicelib.policy.templates import KeyParts, parts_columns
 from chalicelib.policy.units import check_storage_class
@@ -98,7 +98,7 @@ def _write_reason(action: str, destination: str, ratio: float, size: int, assump
 
 
 def _write_reason_at(action: str, destinations: Any, ratios: Any, notes: Any, sizes: Any, usd: Any, kgco2e: Any, j: int) -> str:
-    """The j-th priced write's reason (the arguments: ``verdicts.Values``)."""
+    """The j-th priced write's reason (its arguments read as lists, ``verdicts.per_row``)."""
     return _write_reason(action, destinations[j], ratios[j], sizes[j], notes[j], usd[j], kgco2e[j])
 
 
@@ -238,10 +238,10 @@ class WriterAction(Action):
         notes = strings([note for _, note in assumed]).take(suffixes.indices)
         unknown = pc.is_null(at_sizes)
         if pc.any(unknown).as_py():
-            zeros = floats([0.0] * unknown.true_count)
+            nothing = zeros(unknown.true_count)
             picked = destinations.filter(unknown)
-            segments.append(Verdict(at.filter(unknown), self.name, self, per_row(_unknown_size_reason, self.name, picked), zeros,
-                                    zeros, zeros, per_row(_unpriced_params, picked, ratios.filter(unknown), notes.filter(unknown),
+            segments.append(Verdict(at.filter(unknown), self.name, self, per_row(_unknown_size_reason, self.name, picked), nothing,
+                                    nothing, nothing, per_row(_unpriced_params, picked, ratios.filter(unknown), notes.filter(unknown),
                                                           self.source, view.region)))
         known = pc.invert(unknown)
         if pc.any(known).as_py():

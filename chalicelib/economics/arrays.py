@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chalicelib.columns import f64, flag, floats
+from chalicelib.columns import f64, flag, floats, one_chunk, zeros
 from chalicelib.economics import core
 from chalicelib.economics.core import _HDD_WH_PER_TBH, _TBH_PER_GB_MONTH, DAYS_PER_MONTH, GB, _figures, _lambda_setup, _price, _rates
 from chalicelib.economics.figures import CCF, DEFAULT_REGION, CarbonMethod, rates
@@ -57,11 +57,6 @@ _EXACT = 2**53
 
 # --- Arrow values built from bytes (pa.scalar / pa.array import pandas in pyarrow 26) ---------------------
 
-def _zeros(n: int) -> pa.Array:
-    """``n`` float64 zeros (``[0.0] * n``)."""
-    return pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(bytes(8 * n))])
-
-
 _ZERO = f64(0.0)
 _FALSE = flag(False)
 _GB = f64(GB)
@@ -70,11 +65,6 @@ _THOUSAND = f64(1000)
 
 
 # --- Inputs -----------------------------------------------------------------------------------------------
-
-def _array(values: Any) -> pa.Array:
-    """An Array of ``values`` (an Array or ChunkedArray): the kernels below mix columns and scalars."""
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
 
 @dataclass(frozen=True, slots=True)
 class _Column:
@@ -88,7 +78,7 @@ class _Column:
 
 def _numbers(values: Any) -> _Column:
     """A column of sizes or days (any Arrow integer or float type; nulls stay null) as a :class:`_Column`."""
-    raw = _array(values)
+    raw = one_chunk(values)
     if pa.types.is_integer(raw.type):
         cast = pc.cast(raw, pa.float64(), safe=False)
         big = pc.greater_equal(pc.abs(cast), f64(_EXACT))
@@ -153,7 +143,7 @@ def _classes(classes: Any, rows: int) -> _Classes:
     :class:`_Classes`. Like ``core``: ValueError for a class the model does not know (dictionary entries no row uses
     are ignored), for a row without a class (S3 lists STANDARD objects without one: fill those in first), and for
     a column of another length than the sizes' (a batch of one class would otherwise broadcast its figures)."""
-    column = _array(classes)
+    column = one_chunk(classes)
     if len(column) != rows:
         raise ValueError(f"{len(column)} storage classes for {rows} rows")
     if column.null_count:
@@ -185,7 +175,7 @@ def _gb(sizes: _Column, classes: _Classes, figures: Sequence[tuple[Any, ...]], o
     overhead)``, ``gb = billable / GB``. ``figures``: ``_figures`` of each class name (``penalties`` reads the
     same numbers from ``rates(region)``: a class's sizes and days don't depend on the carbon method).
     """
-    avg = _divide(sizes, objects) if objects else _zeros(len(sizes.floats))
+    avg = _divide(sizes, objects) if objects else zeros(len(sizes.floats))
     minimum, overhead = classes.spread([f[2] for f in figures]), classes.spread([f[3] for f in figures])
     # max(avg, minimum) is ``minimum if minimum > avg else avg``: avg's NaN and -0.0 stay
     billable = pc.multiply(f64(objects), pc.add(pc.if_else(pc.greater(minimum, avg), minimum, avg), overhead))
@@ -368,7 +358,7 @@ def class_changes(sizes: Any, from_classes: Any, to_class: str, region: str, age
 def net_usd(usd: Any, one_off: Any, lasts: Any, horizon_days: float) -> pa.Array:
     """``core.net_usd`` per row: ``months × usd − one_off``, months the horizon (capped at each row's ``lasts``,
     a float column, or None for the whole horizon; a null row is the whole horizon too) in 30-day months."""
-    usd, one_off = _array(usd), _array(one_off)
+    usd, one_off = one_chunk(usd), one_chunk(one_off)
     whole = f64(horizon_days / DAYS_PER_MONTH)  # Python's division, as core's (an int horizon: int / int)
     if lasts is None:
         return pc.subtract(pc.multiply(whole, usd), one_off)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chalicelib.columns import i32, i64, int32s, strings
+from chalicelib.columns import i32, i64, int32s, one_chunk, strings
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, reaches_reserved
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def match_columns(compiled: Sequence[_Compiled], bucket: str, keys: Any, sizes: 
     Each policy's prefixes pick its rows from the whole batch (one ``starts_with`` per distinct prefix, shared
     by the policies); its other filters then test only those rows, cheapest first (sizes, suffixes, tags).
     """
-    keys, sizes = _one_chunk(keys), _one_chunk(sizes)
+    keys, sizes = one_chunk(keys), one_chunk(sizes)
     if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
         raise TypeError(f"keys must be an Arrow string array, got {keys.type}")
     if keys.null_count:
@@ -210,10 +210,3 @@ def _tags_hold(wanted: dict[str, str], rows: Any, bucket: str, keys: Any, tags: 
         positions, read = list(compress(positions, holds)), list(compress(read, holds))
     kept = array("q", positions)
     return pa.Array.from_buffers(pa.int64(), len(kept), [None, pa.py_buffer(kept)])
-
-
-def _one_chunk(column: Any) -> Any:
-    """``column`` as one Array: a ChunkedArray's chunks combined (Arrow compute keeps chunking otherwise)."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
