@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
@@ -134,17 +134,23 @@ def strings(values: Sequence[str | None]) -> Any:
         if joined.count("\x00") == len(values) - 1:
             import pyarrow.compute as pc
 
-            data = joined.encode("utf-8", "surrogatepass")
-            whole = pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(array.array("q", [0, len(data)]).tobytes()),
-                                                                 pa.py_buffer(data)])
-            split = pc.split_pattern(whole, pattern="\x00").flatten()
-            return split if len(data) >= 2**31 else split.cast(pa.string())
+            return pc.split_pattern(whole_text(joined.encode("utf-8", "surrogatepass")), pattern="\x00").flatten()
     encoded = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
     offsets = list(itertools.accumulate(map(len, encoded), initial=0))
     large = offsets[-1] >= 2**31
     packed = array.array("q" if large else "i", offsets)
     return pa.Array.from_buffers(pa.large_string() if large else pa.string(), len(values),
                                  [_validity(values), pa.py_buffer(packed.tobytes()), pa.py_buffer(b"".join(encoded))])
+
+
+def whole_text(data: bytes) -> Any:
+    """``data`` (UTF-8, not checked) as a string array of one value, over the bytes without a copy;
+    ``large_string`` past 2 GiB."""
+    pa = _pa()
+    large = len(data) >= 2**31
+    offsets = array.array("q" if large else "i", [0, len(data)])
+    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.large_string() if large else pa.string(), 1, buffers)
 
 
 def repeated(values: Sequence[str]) -> Any:
@@ -199,32 +205,37 @@ class Objects:
                    strings([ref.storage_class for ref in refs]), timestamps([ref.last_modified for ref in refs]),
                    None if all(t is None for t in tags) else tags, refs)
 
-    @staticmethod
-    def pages(pages: Iterable[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any]]]:
-        """The ``Contents`` of ListObjectsV2 pages, gathered into runs of about ``BATCH_OBJECTS`` objects: a batch
-        that size spreads each Arrow kernel's fixed cost (microseconds) over enough objects to vanish."""
-        run: list[Mapping[str, Any]] = []
-        for page in pages:
-            run.extend(page.get("Contents", ()))
-            if len(run) >= BATCH_OBJECTS:
-                yield run
-                run = []
-        if run:
-            yield run
+    @classmethod
+    def joined(cls, bucket: str, parts: Sequence["Objects"]) -> "Objects":
+        """One batch of the ``parts`` (without tags or refs), their rows in order."""
+        if len(parts) == 1:
+            return parts[0]
+        pa = _pa()
+        return cls(bucket, *(pa.concat_arrays([getattr(part, name) for part in parts])
+                             for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")))
+
+    def without_reserved(self) -> "Objects":
+        """The batch without leanlake's own objects (``_leanlake/``): never planned."""
+        import pyarrow.compute as pc
+
+        reserved = pc.starts_with(self.keys, pattern=RESERVED_PREFIX)
+        if not pc.any(reserved).as_py():
+            return self
+        kept = pc.invert(reserved)
+        return Objects(self.bucket, *(getattr(self, name).filter(kept)
+                                      for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")))
 
     @classmethod
     def from_listing(cls, bucket: str, contents: Sequence[Mapping[str, Any]]) -> "Objects":
         """The objects of a ListObjectsV2 page's ``Contents`` (as boto3 returns them), leanlake's own
         (``_leanlake/``) left out: what ``ObjectRef``s of the listing would say, a column at a time."""
-        if any(item["Key"].startswith(RESERVED_PREFIX) for item in contents):
-            contents = [item for item in contents if not item["Key"].startswith(RESERVED_PREFIX)]
         import pyarrow.compute as pc
 
         pa = _pa()
         return cls(bucket, strings([item["Key"] for item in contents]), int64s([item["Size"] for item in contents]),
                    pc.utf8_trim(strings([item.get("ETag", "") for item in contents]), characters='"'),
                    pa.nulls(len(contents), pa.string()), repeated([item.get("StorageClass") or "STANDARD" for item in contents]),
-                   timestamps([item["LastModified"] for item in contents]))
+                   timestamps([item["LastModified"] for item in contents])).without_reserved()
 
     def effective_classes(self, rows: Any) -> Any:
         """The storage classes of ``rows`` (Arrow int64), STANDARD where the listing said none: dictionary-encoded

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
+from chalicelib import listing
 from chalicelib import s3 as s3util
 from chalicelib.actions.lifecycle_rules import apply_to_bucket
 from chalicelib.context import RunContext
@@ -55,11 +56,11 @@ def listing_prefixes(policies: PolicySet, bucket: str) -> list[str]:
 
 def list_objects(s3: Any, bucket: str, policies: PolicySet) -> Iterator[Objects]:
     """A bucket's current objects under the policies' prefixes (each prefix listed once), as batches of about
-    ``BATCH_OBJECTS`` objects held as columns (``Objects.from_listing``: leanlake's own objects left out)."""
+    ``BATCH_OBJECTS`` objects held as columns (``listing.batches``: leanlake's own objects left out), each page
+    read as columns (``listing.read_pages``)."""
     paginator = s3.get_paginator("list_objects_v2")
     pages = (page for prefix in listing_prefixes(policies, bucket) for page in paginator.paginate(Bucket=bucket, Prefix=prefix))
-    for contents in Objects.pages(pages):
-        yield Objects.from_listing(bucket, contents)
+    yield from listing.batches(bucket, listing.read_pages(s3, pages))
 
 
 def with_tags(s3: Any, refs: Iterable[ObjectRef], policies: PolicySet) -> Iterator[ObjectRef]:

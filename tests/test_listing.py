@@ -1,0 +1,144 @@
+"""A listing read as columns (chalicelib.listing) says exactly what botocore's parsing of the same page says.
+
+Against moto's real ListObjectsV2 (keys that need XML escaping and URL encoding, pages of three, leanlake's own
+objects), and, by hypothesis, against botocore's own parser on bodies shaped as S3 sends them. A page of any
+other shape is left to botocore whole, and calls of the same client outside the listing are untouched."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote_plus
+from xml.sax.saxutils import escape
+
+import botocore.session
+import pytest
+from botocore.handlers import decode_list_object_v2
+from botocore.parsers import RestXMLParser
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from chalicelib import listing
+from chalicelib.columns import Objects
+
+ODD_KEYS = ["raw/a b.csv", "raw/a+b.csv", "raw/100%.csv", "raw/a&b<c>.csv", "raw/é/ü 名.csv", "raw/'q\".csv",
+            "raw/~x", "raw/tab\tx", "_leanlake/audit/x.json", "raw/plain.csv"]
+COLUMNS = ("keys", "sizes", "etags", "classes", "modified")
+
+
+def _same(got: Objects, want: Objects) -> None:
+    for name in COLUMNS:
+        assert getattr(got, name).to_pylist() == getattr(want, name).to_pylist(), name
+
+
+def test_a_listing_read_as_columns_says_what_botocore_says(s3, bucket):
+    for i, key in enumerate(ODD_KEYS):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x" * (i + 1), **({"StorageClass": "STANDARD_IA"} if i % 3 else {}))
+    paginate = s3.get_paginator("list_objects_v2").paginate
+    pages = list(listing.read_pages(s3, paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})))
+
+    assert len(pages) == 4 and all(listing.COLUMNS in page and "Contents" not in page for page in pages)
+    [got] = listing.batches(bucket, pages)
+    plain = [item for page in paginate(Bucket=bucket) for item in page["Contents"]]
+    _same(got, Objects.from_listing(bucket, plain))
+    assert sorted(got.keys.to_pylist()) == sorted(k for k in ODD_KEYS if not k.startswith("_leanlake/"))
+
+
+def test_the_clients_other_calls_get_their_contents_as_ever(s3, bucket):
+    for key in ("a", "b", "c"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    pages = listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2}))
+    first = next(pages)
+    between = s3.list_objects_v2(Bucket=bucket)  # the consumer's own call, while the listing is half read
+    rest = list(pages)
+
+    assert listing.COLUMNS in first and all(listing.COLUMNS in page for page in rest)
+    assert [item["Key"] for item in between["Contents"]] == ["a", "b", "c"] and listing.COLUMNS not in between
+    assert [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for item in page["Contents"]] == ["a", "b", "c"]
+
+
+def test_a_missing_bucket_fails_as_botocore_fails(s3):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        list(listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket="no-such-bucket-here")))
+
+
+# --- against botocore's parser, on bodies shaped as S3 sends them --------------------------------------------------
+
+_OPERATION = botocore.session.get_session().get_service_model("s3").operation_model("ListObjectsV2")
+_KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff"), min_size=1, max_size=40)
+_CLASSES = st.sampled_from(["STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE", "INTELLIGENT_TIERING", ""])
+_OBJECT = st.tuples(_KEY_TEXT, st.integers(0, 5 * 2**40), st.integers(0, 10**9), st.text("0123456789abcdef-", min_size=1, max_size=40), _CLASSES)
+
+
+def _xml_text(text: str) -> str:
+    """``text`` as S3 writes element text: the XML specials escaped, a carriage return as a reference."""
+    return escape(text, {'"': "&quot;", "\r": "&#13;"})
+
+
+def _xml_safe(key: str) -> bool:
+    """True when XML 1.0 can carry ``key`` unencoded (S3 lists other keys only with ``encoding-type=url``)."""
+    return all(c in "\t\n\r" or ord(c) >= 0x20 for c in key)
+
+
+def _body(objects: list[tuple[str, int, int, str, str]], url: bool, spaced: bool) -> bytes:
+    gap = "\n  " if spaced else ""
+    epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    items = "".join(
+        f"{gap}<Contents>{gap}<Key>{_xml_text(quote_plus(key, safe='/~') if url else key)}</Key>"
+        f"{gap}<LastModified>{(epoch + timedelta(milliseconds=ms)).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z</LastModified>"
+        f"{gap}<ETag>&quot;{etag}&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm>{gap}<Size>{size}</Size>"
+        f"{gap}<StorageClass>{cls}</StorageClass></Contents>"
+        for key, size, ms, etag, cls in objects)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<Name>lake</Name><Prefix></Prefix><KeyCount>{len(objects)}</KeyCount><MaxKeys>1000</MaxKeys>"
+            f"{'<EncodingType>url</EncodingType>' if url else ''}<IsTruncated>true</IsTruncated>{items}"
+            "<NextContinuationToken>token+/=</NextContinuationToken></ListBucketResult>").encode()
+
+
+def _botocore(body: bytes) -> dict:
+    parsed = RestXMLParser().parse({"body": body, "headers": {}, "status_code": 200}, _OPERATION.output_shape)
+    decode_list_object_v2(parsed, {"encoding_type_auto_set": True})
+    return parsed
+
+
+def _ours(body: bytes) -> tuple[Objects, dict]:
+    read = listing.read_contents(body)
+    assert read is not None
+    listed, rest = read
+    parsed = RestXMLParser().parse({"body": rest, "headers": {}, "status_code": 200}, _OPERATION.output_shape)
+    parsed[listing.COLUMNS] = listed
+    listing._decode_keys(parsed, {"encoding_type_auto_set": True})  # what botocore's after-call runs
+    return parsed.pop(listing.COLUMNS).objects("lake"), parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_OBJECT, min_size=1, max_size=30), st.booleans(), st.booleans())
+def test_any_page_reads_as_botocore_reads_it(objects, url, spaced):
+    assume(url or all(_xml_safe(key) for key, *_ in objects))
+    body = _body(objects, url, spaced)
+    want = _botocore(body)
+    got, rest = _ours(body)
+
+    _same(got, Objects.from_listing("lake", want["Contents"]))
+    assert {k: v for k, v in rest.items() if k != "ResponseMetadata"} == {
+        k: v for k, v in want.items() if k not in ("Contents", "ResponseMetadata")}
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda b: b.replace(b"<Key>", b"<Key>\r", 1),                     # XML would normalise the carriage return
+    lambda b: b.replace(b"<Key>", b"<Key><![CDATA[x]]>", 1),          # CDATA
+    lambda b: b.replace(b"<StorageClass>STANDARD</StorageClass>", b"", 1),  # a field missing
+    lambda b: b.replace(b"<Size>1</Size>", b"<Size>one</Size>", 1),   # a size that is not one
+    lambda b: b.replace(b"<Key>a</Key>", b"<Key/>", 1),               # an empty-tagged field
+    lambda b: b.replace(b"<Key>a</Key>", b"<Key>\xff</Key>", 1),      # not UTF-8
+    lambda b: b.replace(b"2000-01-01T00:00:00.000Z", b"yesterday", 1),  # a time that does not parse
+    lambda b: b.replace(b"</Contents><Contents>", b"</Contents><CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes><Contents>", 1),
+])
+def test_a_page_of_any_other_shape_is_left_to_botocore(mangle):
+    body = mangle(_body([("a", 1, 0, "e1", "STANDARD"), ("b", 2, 0, "e2", "STANDARD")], url=False, spaced=False))
+    assert listing.read_contents(body) is None
+
+
+def test_a_page_without_contents_is_left_to_botocore():
+    assert listing.read_contents(_body([], url=False, spaced=False)) is None
