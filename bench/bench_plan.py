@@ -1,17 +1,18 @@
-"""Benchmark: planning N listed objects (ListObjectsV2 pages → Objects batches → plan_batches → Totals).
+"""Benchmark: planning N listed objects (ListObjectsV2 response bodies → Arrow columns → plan_batches → Totals).
 
-What: generates N objects as ``list_objects_v2`` pages of 1,000 ``Contents`` dicts (Key, Size,
-ETag, StorageClass, LastModified as an aware datetime, as boto3 returns them), turns each page into a
-batch of Arrow columns the way the sweep does (``Objects.from_listing``), plans them against the example
-ml-lake policies plus a storage-class policy, and totals the decisions. Each size runs in a fresh
-subprocess so that its peak RSS (``ru_maxrss``) is its own.
+What: generates N objects as ListObjectsV2 response bodies of 1,000 objects, as S3 sends them (XML with
+ETags, checksums, sizes, classes and times), reads each the way the sweep does (``listing.read_contents``:
+the page's objects as Arrow columns, what leanlake's botocore handler runs; ``listing.batches`` gathers them),
+plans them against the example ml-lake policies plus a storage-class policy, and totals the decisions. Each
+size runs in a fresh subprocess so that its peak RSS (``ru_maxrss``) is its own.
 
 Why: the plan must stream, with memory that does not grow with the count, and be quick: issue 11's
 goal is 1,000,000 objects in at most 5 s on one core (see bench/RESULTS.md for where it stands). CPU
 seconds (user + system) are printed beside wall seconds, with the load average: on a shared machine
-they are the steadier figure. ``cpu_s_pages_only`` is the benchmark's own cost of generating the
-simulated ``list_objects_v2`` pages (boto3's parsing, in a real sweep); ``cpu_s_leanlake`` is the rest of
-the total: turning them into refs, planning and totalling.
+they are the steadier figure. ``cpu_s_pages_only`` is the benchmark's own cost of writing the bodies
+(S3's, in a real sweep); ``cpu_s_leanlake`` is the rest of the total: reading them, planning and totalling.
+``botocore_parse_us_per_object`` is what botocore's own parsing of the same bodies costs, on up to 20,000
+objects: what a sweep paid before it read its listings as columns.
 
 Run:
     .venv/bin/python bench/bench_plan.py            # 100k and 1M
@@ -51,38 +52,69 @@ POLICIES = [
     {"name": "cold-embeddings", "bucket": BUCKET, "filters": {"prefix": "embeddings/", "suffix": ".npy"},
      "actions": [{"transition": [{"days": 30, "class": "GLACIER_IR"}]}]},
 ]
+CLASSES = ("STANDARD", "STANDARD", "STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE", "STANDARD", "STANDARD")
 KEYS = ("raw/2026/{i}/part.csv", "logs/app/{i}.log.gz", "features/v1/{i}.parquet", "checkpoints/run/{i}.pt",
         "tmp/job/{i}.tmp", "embeddings/{i}.npy", "misc/{i}.bin", "raw/2026/{i}/notes.txt")
 PAGE = 1000
 
 
-def pages(n: int) -> Iterator[dict[str, Any]]:
-    """``list_objects_v2`` pages of generated objects: varied sizes, ages, classes."""
-    classes = ("STANDARD", "STANDARD", "STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE", "STANDARD", "STANDARD")
+def bodies(n: int) -> Iterator[bytes]:
+    """The objects as ListObjectsV2 response bodies of 1,000, as S3 sends them (what botocore, or leanlake's listing,
+    reads). The times are written from a table of days: ``strftime`` an object would cost the harness more than
+    leanlake spends reading it."""
+    days = [(NOW - timedelta(days=d)).strftime("%Y-%m-%dT") for d in range(902)]
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<Name>{BUCKET}</Name><Prefix></Prefix><KeyCount>{{}}</KeyCount><MaxKeys>{PAGE}</MaxKeys>"
+            "<EncodingType>url</EncodingType><IsTruncated>{}</IsTruncated>")
+    items: list[str] = []
     for start in range(0, n, PAGE):
-        contents = []
+        items.clear()
         for i in range(start, min(start + PAGE, n)):
-            contents.append({
-                "Key": KEYS[i % len(KEYS)].format(i=i),
-                "LastModified": NOW - timedelta(days=(i * 7919) % 900, seconds=i % 86400),
-                "ETag": f'"{i:032x}"',
-                "Size": 200 + (i * 104729) % (512 * 2**20),
-                "StorageClass": classes[(i // len(KEYS)) % len(classes)],
-            })
-        yield {"Contents": contents, "KeyCount": len(contents), "IsTruncated": start + PAGE < n}
+            back = i % 86400  # seconds before midnight, NOW, on the day (i * 7919) % 900 days before
+            day = (i * 7919) % 900 + (back > 0)
+            clock = (86400 - back) % 86400
+            items.append(f"<Contents><Key>{KEYS[i % len(KEYS)].format(i=i)}</Key><LastModified>{days[day]}"
+                         f"{clock // 3600:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}.000Z</LastModified>"
+                         f"<ETag>&quot;{i:032x}&quot;</ETag><ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><ChecksumType>FULL_OBJECT</ChecksumType>"
+                         f"<Size>{200 + (i * 104729) % (512 * 2**20)}</Size>"
+                         f"<StorageClass>{CLASSES[(i // len(KEYS)) % len(CLASSES)]}</StorageClass></Contents>")
+        truncated = "true" if start + PAGE < n else "false"
+        tail = "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>"
+        yield (head.format(len(items), truncated) + "".join(items) + tail).encode()
 
 
 def batches(n: int):
-    """The pages as leanlake's planner reads a listing: one ``Objects`` batch (Arrow columns) per page, with the
-    tags a sweep reads (GetObjectTagging) where a tag-filtered policy could match (here, under ``features/``)."""
+    """The bodies as leanlake's sweep reads a listing: each page's objects read as columns
+    (``listing.read_contents``, what its botocore handler runs), gathered into ``Objects`` batches
+    (``listing.batches``), with the tags a sweep reads (GetObjectTagging) where a tag-filtered policy could match
+    (here, under ``features/``)."""
     from dataclasses import replace
 
-    from chalicelib.columns import Objects
+    from chalicelib import listing
 
     recreatable = {"recreatable": "true"}
-    for listed in Objects.pages(pages(n)):
-        batch = Objects.from_listing(BUCKET, listed)
-        yield replace(batch, tags=[recreatable if item["Key"].startswith("features/") else None for item in listed])
+
+    def pages() -> Iterator[dict[str, Any]]:
+        for body in bodies(n):
+            read = listing.read_contents(body)
+            assert read is not None, "a page leanlake's listing does not read"
+            yield {listing.COLUMNS: read[0]}
+
+    for batch in listing.batches(BUCKET, pages()):
+        yield replace(batch, tags=[recreatable if key.startswith("features/") else None for key in batch.keys.to_pylist()])
+
+
+def botocore_us_per_object(n: int) -> float:
+    """What botocore's own parsing of the same bodies costs (µs an object, over ``n`` objects' pages): what a
+    sweep paid before it read listings as columns."""
+    import botocore.session
+    from botocore.parsers import RestXMLParser
+
+    shape = botocore.session.get_session().get_service_model("s3").operation_model("ListObjectsV2").output_shape
+    parser = RestXMLParser()
+    started = cpu_seconds()
+    parsed = sum(len(parser.parse({"body": body, "headers": {}, "status_code": 200}, shape)["Contents"]) for body in bodies(n))
+    return (cpu_seconds() - started) / parsed * 1e6
 
 
 def cpu_seconds() -> float:
@@ -100,7 +132,7 @@ def run_one(n: int) -> dict[str, Any]:
     collector.for_streaming()  # as plan_objects does first: the listing-only pass runs under the same collector
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu_started = cpu_seconds()
-    sum(len(page["Contents"]) for page in pages(n))
+    sum(len(body) for body in bodies(n))
     pages_cpu = cpu_seconds() - cpu_started
     started, cpu_started = time.perf_counter(), cpu_seconds()
     listed = sum(len(batch) for batch in batches(n))
@@ -118,7 +150,8 @@ def run_one(n: int) -> dict[str, Any]:
             "load_average": round(os.getloadavg()[0], 2), "us_per_object": round(total_s / n * 1e6, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_after_imports_mb": round(rss_before / 1024, 1), "decisions": result["decisions"], "actions": result["actions"],
-            "monthly_usd_saved": result["monthly_usd_saved"], "one_off_usd": result["one_off_usd"]}
+            "monthly_usd_saved": result["monthly_usd_saved"], "one_off_usd": result["one_off_usd"],
+            "botocore_parse_us_per_object": round(botocore_us_per_object(min(n, 20_000)), 1)}
 
 
 def machine() -> dict[str, Any]:

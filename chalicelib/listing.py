@@ -150,21 +150,26 @@ def read_contents(body: bytes) -> tuple[Listed, bytes] | None:
     try:
         whole = whole_text(contents)
         whole.validate(full=True)  # UTF-8, as S3 sends
-        tokens = pc.split_pattern(whole, pattern="<").flatten()
-        count = len(tokens.filter(pc.starts_with(tokens, pattern="Contents>")))
+        tokens = pc.split_pattern(whole, pattern="<").flatten()  # each "Tag>text" (or "/Tag>", whitespace)
+        owner = pc.cumulative_sum(pc.starts_with(tokens, pattern="Contents>").cast(pa.int32()))  # each token's object, from 1
+        count = owner[-1].as_py()
         fields = {}
         for tag in _FIELDS:
-            opened = tokens.filter(pc.starts_with(tokens, pattern=f"{tag}>"))
-            if len(opened) != count:
+            opened = pc.starts_with(tokens, pattern=f"{tag}>")
+            owners = owner.filter(opened)
+            # one of each field an object: ``count`` of them, in ``count`` objects, each after the one before
+            if len(owners) != count or not pc.all(pc.less(owners[:-1], owners[1:]), min_count=0).as_py():
                 return None
-            fields[tag] = pc.utf8_slice_codeunits(opened, start=len(tag) + 1)
+            fields[tag] = pc.utf8_slice_codeunits(tokens.filter(opened), start=len(tag) + 1)
         keys = _unescaped(fields["Key"])
         etags = pc.utf8_trim(_unescaped(pc.replace_substring(fields["ETag"], pattern="&quot;", replacement='"')), characters='"')
         sizes = fields["Size"].cast(pa.int64())
         modified = fields["LastModified"].cast(pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, SyntaxError):  # not UTF-8, a size or a time that does not parse, a bad reference
         return None
-    classes = pc.replace_substring_regex(fields["StorageClass"], pattern="^$", replacement="STANDARD")
+    classes = fields["StorageClass"]
+    if pc.min(pc.binary_length(classes)).as_py() == 0:  # said as empty: STANDARD, as a class not said
+        classes = pc.replace_substring_regex(classes, pattern="^$", replacement="STANDARD")
     return Listed(keys, sizes, etags, classes, modified), body[:first] + body[end:]
 
 
@@ -176,6 +181,5 @@ def _unescaped(texts: Any) -> Any:
     if not pc.any(pc.match_substring(texts, "&")).as_py():
         return texts
     from xml.etree.ElementTree import fromstring
-
 
     return strings([fromstring(f"<t>{text}</t>").text or "" if "&" in text else text for text in texts.to_pylist()])
