@@ -190,3 +190,44 @@ def test_a_failing_search_trial_on_the_helper_thread_fails_the_conversion_cleanl
     assert "\n" not in message and "trial could not write its sample" in message
     assert not out.exists()
     assert not [t for t in threading.enumerate() if t.name.startswith("leanlake-sort-search")]
+
+
+def test_the_key_search_starts_on_the_first_rows_and_writes_what_a_late_search_writes(monkeypatch, tmp_path):
+    """The search runs in its own thread as soon as the first row group's first ``SORT_SAMPLE_ROWS`` rows are
+    gathered (it only reads those), and the file is byte for byte the one a search at the end of the group writes."""
+    import io
+    import threading
+
+    from chalicelib.formats import parquet_writer as pw
+    from chalicelib.formats.options import ConvertOptions
+
+    monkeypatch.setattr(pw, "SORT_SAMPLE_ROWS", 2_000)
+    import random
+
+    rng = random.Random(5)
+    countries = [rng.randrange(13) for _ in range(20_000)]  # shuffled rows whose cities follow their country
+    table = pa.table({"country": [f"country-{c}" for c in countries],
+                      "city": [f"city-{c}-{rng.randrange(4)}-of-a-long-name" for c in countries]})
+    searched_in: list[str] = []
+    choose = pw.choose_sort_keys
+
+    def spy(sample):
+        searched_in.append(threading.current_thread().name)
+        return choose(sample)
+
+    monkeypatch.setattr(pw, "choose_sort_keys", spy)
+
+    def written() -> bytes:
+        out = io.BytesIO()
+        pw.write_batches(table.to_batches(max_chunksize=500), table.schema, out, ConvertOptions(sort="auto"))
+        return out.getvalue()
+
+    early = written()
+    monkeypatch.setattr(pw._Sorter, "search", lambda self, first_rows: None)  # the search at the group's end
+    late = written()
+
+    assert searched_in == ["leanlake-sort-search", "MainThread"]
+    assert early == late
+    import pyarrow.parquet as pq
+
+    assert pq.read_metadata(io.BytesIO(early)).metadata[pw.SORT_KEY.encode()] not in (b"", b"[]")  # it sorted
