@@ -58,16 +58,15 @@ def data_files(n: int) -> list[bytes]:
     """The gzip CSV data files of an inventory of ``n`` objects (every field quoted, keys URL-encoded, as S3 writes them)."""
     files, out, writer, rows = [], io.StringIO(), None, 0
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-    for page in bench_plan.pages(n):
-        for item in page["Contents"]:
-            modified = (item["LastModified"] - timedelta(microseconds=item["LastModified"].microsecond))
-            writer.writerow([SOURCE, quote_plus(item["Key"], safe="/"), "", "true", "false", item["Size"],
-                             modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"), item["ETag"].strip('"'), item["StorageClass"]])
-            rows += 1
-            if rows % ROWS_PER_FILE == 0:
-                files.append(gzip.compress(out.getvalue().encode(), 6))
-                out.seek(0)
-                out.truncate()
+    for key, modified, etag, size, storage_class in bench_plan.objects(n):
+        modified -= timedelta(microseconds=modified.microsecond)
+        writer.writerow([SOURCE, quote_plus(key, safe="/"), "", "true", "false", size,
+                         modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"), etag, storage_class])
+        rows += 1
+        if rows % ROWS_PER_FILE == 0:
+            files.append(gzip.compress(out.getvalue().encode(), 6))
+            out.seek(0)
+            out.truncate()
     if out.getvalue():
         files.append(gzip.compress(out.getvalue().encode(), 6))
     return files

@@ -58,8 +58,15 @@ KEYS = ("raw/2026/{i}/part.csv", "logs/app/{i}.log.gz", "features/v1/{i}.parquet
 PAGE = 1000
 
 
+def objects(n: int) -> Iterator[tuple[str, datetime, str, int, str]]:
+    """The generated objects (key, last modified, ETag, size, storage class): varied sizes, ages, classes."""
+    for i in range(n):
+        yield (KEYS[i % len(KEYS)].format(i=i), NOW - timedelta(days=(i * 7919) % 900, seconds=i % 86400), f"{i:032x}",
+               200 + (i * 104729) % (512 * 2**20), CLASSES[(i // len(KEYS)) % len(CLASSES)])
+
+
 def bodies(n: int) -> Iterator[bytes]:
-    """The objects as ListObjectsV2 response bodies of 1,000, as S3 sends them (what botocore, or leanlake's listing,
+    """``objects(n)`` as ListObjectsV2 response bodies of 1,000, as S3 sends them (what botocore, or leanlake's listing,
     reads). The times are written from a table of days: ``strftime`` an object would cost the harness more than
     leanlake spends reading it."""
     days = [(NOW - timedelta(days=d)).strftime("%Y-%m-%dT") for d in range(902)]

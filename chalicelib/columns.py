@@ -214,6 +214,15 @@ class Objects:
         return cls(bucket, *(pa.concat_arrays([getattr(part, name) for part in parts])
                              for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")))
 
+    def sliced(self, start: int, length: int) -> "Objects":
+        """Rows ``start`` to ``start + length`` (fewer at the end) of the batch, without copying its columns."""
+        if start == 0 and length >= len(self):
+            return self
+        tags = None if self.tags is None else self.tags[start:start + length]
+        refs = None if self._refs is None else self._refs[start:start + length]
+        return Objects(self.bucket, *(getattr(self, name).slice(start, length)
+                                      for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")), tags, refs)
+
     def without_reserved(self) -> "Objects":
         """The batch without leanlake's own objects (``_leanlake/``): never planned."""
         import pyarrow.compute as pc
