@@ -21,7 +21,7 @@ from __future__ import annotations
 import array
 import itertools
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
@@ -168,6 +168,10 @@ def timestamps(values: Sequence[datetime | None]) -> Any:
     return _fixed(pa.timestamp("us", tz="UTC"), "q", micros, 0)
 
 
+#: The columns of ``Objects``, one value a row, in their order as fields.
+_COLUMNS = ("keys", "sizes", "etags", "version_ids", "classes", "modified")
+
+
 @dataclass(frozen=True, eq=False)
 class Objects:
     """One bucket's listed objects as Arrow columns, a row per object: what the planner works on.
@@ -211,8 +215,7 @@ class Objects:
         if len(parts) == 1:
             return parts[0]
         pa = _pa()
-        return cls(bucket, *(pa.concat_arrays([getattr(part, name) for part in parts])
-                             for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")))
+        return cls(bucket, *(pa.concat_arrays([getattr(part, name) for part in parts]) for name in _COLUMNS))
 
     def sliced(self, start: int, length: int) -> "Objects":
         """Rows ``start`` to ``start + length`` (fewer at the end) of the batch, without copying its columns."""
@@ -220,8 +223,7 @@ class Objects:
             return self
         tags = None if self.tags is None else self.tags[start:start + length]
         refs = None if self._refs is None else self._refs[start:start + length]
-        return Objects(self.bucket, *(getattr(self, name).slice(start, length)
-                                      for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")), tags, refs)
+        return replace(self, tags=tags, _refs=refs, **{name: getattr(self, name).slice(start, length) for name in _COLUMNS})
 
     def without_reserved(self) -> "Objects":
         """The batch without leanlake's own objects (``_leanlake/``): never planned."""
@@ -231,8 +233,7 @@ class Objects:
         if not pc.any(reserved).as_py():
             return self
         kept = pc.invert(reserved)
-        return Objects(self.bucket, *(getattr(self, name).filter(kept)
-                                      for name in ("keys", "sizes", "etags", "version_ids", "classes", "modified")))
+        return Objects(self.bucket, *(getattr(self, name).filter(kept) for name in _COLUMNS))
 
     @classmethod
     def from_listing(cls, bucket: str, contents: Sequence[Mapping[str, Any]]) -> "Objects":
