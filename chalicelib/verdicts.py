@@ -83,9 +83,10 @@ class Verdict:
 
     def json_rows(self, objects: "Objects", policy: str) -> list[dict[str, Any]]:
         """Each row's ``plan --json`` row (``decision_rows``), made from the columns without a Decision."""
-        reason = self.reason
+        reason, n = self.reason, len(self.rows)
+        texts = reason.every(n) if isinstance(reason, per_row) else [reason(j) for j in range(n)]
         return decision_rows(objects.bucket, objects.keys.take(self.rows).to_pylist(), policy, self.action,
-                             [_written(reason, j) for j in range(len(self.rows))], *self.savings())
+                             [text if isinstance(text, str) else text() for text in texts], *self.savings())
 
 
 def _written(reason: Callable[[int], Reason], j: int) -> str:
@@ -126,17 +127,56 @@ class per_row(Generic[T]):
     ``args`` is read as a list of Python values, once, when the first row is (a row's ``as_py()`` costs a
     microsecond; a column's ``to_pylist()``, nanoseconds a row)."""
 
-    __slots__ = ("_function", "_args", "_bound")
+    __slots__ = ("_function", "_args", "_read")
 
     def __init__(self, function: Callable[..., T], *args: Any) -> None:
-        self._function, self._args = function, args
-        self._bound: Callable[[int], T] | None = None
+        self._function: Callable[..., Any] = function
+        self._args = args
+        self._read: list[Any] | None = None
 
     def __call__(self, j: int) -> T:
-        bound = self._bound
-        if bound is None:
-            bound = self._bound = partial(self._function, *[a.to_pylist() if hasattr(a, "to_pylist") else a for a in self._args])
-        return bound(j)
+        value: T = self._function(*self._values(), j)
+        return value
+
+    def every(self, n: int) -> list[T]:
+        """The values of all ``n`` rows of the segment, in order (``Verdict.json_rows``)."""
+        return [self(j) for j in range(n)]
+
+    def _values(self) -> list[Any]:
+        """``args``, each Arrow array among them read as a list (once)."""
+        read = self._read
+        if read is None:
+            read = self._read = [a.to_pylist() if hasattr(a, "to_pylist") else a for a in self._args]
+        return read
+
+
+class per_rows(per_row[T]):
+    """A ``per_row`` whose ``function(*args)`` gives every row's value at once, a list with one value per item of
+    its columns (the Arrow arrays and lists among ``args``; any other argument is the same for every row).
+
+    Writing a reason for a whole segment in one call lets the function use a C-level loop
+    (``map(TEMPLATE.format, column, …)``): about four times cheaper than a Python call per row, which
+    ``plan --json`` pays for a million rows. The j-th row alone is the function's of the columns' j-th items.
+
+        >>> reasons = per_rows(lambda sizes, unit: [f"{s} {unit}" for s in sizes], [1, 2], "B")
+        >>> reasons.every(2), reasons(1)
+        (['1 B', '2 B'], '2 B')
+    """
+
+    __slots__ = ()
+
+    def __init__(self, function: Callable[..., list[T]], *args: Any) -> None:
+        self._function, self._args, self._read = function, args, None
+
+    def __call__(self, j: int) -> T:
+        one_row = [a[j:j + 1] if isinstance(a, list) else a for a in self._values()]
+        value: T
+        [value] = self._function(*one_row)
+        return value
+
+    def every(self, n: int) -> list[T]:
+        values: list[T] = self._function(*self._values())
+        return values
 
 
 def keep(rows: Any, prefixes: Any, mask: Any) -> tuple[Any, Any]:
