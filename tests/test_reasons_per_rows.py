@@ -22,7 +22,7 @@ names = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=1
 
 def _each_row_and_all(reasons: per_rows[str], n: int) -> list[str]:
     """The reasons, checked to read the same row by row as all at once."""
-    every = reasons.every(n)
+    every = reasons.every()
     assert [reasons(j) for j in range(n)] == every
     return every
 
