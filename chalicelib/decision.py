@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Protocol, Union, runtime_checkable
 
 from chalicelib import economics as econ
 from chalicelib.refs import ObjectRef, SlotsValue
@@ -137,21 +137,29 @@ monthly_kgco2e_saved=0.0, one_off_usd=0.0, params=None)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``plan --json`` shape (``decision_rows`` of one)."""
-        [row] = decision_rows(self.bucket, [self.key], self.policy, self.action, [self.reason], [self.monthly_usd_saved],
-                              [self.monthly_kgco2e_saved], [self.one_off_usd])
+        [row] = decision_rows(self.bucket, [self.key], self.policy, self.action, [self.reason],
+                              ([self.monthly_usd_saved], [self.monthly_kgco2e_saved], [self.one_off_usd]))
         return row
 
 
-def decision_rows(bucket: str, keys: list[str | None], policy: str, action: str, reasons: list[str], monthly_usd_saved: list[float],
-                  monthly_kgco2e_saved: list[float], one_off_usd: list[float]) -> list[dict[str, Any]]:
+def decision_rows(bucket: str, keys: list[str | None], policy: str, action: str, reasons: list[str],
+                  saved: tuple[list[float], list[float], list[float]] | None) -> list[dict[str, Any]]:
     """The ``plan --json`` rows of one policy's decisions of one action in one bucket, given as columns:
     ``Decision.as_dict``, and what a planned batch's columns make without a Decision (``plan.Planned.json_rows``).
-    The savings are rounded a column at a time (``map``: no Python call a value)."""
+
+    ``saved`` is the monthly USD and kg CO2e and the one-off USD saved, a list each, rounded here a column at a
+    time (``map``: no Python call a value; ``round`` still costs half a microsecond a value); None when the
+    decisions save nothing (skips): their zeros need no rounding."""
+    usd: Iterable[float]
+    kgco2e: Iterable[float]
+    one_off: Iterable[float]
+    if saved is None:
+        usd = kgco2e = one_off = [0.0] * len(keys)
+    else:
+        usd, kgco2e, one_off = (map(round, column, repeat(digits)) for column, digits in zip(saved, (6, 9, 6), strict=True))
     return [{"bucket": bucket, "key": key, "policy": policy, "action": action, "reason": reason,
-             "monthly_usd_saved": usd, "monthly_kgco2e_saved": kgco2e, "one_off_usd": one_off}
-            for key, reason, usd, kgco2e, one_off in zip(keys, reasons, map(round, monthly_usd_saved, repeat(6)),
-                                                         map(round, monthly_kgco2e_saved, repeat(9)),
-                                                         map(round, one_off_usd, repeat(6)), strict=True)]
+             "monthly_usd_saved": u, "monthly_kgco2e_saved": k, "one_off_usd": o}
+            for key, reason, u, k, o in zip(keys, reasons, usd, kgco2e, one_off, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ class Verdict:
         reason = self.reason
         texts = reason.every() if isinstance(reason, per_rows) else [_written(reason, j) for j in range(len(self.rows))]
         return decision_rows(objects.bucket, objects.keys.take(self.rows).to_pylist(), policy, self.action, texts,
-                             *self.savings())
+                             None if self.usd is None else self.savings())
 
 
 def _written(reason: Callable[[int], Reason], j: int) -> str:
