@@ -25,7 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar
 
 from chalicelib.columns import flags
-from chalicelib.decision import ActionParams, Decision, Reason, decision_rows
+from chalicelib.decision import ActionParams, Decision, Encoder, Reason, decision_lines
 
 T = TypeVar("T")
 
@@ -81,12 +81,12 @@ class Verdict:
                 for j, (ref, u, k, o) in enumerate(zip(refs, usd, kgco2e, one_off, strict=True))]
 
 
-    def json_rows(self, objects: "Objects", policy: str) -> list[dict[str, Any]]:
-        """Each row's ``plan --json`` row (``decision_rows``), made from the columns without a Decision."""
+    def json_lines(self, objects: "Objects", policy: str, encode: Encoder) -> list[bytes]:
+        """Each row's ``plan --json`` row as text (``decision_lines``), made from the columns without a Decision."""
         reason = self.reason
         texts = reason.every() if isinstance(reason, per_rows) else [_written(reason, j) for j in range(len(self.rows))]
-        return decision_rows(objects.bucket, objects.keys.take(self.rows).to_pylist(), policy, self.action, texts,
-                             None if self.usd is None else self.savings())
+        return decision_lines(encode, objects.bucket, objects.keys.take(self.rows).to_pylist(), policy, self.action, texts,
+                              None if self.usd is None else self.savings())
 
 
 def _written(reason: Callable[[int], Reason], j: int) -> str:
@@ -114,8 +114,8 @@ class Decided:
     def decisions(self, objects: "Objects", policy: str) -> list[Decision]:
         return list(self.given)
 
-    def json_rows(self, objects: "Objects", policy: str) -> list[dict[str, Any]]:
-        return [decision.as_dict() for decision in self.given]
+    def json_lines(self, objects: "Objects", policy: str, encode: Encoder) -> list[bytes]:
+        return [encode(decision.as_dict()) for decision in self.given]
 
 
 #: What a policy's actions decided for some rows of a batch.
@@ -172,7 +172,7 @@ class per_rows(per_row[T]):
         return value
 
     def every(self) -> list[T]:
-        """Every row's value, in order (``Verdict.json_rows``)."""
+        """Every row's value, in order (``Verdict.json_lines``)."""
         values: list[T] = self._function(*self._values())
         return values
 
