@@ -40,7 +40,7 @@ class Verdict:
 
     ``usd``, ``kgco2e`` and ``one_off`` are float64 columns, one value per row, or None: nothing saved (a
     skip). ``reason(j)`` and ``params(j)`` write the j-th row's reason and params; they run only when a
-    Decision is made and read."""
+    Decision is made and read, or, for ``plan --json``, for every row (a ``per_rows`` reason writes them all at once)."""
 
     rows: Any
     action: str
