@@ -6,7 +6,7 @@ What:
   actions decide on its matched rows with Arrow compute, and a batch's decisions are segments
   (``chalicelib.verdicts``), a ``Planned``. It makes exactly one decision per (bucket, key, policy) for
   every policy whose filters match the object, and none for unmatched objects; ``Planned.decisions()``
-  makes them ``Decision``s (only for a consumer that reads them), ``Planned.json_rows()`` their JSON rows.
+  makes them ``Decision``s (only for a consumer that reads them), ``Planned.json_lines()`` their JSON rows' text.
 - ``plan_objects(refs, policies, as_of)`` yields the Decisions of refs, planned a batch (``BATCH``) at a
   time; memory does not grow with the number of refs.
 - ``plan_buckets(policies, buckets)`` yields the bucket-level decisions (key None): the bucket's one
@@ -53,7 +53,7 @@ from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
 from chalicelib.columns import Objects, floats, i32, int32s, int64s
-from chalicelib.decision import Decision
+from chalicelib.decision import Decision, Encoder
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
 from chalicelib.verdicts import Segment, Verdict
@@ -104,10 +104,10 @@ class Planned:
         """Every Decision, in the order of the rows and, for each, of its policies."""
         return self._in_order(lambda segment, policy: segment.decisions(self.objects, policy))
 
-    def json_rows(self) -> list[dict[str, Any]]:
-        """Every decision's ``plan --json`` row (``Decision.as_dict``), in ``decisions()``' order, made from the
-        columns without a Decision."""
-        return self._in_order(lambda segment, policy: segment.json_rows(self.objects, policy))
+    def json_lines(self, encode: Encoder) -> list[bytes]:
+        """Every decision's ``plan --json`` row (``Decision.as_dict``) as ``encode`` writes it, in ``decisions()``' order,
+        made from the columns without a Decision (``decision.decision_lines``)."""
+        return self._in_order(lambda segment, policy: segment.json_lines(self.objects, policy, encode))
 
     def _in_order(self, made: Callable[[Segment, str], list[T]]) -> list[T]:
         """What ``made`` gives for each segment (one item a row), in the order of the rows and, for each, of its policies."""

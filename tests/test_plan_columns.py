@@ -9,11 +9,13 @@ bytes and floats (its sums are added to in the Decisions' order).
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from datetime import datetime, timezone
 from operator import attrgetter
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +24,7 @@ from chalicelib.columns import Objects, floats, int64s, strings, timestamps
 from chalicelib.plan import Totals, plan_batch, plan_objects
 from chalicelib.policy import PolicySet
 from chalicelib.policy.models import Settings
+from leanlake.cli import _json_encode
 from tests.test_plan_batch import NOW, POLICIES, refs_strategy
 
 
@@ -120,7 +123,9 @@ def test_strings_read_back_as_given(values):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(refs=refs_strategy, objective=st.sampled_from(["usd", "co2e"]))
-def test_json_rows_from_columns_are_the_decisions_rows(refs, objective):
+def test_json_lines_from_columns_are_the_decisions_rows(refs, objective):
     policies = PolicySet.from_dicts(POLICIES, Settings(objective=objective, horizon_days=180))
     for planned in _planned(refs, policies):
-        assert planned.json_rows() == [d.as_dict() for d in planned.decisions()]
+        rows = [d.as_dict() for d in planned.decisions()]
+        assert planned.json_lines(orjson.dumps) == [orjson.dumps(row) for row in rows]  # to the byte, with orjson
+        assert [json.loads(line) for line in planned.json_lines(_json_encode)] == rows  # and without

@@ -122,3 +122,11 @@ def test_the_table_keeps_the_decisions_it_shows_and_counts_the_rest(monkeypatch)
     result = CliRunner().invoke(app, ["plan"])
     assert result.exit_code == 0, result.output
     assert shown == [(cli.SHOWN_DECISIONS, 1234, 1234)]
+
+
+def test_a_batchs_rows_are_written_a_thousand_at_a_time_as_one_joined_text():
+    written: list[bytes] = []
+    lines = [b'{"key":"k%d"}' % i for i in range(2500)]
+    cli._write_lines(written.append, lines)
+    assert b"".join(written) == cli._ROW_SEPARATOR.join(lines)
+    assert [w.count(b"\n") for w in written] == [999, 1, 999, 1, 499]  # three joins, two separators

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,7 +32,7 @@ from chalicelib.actions.base import Action, Scope, register
 from chalicelib.actions.storage_class import move_in_place, plan_moves
 from chalicelib.columns import f64, flag, flags, i64
 from chalicelib.decision import ActionParams, Decision, Outcome
-from chalicelib.verdicts import Verdict, keep, per_row
+from chalicelib.verdicts import Verdict, keep, per_row, per_rows
 from chalicelib.economics.figures import storage_class
 from chalicelib.policy.units import check_storage_class
 
@@ -147,13 +148,17 @@ def _expiry_params(versions: Literal["marker", "all"]) -> ExpiryParams:
     return ExpiryParams(versions)
 
 
-def _expire_reason(ages: Any, days: int, versions: str, j: int) -> str:
-    """The reason of a due expiry (written when read), the j-th of ``ages`` (a list, ``verdicts.per_row``).
+#: A due expiry's reason: the object's age in days, the policy's days, and which versions go.
+EXPIRE_REASON = "{:.0f} days old, older than {}: expire ({})"
 
-        >>> _expire_reason([40.4], 30, "marker", 0)
-        '40 days old, older than 30: expire (marker)'
+
+def _expire_reasons(ages: list[float], days: int, versions: str) -> list[str]:
+    """The reasons of a segment's due expiries, one an age (written when read, all at once: ``verdicts.per_rows``).
+
+        >>> _expire_reasons([40.4, 30.0], 30, "marker")
+        ['40 days old, older than 30: expire (marker)', '30 days old, older than 30: expire (marker)']
     """
-    return f"{ages[j]:.0f} days old, older than {days}: expire ({versions})"
+    return list(map(EXPIRE_REASON.format, ages, repeat(days), repeat(versions)))
 
 
 def _expiry_params_at(versions: Literal["marker", "all"], _: int) -> ExpiryParams:
@@ -212,7 +217,7 @@ class Expire(Action):
             due_rows, due_ages = rows.filter(due), at_ages.filter(due)
             usd, kgco2e, one_off = priced.deletions(pc.fill_null(objects.sizes.take(due_rows), i64(0)),
                                                     objects.effective_classes(due_rows), view.region, due_ages)
-            segments.append(Verdict(due_rows, self.name, self, per_row(_expire_reason, due_ages, self.days, self.versions),
+            segments.append(Verdict(due_rows, self.name, self, per_rows(_expire_reasons, due_ages, self.days, self.versions),
                                     usd, kgco2e, one_off, per_row(_expiry_params_at, self.versions)))
         return segments, *keep(rows, prefixes, pc.invert(pc.or_(unknown, due)))
 

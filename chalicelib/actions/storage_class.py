@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import field_validator
@@ -26,7 +27,7 @@ from chalicelib.actions.output import refusal
 from chalicelib.columns import f64, flag, i64, text
 from chalicelib.decision import ActionParams, Decision, Outcome, Status
 from chalicelib.policy.units import check_storage_class
-from chalicelib.verdicts import Verdict, per_row
+from chalicelib.verdicts import Verdict, per_row, per_rows
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -106,7 +107,7 @@ def plan_moves(objects: "Objects", rows: Any, view: "PolicyView", target: str, a
     if pc.any(moved).as_py():
         cls_moved = cls_at.filter(moved)
         segments.append(Verdict(at.filter(moved), StorageClass.name, by,
-                                per_row(_move_reason, cls_moved, target, net.filter(moved), view.horizon, kgco2e.filter(moved)),
+                                per_rows(_move_reasons, cls_moved, target, net.filter(moved), view.horizon, kgco2e.filter(moved)),
                                 usd.filter(moved), kgco2e.filter(moved), one_off.filter(moved),
                                 per_row(_params_at, cls_moved, target, via, view.region, expires_in is not None)))
     return segments
@@ -165,16 +166,26 @@ def _unpaid_reason(classes: Any, target: str, nets: Any, horizon: int, usds: Any
             f"(${usd:.6f}/month, one-off ${one_off:.6f}){unmodelled}")
 
 
-def _move_reason(classes: Any, target: str, nets: Any, horizon: int, kgco2es: Any, j: int) -> str:
-    """The reason of the j-th planned move (written when read).
+#: A planned move's reason: its class, target class, net USD over the horizon of days, and what it saves in CO2e.
+MOVE_REASON = "{} → {}: net ${:.6f} over {} days; saves {}"
+#: What a move saves in CO2e, when it does (``MOVE_REASON``'s last part).
+CO2E_SAVED = "{:.6f} kg CO2e a month"
+#: What a move that saves no CO2e says instead.
+NO_CO2E_SAVED = "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)"
 
-        >>> _move_reason(["STANDARD"], "ONEZONE_IA", [1.5], 365, [0.25], 0)
+
+def _move_reasons(classes: list[str], target: str, nets: list[float], horizon: int, kgco2es: list[float]) -> list[str]:
+    """The reasons of a segment's planned moves, one a row of the columns (written when read, all at once:
+    ``verdicts.per_rows``).
+
+        >>> saves, not_co2e = _move_reasons(["STANDARD", "STANDARD_IA"], "ONEZONE_IA", [1.5, 0.25], 365, [0.25, 0.0])
+        >>> saves
         'STANDARD → ONEZONE_IA: net $1.500000 over 365 days; saves 0.250000 kg CO2e a month'
+        >>> not_co2e.replace(NO_CO2E_SAVED, "NO_CO2E_SAVED")
+        'STANDARD_IA → ONEZONE_IA: net $0.250000 over 365 days; saves NO_CO2E_SAVED'
     """
-    cls, net, kgco2e = classes[j], nets[j], kgco2es[j]
-    co2e = (f"{kgco2e:.6f} kg CO2e a month" if kgco2e > 0
-            else "no CO2e (CCF: class changes save dollars, not CO2e, except into ONEZONE_IA)")
-    return f"{cls} → {target}: net ${net:.6f} over {horizon} days; saves {co2e}"
+    co2e = [CO2E_SAVED.format(kgco2e) if kgco2e > 0 else NO_CO2E_SAVED for kgco2e in kgco2es]
+    return list(map(MOVE_REASON.format, classes, repeat(target), nets, repeat(horizon), co2e))
 
 
 def move_in_place(decision: Decision, ctx: "RunContext") -> Outcome:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from pydantic import field_validator
@@ -33,7 +34,7 @@ from chalicelib.decision import ActionParams, Decision
 from chalicelib.policy.templates import KeyParts, parts_columns
 from chalicelib.policy.units import check_storage_class
 from chalicelib.refs import RESERVED_PREFIX
-from chalicelib.verdicts import Verdict, per_row
+from chalicelib.verdicts import Verdict, per_row, per_rows
 
 if TYPE_CHECKING:
     from chalicelib.actions.planning import PolicyView
@@ -87,19 +88,21 @@ def check_source_disposition(value: str) -> str:
     raise ValueError(f"source must be keep, delete or storage_class:CLASS, not {value!r}")
 
 
-def _write_reason(action: str, destination: str, ratio: float, size: int, assumption: str, usd: float, kgco2e: float) -> str:
-    """The reason of a planned write (written when read: planning only counts most decisions).
+#: A planned write's reason: its action, destination, assumed ratio, source size and assumption, and the
+#: monthly USD and kg CO2e it saves.
+WRITE_REASON = ("{} to {}: output assumed {:.0%} of {:,} B (ASSUMPTION: {}); "
+                "saves ${:.6f} and {:.6f} kg CO2e a month")
 
-        >>> _write_reason("convert", "raw/a.parquet", 0.2, 2048, "text → Parquet", 0.5, 0.01)
+
+def _write_reasons(action: str, destinations: list[str], ratios: list[float], notes: list[str], sizes: list[int],
+                   usd: list[float], kgco2e: list[float]) -> list[str]:
+    """The reasons of a segment's planned writes, one a row of the columns (written when read, all at once:
+    ``verdicts.per_rows``; planning only counts most decisions).
+
+        >>> _write_reasons("convert", ["raw/a.parquet"], [0.2], ["text → Parquet"], [2048], [0.5], [0.01])[0]
         'convert to raw/a.parquet: output assumed 20% of 2,048 B (ASSUMPTION: text → Parquet); saves $0.500000 and 0.010000 kg CO2e a month'
     """
-    return (f"{action} to {destination}: output assumed {ratio:.0%} of {size:,} B (ASSUMPTION: {assumption}); "
-            f"saves ${usd:.6f} and {kgco2e:.6f} kg CO2e a month")
-
-
-def _write_reason_at(action: str, destinations: Any, ratios: Any, notes: Any, sizes: Any, usd: Any, kgco2e: Any, j: int) -> str:
-    """The j-th priced write's reason (its arguments read as lists, ``verdicts.per_row``)."""
-    return _write_reason(action, destinations[j], ratios[j], sizes[j], notes[j], usd[j], kgco2e[j])
+    return list(map(WRITE_REASON.format, repeat(action), destinations, ratios, sizes, notes, usd, kgco2e))
 
 
 def _priced_params(destinations: Any, ratios: Any, notes: Any, classes: Any, source: str, region: str, j: int) -> "WriteParams":
@@ -250,7 +253,7 @@ class WriterAction(Action):
             usd, kgco2e, one_off, _ = priced.conversions(sizes_in, sizes_out, cls_in, view.region, at_ages.filter(known), self.source)
             destinations = destinations.filter(known)
             segments.append(Verdict(at.filter(known), self.name, self,
-                                    per_row(_write_reason_at, self.name, destinations, ratios, notes, sizes_in, usd, kgco2e),
+                                    per_rows(_write_reasons, self.name, destinations, ratios, notes, sizes_in, usd, kgco2e),
                                     usd, kgco2e, one_off,
                                     per_row(_priced_params, destinations, ratios, notes, cls_in, self.source, view.region)))
         return segments, rows[:0], prefixes[:0]
