@@ -44,7 +44,7 @@ def _pa() -> Any:
 
 def _validity(values: Sequence[Any]) -> Any:
     """The validity bitmap of ``values`` (a buffer, bit set where the value is not None), or None when none is None."""
-    if all(v is not None for v in values):
+    if None not in values:  # one C loop: a generator of ``is not None`` cost ~0.3 s a million objects
         return None
     return flags([v is not None for v in values]).buffers()[1]
 
@@ -129,7 +129,7 @@ def strings(values: Sequence[str | None]) -> Any:
     Without nulls, the values are joined with NUL (no S3 key, ETag or class holds one: XML 1.0 can't carry it),
     encoded once and split by one kernel: a quarter of the cost of encoding each."""
     pa = _pa()
-    if values and all(v is not None for v in values):
+    if values and None not in values:
         joined = "\x00".join(values)  # type: ignore[arg-type]  # no None: checked above
         if joined.count("\x00") == len(values) - 1:
             import pyarrow.compute as pc
