@@ -44,7 +44,7 @@ def _pa() -> Any:
 
 def _validity(values: Sequence[Any]) -> Any:
     """The validity bitmap of ``values`` (a buffer, bit set where the value is not None), or None when none is None."""
-    if None not in values:  # one C loop: a generator of ``is not None`` cost ~0.3 s a million objects
+    if None not in values:
         return None
     return flags([v is not None for v in values]).buffers()[1]
 
