@@ -57,6 +57,32 @@ def test_the_clients_other_calls_get_their_contents_as_ever(s3, bucket):
     assert [item["Key"] for page in again for item in page["Contents"]] == ["a", "b", "c"]
 
 
+def test_threads_sharing_a_client_each_get_what_they_asked_for(s3, bucket):
+    """The handlers act per thread: while some threads read listings as columns, others listing through the same
+    client at the same moments still get botocore's ``Contents``."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(12):
+        s3.put_object(Bucket=bucket, Key=f"k{i:02d}", Body=b"x")
+    start = threading.Barrier(8)
+    paginate = s3.get_paginator("list_objects_v2").paginate
+
+    def columns(_: int) -> list[bool]:
+        start.wait()
+        return [listing.COLUMNS in page and "Contents" not in page
+                for _ in range(5) for page in listing.read_pages(s3, paginate(Bucket=bucket, PaginationConfig={"PageSize": 4}))]
+
+    def plain(_: int) -> list[bool]:
+        start.wait()
+        return [len(s3.list_objects_v2(Bucket=bucket, MaxKeys=4).get("Contents", ())) == 4 for _ in range(15)]
+
+    with ThreadPoolExecutor(8) as pool:
+        read = [pool.submit(columns, i) for i in range(4)]
+        asked = [pool.submit(plain, i) for i in range(4)]
+        assert all(all(f.result()) for f in read) and all(all(f.result()) for f in asked)
+
+
 def test_a_missing_bucket_fails_as_botocore_fails(s3):
     from botocore.exceptions import ClientError
 
