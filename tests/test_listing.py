@@ -171,3 +171,11 @@ def test_a_page_of_any_other_shape_is_left_to_botocore(mangle):
 
 def test_a_page_without_contents_is_left_to_botocore():
     assert listing.read_contents(_body([], url=False, spaced=False)) is None
+
+
+@pytest.mark.parametrize("written", ["2026-11-30T10:00:00.000Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:00.123456Z",
+                                     "2026-11-30T10:00:00+02:00", "2026-11-30T10:00:00.5-05:30"])
+def test_times_in_any_iso_form_an_s3_compatible_server_writes_read_as_botocore_reads_them(written):
+    body = _body([("a", 1, 0, "e", "STANDARD")], url=False, spaced=False).replace(b"2000-01-01T00:00:00.000Z", written.encode())
+    got, _ = _ours(body)
+    assert got.modified.to_pylist() == Objects.from_listing("lake", _botocore(body)["Contents"]).modified.to_pylist()
