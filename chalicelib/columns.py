@@ -237,15 +237,15 @@ class Objects:
 
     @classmethod
     def from_listing(cls, bucket: str, contents: Sequence[Mapping[str, Any]]) -> "Objects":
-        """The objects of a ListObjectsV2 page's ``Contents`` (as boto3 returns them), leanlake's own
-        (``_leanlake/``) left out: what ``ObjectRef``s of the listing would say, a column at a time."""
+        """The objects of a ListObjectsV2 page's ``Contents`` (as boto3 returns them): what ``ObjectRef``s of the
+        listing would say, a column at a time."""
         import pyarrow.compute as pc
 
         pa = _pa()
         return cls(bucket, strings([item["Key"] for item in contents]), int64s([item["Size"] for item in contents]),
                    pc.utf8_trim(strings([item.get("ETag", "") for item in contents]), characters='"'),
                    pa.nulls(len(contents), pa.string()), repeated([item.get("StorageClass") or "STANDARD" for item in contents]),
-                   timestamps([item["LastModified"] for item in contents])).without_reserved()
+                   timestamps([item["LastModified"] for item in contents]))
 
     def effective_classes(self, rows: Any) -> Any:
         """The storage classes of ``rows`` (Arrow int64), STANDARD where the listing said none: dictionary-encoded

@@ -63,11 +63,10 @@ class Listed:
         return len(self.keys)
 
     def objects(self, bucket: str) -> Objects:
-        """The page's objects as a batch of ``bucket``'s, leanlake's own left out."""
+        """The page's objects as a batch of ``bucket``'s."""
         import pyarrow as pa
 
-        return Objects(bucket, self.keys, self.sizes, self.etags, pa.nulls(len(self), pa.string()), self.classes,
-                       self.modified).without_reserved()
+        return Objects(bucket, self.keys, self.sizes, self.etags, pa.nulls(len(self), pa.string()), self.classes, self.modified)
 
     def url_decoded(self) -> "Listed":
         """The page with its keys URL-decoded (``+`` as a space), as botocore decodes ``Contents[].Key``."""
@@ -78,14 +77,13 @@ class Listed:
 
 
 def batches(bucket: str, pages: Iterable[Mapping[str, Any]]) -> Iterator[Objects]:
-    """The objects of ``bucket``'s ListObjectsV2 pages, in batches of about ``BATCH_OBJECTS``: a batch that size
-    spreads each Arrow kernel's fixed cost (microseconds) over enough objects to vanish. A page holds its objects
-    as columns (``read_pages``, under ``COLUMNS``) or as boto3's ``Contents`` dicts; leanlake's own are left out."""
+    """The objects of ``bucket``'s ListObjectsV2 pages, leanlake's own left out, in batches of about
+    ``BATCH_OBJECTS``: a batch that size spreads each Arrow kernel's fixed cost (microseconds) over enough objects
+    to vanish."""
     run: list[Objects] = []
     count = 0
     for page in pages:
-        listed = page.get(COLUMNS)
-        part = Objects.from_listing(bucket, page.get("Contents", ())) if listed is None else listed.objects(bucket)
+        part = page_objects(bucket, page).without_reserved()
         run.append(part)
         count += len(part)
         if count >= BATCH_OBJECTS:
@@ -93,6 +91,14 @@ def batches(bucket: str, pages: Iterable[Mapping[str, Any]]) -> Iterator[Objects
             run, count = [], 0
     if count:
         yield Objects.joined(bucket, run)
+
+
+def page_objects(bucket: str, page: Mapping[str, Any]) -> Objects:
+    """One page's objects, leanlake's own (``_leanlake/``) among them, from its columns (``read_pages``, under
+    ``COLUMNS``) or from boto3's ``Contents`` dicts. Planning never matches leanlake's own; a sweep continuation
+    still passes them, to checkpoint past them."""
+    listed = page.get(COLUMNS)
+    return Objects.from_listing(bucket, page.get("Contents", ())) if listed is None else listed.objects(bucket)
 
 
 def read_pages(s3: Any, pages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

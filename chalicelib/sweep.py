@@ -36,7 +36,7 @@ from chalicelib.plan import Piece, Planned, decisions_of, deletes, plan_batches,
 from chalicelib.policy import PolicySet
 from chalicelib.policy.models import Filters
 from chalicelib.policy.policyset import matched_prefix
-from chalicelib.refs import ObjectRef
+from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 OnOutcome = Callable[[Outcome], None]
 
@@ -93,8 +93,8 @@ def _tag_filters(policies: PolicySet, bucket: str) -> list[Filters]:
 
 
 def _could_need_tags(tag_filters: list[Filters], key: str) -> bool:
-    """True when one of ``tag_filters`` has a prefix that ``key`` starts with."""
-    return any(matched_prefix(filters, key) is not None for filters in tag_filters)
+    """True when one of ``tag_filters`` has a prefix that ``key`` starts with (never for leanlake's own objects)."""
+    return not key.startswith(RESERVED_PREFIX) and any(matched_prefix(filters, key) is not None for filters in tag_filters)
 
 
 def bucket_plans(ctx: RunContext, bucket: str, policies: PolicySet, batches: Iterable[Objects] | None = None) -> Iterator[Planned]:

@@ -86,3 +86,19 @@ def test_a_continuation_goes_on_from_the_checkpoint_and_handles_one_object_when_
     assert _listed(s3, listed_lake, policies, 1e9, after) == _expected(s3, listed_lake, policies, after)
     [only] = _listed(s3, listed_lake, policies, 0.0, after)
     assert only[0] == "tmp/0124.bin"
+
+
+def test_a_continuation_passes_leanlakes_own_objects_one_by_one_with_no_decisions(s3, bucket):
+    """A bucket-wide policy lists ``_leanlake/`` too: a long run of leanlake's own objects is checkpointed past
+    object by object, under the budget, as any other (never planned, never a tag read)."""
+    keys = [f"_leanlake/audit/{i:03d}.jsonl" for i in range(120)] + ["data/a.bin"]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+    policies = PolicySet.from_dicts([{"name": "all-cold", "bucket": bucket, "filters": {"tags": {"cold": "yes"}},
+                                      "actions": [{"storage_class": "GLACIER_IR"}]}])
+    assert fanout.listing_prefixes(policies, bucket) == [""]
+
+    everything = _listed(s3, bucket, policies, 1e9)
+    assert [key for key, _ in everything] == keys
+    assert all(decided == [] for key, decided in everything if key.startswith("_leanlake/"))
+    assert [key for key, _ in _listed(s3, bucket, policies, 0.0)] == [keys[0]]  # out of budget: one, the first

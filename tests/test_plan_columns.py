@@ -108,7 +108,7 @@ def test_a_listing_page_as_columns_reads_as_the_sweeps_refs():
     contents = [{"Key": "raw/a.csv", "Size": 12, "ETag": '"abc"', "StorageClass": "GLACIER_IR", "LastModified": when},
                 {"Key": "_leanlake/audit/x.jsonl", "Size": 1, "ETag": '"d"', "LastModified": when},
                 {"Key": "raw/é ü.json", "Size": 0, "LastModified": when - timedelta(days=400)}]
-    batch = Objects.from_listing("lake", contents)
+    batch = Objects.from_listing("lake", contents).without_reserved()
     expected = [ObjectRef("lake", item["Key"], item["Size"], item.get("ETag", "").strip('"'), None,
                           item.get("StorageClass") or "STANDARD", item["LastModified"])
                 for item in contents if not item["Key"].startswith("_leanlake/")]
