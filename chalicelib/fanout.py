@@ -10,8 +10,8 @@ starts again from the top the next day. So in Lambda (when the stage has a work 
   error line) and superseded: its next continuation stops.
 - ``resume`` (a continuation from the queue) claims the checkpoint (a conditional write: of two
   deliveries of the same continuation, one works and the other stops), lists on from where the
-  run stopped (``StartAfter`` the last key handled), plans each listing page as a batch, and object by
-  object
+  run stopped (``StartAfter`` the last key handled), plans each listing page as one batch and, object
+  by object,
   * runs deletions itself, through ``chalicelib.deletion`` (locks, audit), counted against the
     run's cap with the count the checkpoint carries;
   * hands object work (conversions, class changes) to the queue as work items, 100 to a message;
