@@ -20,6 +20,8 @@ from leanlake.cli import app
 from leanlake.local import put_storage_metric
 
 _names = count()
+#: The day the points are seeded for, fixed when the tests are collected: a window of one day is asked about it
+#: (``now=TODAY``), or a run that passes midnight would ask about the next, where nothing is seeded.
 TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 GiB = 2**30
 
@@ -73,7 +75,7 @@ def test_footprint_is_the_latest_day_per_class_priced_by_the_model(seeded):
 def test_footprint_window_and_buckets(seeded):
     """A one-day window sees only today; a bucket asked for alone is the only one read; one without metrics has no rows."""
     cloudwatch = boto3.client("cloudwatch")
-    today = footprint(cloudwatch, {seeded["logs"]}, days=1)
+    today = footprint(cloudwatch, {seeded["logs"]}, days=1, now=TODAY)  # the seeded day, even past midnight
     assert [(p["bucket"], p["bytes"]) for p in today["trend"]] == [(seeded["logs"], 5 * GiB)]
     assert footprint(cloudwatch, {"footprint-never-published"}, days=30) == {"footprint": [], "trend": []}
 
