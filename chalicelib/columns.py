@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
+from urllib.parse import unquote_plus
 
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
@@ -141,6 +142,20 @@ def strings(values: Sequence[str | None]) -> Any:
     packed = array.array("q" if large else "i", offsets)
     return pa.Array.from_buffers(pa.large_string() if large else pa.string(), len(values),
                                  [_validity(values), pa.py_buffer(packed.tobytes()), pa.py_buffer(b"".join(encoded))])
+
+
+def url_decoded(keys: Any) -> Any:
+    """``keys`` (an Arrow string column of URL-encoded keys, as S3 lists them with ``encoding-type=url`` and writes
+    them in an Inventory) decoded with ``unquote_plus`` (``+`` is a space), only the rows that hold ``%`` or ``+``.
+
+        >>> url_decoded(strings(["a%20b+c.csv", "plain"])).to_pylist()
+        ['a b c.csv', 'plain']
+    """
+    import pyarrow.compute as pc
+
+    if not pc.any(pc.match_substring_regex(keys, "[%+]")).as_py():
+        return keys
+    return strings([unquote_plus(key) if "%" in key or "+" in key else key for key in keys.to_pylist()])
 
 
 def whole_text(data: bytes) -> Any:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
-from chalicelib.columns import Objects, strings, text
+from chalicelib.columns import Objects, text, url_decoded
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef
 
 
@@ -149,9 +149,7 @@ def _batch_objects(source: str, batch: Any, columns: list[str]) -> Objects:
         batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsDeleteMarker"), "^true$", ignore_case=True)))
     if "IsLatest" in columns:
         batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsLatest"), "^false$", ignore_case=True)))
-    keys = batch.column("Key")
-    if pc.any(pc.match_substring_regex(keys, "[%+]")).as_py():
-        keys = strings([unquote_plus(key) if "%" in key or "+" in key else key for key in keys.to_pylist()])
+    keys = url_decoded(batch.column("Key"))
     mine = pc.starts_with(keys, pattern=RESERVED_PREFIX)
     if pc.any(mine).as_py():
         theirs = pc.invert(mine)

@@ -36,9 +36,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import unquote_plus
 
-from chalicelib.columns import BATCH_OBJECTS, Objects, strings, whole_text
+from chalicelib.columns import BATCH_OBJECTS, Objects, strings, url_decoded, whole_text
 
 #: The page key under which ``read_pages`` gives a page's objects as columns (``Listed``), in place of ``Contents``.
 COLUMNS = "LeanlakeListed"
@@ -70,10 +69,7 @@ class Listed:
 
     def url_decoded(self) -> "Listed":
         """The page with its keys URL-decoded (``+`` as a space), as botocore decodes ``Contents[].Key``."""
-        keys = self.keys.to_pylist()
-        if not any("%" in key or "+" in key for key in keys):
-            return self
-        return Listed(strings([unquote_plus(key) for key in keys]), self.sizes, self.etags, self.classes, self.modified)
+        return Listed(url_decoded(self.keys), self.sizes, self.etags, self.classes, self.modified)
 
 
 def batches(bucket: str, pages: Iterable[Mapping[str, Any]]) -> Iterator[Objects]:
