@@ -90,6 +90,77 @@ def test_a_missing_bucket_fails_as_botocore_fails(s3):
         list(listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket="no-such-bucket-here")))
 
 
+_CUT_OR_ERROR = [
+    lambda body: body[:body.rfind(b"</Contents>") - 7],  # cut off inside an object, as a dropped connection leaves it
+    lambda body: body[:body.rfind(b"</Contents>") + len(b"</Contents>")],  # every object whole, the page's end missing
+    lambda body: (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+                  b"<Message>We encountered an internal error. Please try again.</Message></Error>"),  # S3's 200 error
+]
+
+
+def _spoil_first(s3, spoil) -> list[bytes]:
+    """Spoil the next ListObjectsV2 response body the client gets once armed (the list returned, appended to, arms
+    it), before any other ``before-parse`` handler sees it: registered first on the event botocore's check is on,
+    before leanlake's handler takes that check's place."""
+    armed: list[bytes] = []
+
+    def spoil_once(operation_model, response_dict, **_):
+        if armed == [b"armed"] and operation_model.name == "ListObjectsV2" and response_dict["status_code"] == 200:
+            armed.append(response_dict["body"])
+            response_dict["body"] = spoil(response_dict["body"])
+
+    s3.meta.events.register_first("before-parse.s3.*", spoil_once)
+    return armed
+
+
+@pytest.mark.parametrize("spoil", _CUT_OR_ERROR)
+def test_a_page_cut_off_or_holding_an_error_is_retried_never_read(s3, bucket, spoil):
+    for key in "abcde":
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    armed = _spoil_first(s3, spoil)
+    armed.append(b"armed")
+    pages = listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2}))
+
+    assert [key for batch in listing.batches(bucket, pages) for key in batch.keys.to_pylist()] == list("abcde")
+    assert len(armed) == 2  # the first page was spoilt once, and asked for again
+
+
+@pytest.mark.parametrize("spoil", _CUT_OR_ERROR)
+def test_the_clients_other_calls_keep_botocores_check(s3, bucket, spoil):
+    for key in "abc":
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    armed = _spoil_first(s3, spoil)
+    list(listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)))  # leanlake's handler in place
+    armed.append(b"armed")
+
+    assert [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a", "b", "c"]
+    assert len(armed) == 2  # spoilt once, retried by botocore's check
+
+
+def test_a_page_read_as_columns_is_parsed_once(s3, bucket, monkeypatch):
+    """botocore's 200-error test runs on what is left of a page read here (its own fields), not on its objects
+    again: the whole page is parsed once."""
+    for key in "abcde":
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    checked: list[bytes] = []
+    test = listing._ERROR_OR_CUT
+    monkeypatch.setattr(listing, "_ERROR_OR_CUT", lambda status, body: checked.append(body) or test(status, body))
+    pages = list(listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2})))
+
+    assert all(listing.COLUMNS in page for page in pages) and len(checked) == len(pages) == 3
+    assert not any(b"<Contents>" in body for body in checked) and all(b"<IsTruncated>" in body for body in checked)
+
+
+def test_the_botocore_check_leanlake_stands_in_for_is_botocores_own():
+    """leanlake's listing handler replaces botocore's 200-error check on the clients it reads listings with: this
+    botocore has that check, by that name, where leanlake unregisters it (else listings are read after it, and
+    parsed twice)."""
+    from botocore.handlers import BUILTIN_HANDLERS
+
+    assert listing._BOTOCORE_200_CHECK is not None
+    assert any(event == "before-parse.s3.*" and handler is listing._BOTOCORE_200_CHECK for event, handler, *_ in BUILTIN_HANDLERS)
+
+
 # --- against botocore's parser, on bodies shaped as S3 sends them --------------------------------------------------
 
 _OPERATION = botocore.session.get_session().get_service_model("s3").operation_model("ListObjectsV2")
