@@ -10,7 +10,10 @@ takes the ``<Contents>`` elements out of the response body and reads them (``rea
 parses what is left (``IsTruncated``, the continuation token, ``EncodingType``…) as always, and the
 page carries the objects under ``COLUMNS`` instead of ``Contents``. An ``after-call`` handler
 URL-decodes the keys where botocore would have (``encoding-type=url``, which botocore asks for).
-Signing, retries, errors and pagination stay botocore's.
+Signing, retries, errors and pagination stay botocore's. On such a client the handler stands in for
+botocore's 200-error check, which parsed every page whole before botocore parsed it again: the check's
+own test runs on what is left of a page read here, so a cut-off page or a 200 ``<Error>`` is still
+retried, never read, and every other response gets botocore's check itself.
 
 Only a page of the shape S3 sends is read here: UTF-8, every ``<Contents>`` with one each of
 ``Key``, ``LastModified``, ``ETag``, ``Size`` and ``StorageClass``, none of them empty-tagged,
