@@ -2,14 +2,14 @@
 
 Why: ``plan --json`` rounds three saved values a decision (``decision.SAVED_DIGITS``); Python's ``round``
 costs ~0.4 µs a value (a correctly rounded decimal conversion each), over half a second for a million
-decisions, where Arrow's ``round`` kernel costs nanoseconds. The two differ only where Arrow's shortcut
-does: it rounds ``s = fl(x * 10**digits)``, not the exact product, so it can be wrong where the product's
-rounding made ``s`` a whole or half number (returning ``x`` itself for a whole one, breaking a tie the exact
-product does not have); and it fails where ``s`` overflows. Everywhere else ``s`` lies strictly between the
-same two half numbers as the exact product (rounding is monotonic and, below 2**52, half numbers are
-doubles), so ``round(s) / 10**digits`` is the nearest double to the same decimal as Python's. So the rows
-whose ``2 * s`` is whole (with those, any infinity) are rounded by Python again; a column Arrow cannot round
-(an overflow) is rounded by Python throughout.
+decisions, where Arrow's kernels cost nanoseconds.
+
+How: ``s = x * 10**digits`` in doubles, ``m`` its nearest whole number (Arrow's ``round``), and ``m / 10**digits``,
+the double nearest that decimal, as Python's. Python rounds the exact product, not ``s``; but where ``s`` is within
+less than a half of ``m`` and below 2**51 (where half numbers are doubles), the exact product is too: rounding to
+a double is monotonic, so it cannot carry a product across a half number. The other rows (ties, huge values,
+infinities, NaN) are rounded by Python again. Arrow's own shortcuts (it returns ``x`` where ``s`` is whole, it
+fails where ``s`` overflows) are why ``round`` is asked for ``m`` alone, with no digits.
 
 Example:
     >>> from chalicelib.columns import floats
@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from itertools import repeat
+from functools import cache
 from typing import Any
 
 from chalicelib.columns import f64
@@ -27,16 +27,21 @@ from chalicelib.columns import f64
 
 def rounded(column: Any, digits: int) -> list[float]:
     """``[round(x, digits) for x in column.to_pylist()]`` (``column``: Arrow float64 without nulls; ``digits`` >= 0)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        values: list[float] = pc.round(column, ndigits=digits).to_pylist()
-    except pa.ArrowInvalid:  # x * 10**digits overflowed
-        return list(map(round, column.to_pylist(), repeat(digits)))
-    doubled = pc.multiply(column, f64(2.0 * 10.0 ** digits))  # 2 * s: exact, a power of two apart
-    suspects = pc.indices_nonzero(pc.equal(pc.floor(doubled), doubled))
-    if len(suspects):
-        for row, value in zip(suspects.to_pylist(), column.take(suspects).to_pylist(), strict=True):
+    scale, half, halves_exact = _scalars(digits)
+    scaled = pc.multiply(column, scale)
+    whole = pc.round(scaled)
+    values: list[float] = pc.divide(whole, scale).to_pylist()
+    sure = pc.and_(pc.less(pc.abs(pc.subtract(whole, scaled)), half), pc.less(pc.abs(scaled), halves_exact))
+    again = pc.indices_nonzero(pc.invert(sure))
+    if len(again):
+        for row, value in zip(again.to_pylist(), column.take(again).to_pylist(), strict=True):
             values[row] = round(value, digits)
     return values
+
+
+@cache
+def _scalars(digits: int) -> tuple[Any, Any, Any]:
+    """``10**digits``, 0.5 and 2**51 (below which every half number is a double) as Arrow scalars, made once."""
+    return f64(10.0 ** digits), f64(0.5), f64(2.0 ** 51)
