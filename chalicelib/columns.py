@@ -103,6 +103,12 @@ def zeros(n: int) -> Any:
     return pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(bytes(8 * n))])
 
 
+def same_int32s(value: int, n: int) -> Any:
+    """``n`` int32s, each ``value``: one packed value repeated (``int32s`` of ``[value] * n`` reads n Python ints)."""
+    pa = _pa()
+    return pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(struct.pack("<i", value) * n)])
+
+
 def one_chunk(column: Any) -> Any:
     """``column`` as one Array: a ChunkedArray's chunks combined (kernels mixing columns and scalars want Arrays)."""
     if isinstance(column, _pa().ChunkedArray):

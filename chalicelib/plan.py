@@ -52,7 +52,7 @@ from chalicelib import collector
 from chalicelib import economics as econ
 from chalicelib.actions.lifecycle_rules import lifecycle_decision
 from chalicelib.actions.planning import PolicyView, ages_column
-from chalicelib.columns import Objects, floats, i32, int32s, int64s
+from chalicelib.columns import Objects, floats, i32, int64s, same_int32s
 from chalicelib.decision import Decision, Encoder
 from chalicelib.policy.policyset import PolicySet
 from chalicelib.refs import ObjectRef
@@ -288,7 +288,7 @@ class Totals:
                 overall.bytes += size
                 acc.bytes += size
                 rows.append(at)
-                policy_of.append(int32s([n] * len(at)))
+                policy_of.append(same_int32s(n, len(at)))
                 usd.append(u)
                 kgco2e.append(k)
                 one_off.append(o)
