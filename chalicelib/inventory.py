@@ -95,8 +95,9 @@ def read_manifest(s3: Any, manifest_uri: str) -> dict[str, Any]:
 #: Rows decoded per batch of the CSV reader (bytes of uncompressed CSV): about 22,000 rows, a batch the planner
 #: decides on at once. `plan --inventory … --json` of 1M objects (bench/RESULTS.md): 4 MiB blocks peaked at
 #: 253-261 MiB; 1 MiB at 185-191 MiB but took 13.7-14.6 s (the kernels' cost a call, paid a batch); 2 MiB, 225-231
-#: MiB and 9.4-10.9 s.
-_CSV_BLOCK_BYTES = 2 << 20
+#: MiB and 9.4-10.9 s. With mimalloc's arenas committed lazily (``leanlake.cli``): 2 MiB, 186-189 MiB; 3 MiB,
+#: 199-204 MiB and fewer Arrow calls; 4 MiB, 221-234 MiB (too near the 256 MiB budget).
+_CSV_BLOCK_BYTES = 3 << 20
 
 
 def csv_objects(source: str, columns: list[str], body: Any, name: str) -> Iterator[Objects]:
