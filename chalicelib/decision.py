@@ -153,26 +153,28 @@ Encoder = Callable[[Any], bytes]
 def decision_rows(bucket: str, keys: list[str | None], policy: str, action: str, reasons: list[str],
                   saved: SavedColumns | None) -> list[dict[str, Any]]:
     """The ``plan --json`` rows of one policy's decisions of one action in one bucket, given as columns, as dicts
-    (``Decision.as_dict``; ``decision_lines`` writes a planned batch's as text). ``saved``: see ``_rounded``."""
+    (``Decision.as_dict``; ``decision_lines`` writes a planned batch's as text). ``saved``: see ``rounded_saved``."""
     n = len(keys)
     return [dict(zip(ROW_FIELDS, values, strict=True))
-            for values in zip(repeat(bucket, n), keys, repeat(policy, n), repeat(action, n), reasons, *_rounded(saved, n),
-                              strict=True)]
+            for values in zip(repeat(bucket, n), keys, repeat(policy, n), repeat(action, n), reasons,
+                              *rounded_saved(saved, n), strict=True)]
 
 
 def decision_lines(encode: Encoder, bucket: str, keys: list[str], policy: str, action: str, reasons: list[str],
-                   saved: SavedColumns | None) -> list[bytes]:
-    """``decision_rows`` (the same arguments; every key an object's) as ``encode`` writes them, a JSON object's text
-    a row, made without a dict a row: each column is encoded once and split into its items, and a row's items are
-    put in a template: a million dicts made, encoded and freed cost half a second more.
+                   rounded: SavedColumns | None) -> list[bytes]:
+    """``decision_rows`` (the same arguments, but the saved columns given already rounded, as ``rounded_saved`` or
+    ``chalicelib.rounding`` gives them; every key an object's) as ``encode`` writes them, a JSON object's text a row,
+    made without a dict a row: each column is encoded once and split into its items, and a row's items are put in a
+    template: a million dicts made, encoded and freed cost half a second more.
 
         >>> import json
         >>> encode = lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        >>> columns = ("b", ["k", 'a","b'], "p", "expire", ["old", "→"], ([0.5, 0.1234567], [1e-10, 0.0], [0.0, 2.0]))
-        >>> lines = decision_lines(encode, *columns)
+        >>> columns = ("b", ["k", 'a","b'], "p", "expire", ["old", "→"])
+        >>> saved = ([0.5, 0.1234567], [1e-10, 0.0], [0.0, 2.0])
+        >>> lines = decision_lines(encode, *columns, rounded_saved(saved, 2))
         >>> lines[1][:48]
         b'{"bucket":"b","key":"a\\\\",\\\\"b","policy":"p","acti'
-        >>> [json.loads(line) for line in lines] == decision_rows(*columns)
+        >>> [json.loads(line) for line in lines] == decision_rows(*columns, saved)
         True
     """
     if not keys:
@@ -182,19 +184,24 @@ def decision_lines(encode: Encoder, bucket: str, keys: list[str], policy: str, a
                                                          else b'"%b"' if field in ("key", "reason") else b"%b")
                                  for field in ROW_FIELDS) + b"}"
     columns = [_items(encode, keys, quoted=True), _items(encode, reasons, quoted=True)]
-    columns += [_items(encode, column, quoted=False) for column in _rounded(saved, len(keys))]
+    columns += [_items(encode, column, quoted=False) for column in rounded or rounded_saved(None, len(keys))]
     return list(map(template.__mod__, zip(*columns, strict=True)))
 
 
-def _rounded(saved: SavedColumns | None, n: int) -> SavedColumns:
-    """``saved`` as ``plan --json`` gives it: rounded to 6, 9 and 6 decimals a column at a time (``map``: no Python
-    call a value; ``round`` still costs half a microsecond a value); None: nothing saved (skips) for ``n`` rows,
-    zeros that need no rounding."""
+#: The decimals ``plan --json`` rounds the saved columns to: monthly USD, monthly kg CO2e, one-off USD.
+SAVED_DIGITS = (6, 9, 6)
+
+
+def rounded_saved(saved: SavedColumns | None, n: int) -> SavedColumns:
+    """``saved`` as ``plan --json`` gives it: rounded to ``SAVED_DIGITS`` a column at a time (``map``: no Python
+    call a value; ``round`` still costs half a microsecond a value, which ``chalicelib.rounding`` saves a planned
+    batch's columns); None: nothing saved (skips) for ``n`` rows, zeros that need no rounding."""
     if saved is None:
         zeros = [0.0] * n
         return zeros, zeros, zeros
-    usd, kgco2e, one_off = saved
-    return list(map(round, usd, repeat(6))), list(map(round, kgco2e, repeat(9))), list(map(round, one_off, repeat(6)))
+    (usd, kgco2e, one_off), (usd_digits, kgco2e_digits, one_off_digits) = saved, SAVED_DIGITS
+    return (list(map(round, usd, repeat(usd_digits))), list(map(round, kgco2e, repeat(kgco2e_digits))),
+            list(map(round, one_off, repeat(one_off_digits))))
 
 
 def _items(encode: Encoder, values: list[Any], quoted: bool) -> list[bytes]:

@@ -95,8 +95,9 @@ def read_manifest(s3: Any, manifest_uri: str) -> dict[str, Any]:
 #: Rows decoded per batch of the CSV reader (bytes of uncompressed CSV): about 22,000 rows, a batch the planner
 #: decides on at once. `plan --inventory … --json` of 1M objects (bench/RESULTS.md): 4 MiB blocks peaked at
 #: 253-261 MiB; 1 MiB at 185-191 MiB but took 13.7-14.6 s (the kernels' cost a call, paid a batch); 2 MiB, 225-231
-#: MiB and 9.4-10.9 s.
-_CSV_BLOCK_BYTES = 2 << 20
+#: MiB and 9.4-10.9 s. With mimalloc's arenas committed lazily (``leanlake.cli``): 2 MiB, 186-189 MiB; 3 MiB,
+#: 199-204 MiB and fewer Arrow calls; 4 MiB, 221-234 MiB (too near the 256 MiB budget).
+_CSV_BLOCK_BYTES = 3 << 20
 
 
 def csv_objects(source: str, columns: list[str], body: Any, name: str) -> Iterator[Objects]:
@@ -144,11 +145,10 @@ def _batch_objects(source: str, batch: Any, columns: list[str]) -> Objects:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # Patterns, not scalars: a pyarrow scalar imports pandas (tens of MiB), which reading refs has no use for.
     if "IsDeleteMarker" in columns:
-        batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsDeleteMarker"), "^true$", ignore_case=True)))
+        batch = _without(batch, "IsDeleteMarker", "true", usual="false")
     if "IsLatest" in columns:
-        batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column("IsLatest"), "^false$", ignore_case=True)))
+        batch = _without(batch, "IsLatest", "false", usual="true")
     keys = url_decoded(batch.column("Key"))
     mine = pc.starts_with(keys, pattern=RESERVED_PREFIX)
     if pc.any(mine).as_py():
@@ -166,6 +166,19 @@ def _batch_objects(source: str, batch: Any, columns: list[str]) -> Objects:
     sizes = batch.column("Size") if "Size" in columns else pa.nulls(rows, pa.int64())
     return Objects(source, keys, sizes, column("ETag"), column("VersionId"), column("StorageClass"),
                    column("LastModifiedDate").cast(pa.timestamp("us", tz="UTC")))
+
+
+def _without(batch: Any, field: str, word: str, usual: str) -> Any:
+    """``batch`` without the rows whose ``field`` is ``word`` in any case; the batch itself when every row's is
+    ``usual`` (as S3 writes it: one comparison, where matching the pattern and filtering the batch cost a pass each,
+    0.2 s a million rows)."""
+    import pyarrow.compute as pc
+
+    values = batch.column(field)
+    if pc.all(pc.equal(values, text(usual)), skip_nulls=False).as_py():
+        return batch
+    # A pattern, not a scalar: a pyarrow scalar imports pandas (tens of MiB), which reading refs has no use for.
+    return batch.filter(pc.invert(pc.match_substring_regex(values, f"^{word}$", ignore_case=True)))
 
 
 def _first_line(exc: BaseException) -> str:

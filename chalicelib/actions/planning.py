@@ -16,14 +16,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.columns import f64, i64, text
 from chalicelib.decision import Decision, Reason
 from chalicelib.refs import ObjectRef, reaches_reserved
-from chalicelib.verdicts import Verdict
+from chalicelib.verdicts import Verdict, same_text
 
 if TYPE_CHECKING:
     from chalicelib.actions.base import Action
@@ -103,7 +103,7 @@ class PolicyView:
     def skips(self, rows: Any, reason: str | Callable[[int], Reason]) -> Verdict:
         """This policy's skips of ``rows`` of a batch (Arrow int64), saying why: one text for all, or ``reason(j)``
         for the j-th."""
-        return Verdict(rows, "skip", None, partial(_constant, reason) if isinstance(reason, str) else reason)
+        return Verdict(rows, "skip", None, same_text(reason) if isinstance(reason, str) else reason)
 
     def lifecycle_skips(self, rows: Any, prefixes: Any) -> list[Verdict]:
         """The skips of rows S3 Lifecycle acts on, one segment per matched prefix ("handled by Lifecycle rule <id>")."""
@@ -121,11 +121,6 @@ class PolicyView:
     def handled_by_lifecycle(self, prefix: str) -> str:
         """"handled by Lifecycle rule <id>": the skip of an object S3 Lifecycle acts on (one string per prefix)."""
         return _handled_by(self.name, self.prefixes, prefix)
-
-
-def _constant(text: str, _: int) -> str:
-    """``text`` for every row (a segment's reason that is the same for all)."""
-    return text
 
 
 @cache

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chalicelib.columns import i32, i64, int32s, one_chunk, strings
+from chalicelib.columns import i32, i64, one_chunk, same_int32s, strings
 from chalicelib.refs import RESERVED_PREFIX, ObjectRef, reaches_reserved
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class _Batch:
         by_length = sorted(range(len(distinct)), key=lambda n: len(distinct[n]))
         # Every row starts with one prefix at least: begin with the shortest, then let each longer one that
         # holds take over; two different prefixes of the same length never both start one key.
-        indices = int32s([by_length[0]] * len(rows))
+        indices = same_int32s(by_length[0], len(rows))
         for n in by_length[1:]:
             indices = pc.if_else(pc.take(self.starts(distinct[n]), rows), i32(n), indices)
         return pa.DictionaryArray.from_arrays(indices, strings(distinct).cast(pa.string()))
