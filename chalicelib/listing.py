@@ -107,9 +107,10 @@ def read_pages(s3: Any, pages: Iterable[dict[str, Any]]) -> Iterator[dict[str, A
     events = s3.meta.events
     if _BOTOCORE_200_CHECK is None:  # a botocore without it by that name: read after its own check
         events.register(f"before-parse.{_EVENT}", _take_contents, unique_id="leanlake-listing-read")
-    else:  # in its place, on this client only (each client has its emitter): see _take_contents
-        events.unregister("before-parse.s3.*", _BOTOCORE_200_CHECK)
+    else:  # in its place, on this client only (each client has its emitter): see _take_contents. Registered before
+        # botocore's is unregistered, so a response another thread gets meanwhile has one check or both, never none.
         events.register_first("before-parse.s3.*", _take_contents, unique_id="leanlake-listing-read")
+        events.unregister("before-parse.s3.*", _BOTOCORE_200_CHECK)
     events.register(f"after-call.{_EVENT}", _decode_keys, unique_id="leanlake-listing-decode")
     iterator = iter(pages)
     while True:
