@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.columns import BATCH_OBJECTS, Objects, strings, url_decoded, whole_text
@@ -105,12 +106,13 @@ def read_pages(s3: Any, pages: Iterable[dict[str, Any]]) -> Iterator[dict[str, A
     """The ListObjectsV2 ``pages`` (a paginator's, of the client ``s3``), each read with its objects as columns
     under ``COLUMNS`` where the page has the shape S3 sends (else under ``Contents``, as botocore parsed it)."""
     events = s3.meta.events
-    if _BOTOCORE_200_CHECK is None:  # a botocore without it by that name: read after its own check
+    botocore_check, _ = _botocore_200_check()
+    if botocore_check is None:  # a botocore without it by that name: read after its own check
         events.register(f"before-parse.{_EVENT}", _take_contents, unique_id="leanlake-listing-read")
     else:  # in its place, on this client only (each client has its emitter): see _take_contents. Registered before
         # botocore's is unregistered, so a response another thread gets meanwhile has one check or both, never none.
         events.register_first("before-parse.s3.*", _take_contents, unique_id="leanlake-listing-read")
-        events.unregister("before-parse.s3.*", _BOTOCORE_200_CHECK)
+        events.unregister("before-parse.s3.*", botocore_check)
     events.register(f"after-call.{_EVENT}", _decode_keys, unique_id="leanlake-listing-decode")
     iterator = iter(pages)
     while True:
@@ -124,18 +126,17 @@ def read_pages(s3: Any, pages: Iterable[dict[str, Any]]) -> Iterator[dict[str, A
         yield page
 
 
+@cache
 def _botocore_200_check() -> tuple[Any, Any]:
     """botocore's ``before-parse`` check of an S3 response (``_handle_200_error``: a 200 whose body is an
     ``<Error>`` or is cut off is made a 500, which is retried) and the test it applies to a body, or (None, None)
-    where this botocore has none by those names."""
+    where this botocore has none by those names. Looked up at the first listing, not at import: ``botocore.handlers``
+    would add a quarter of a second to importing the app."""
     try:
         from botocore.handlers import _handle_200_error, _looks_like_special_case_error
     except ImportError:
         return None, None
     return _handle_200_error, _looks_like_special_case_error
-
-
-_BOTOCORE_200_CHECK, _ERROR_OR_CUT = _botocore_200_check()
 
 
 def _take_contents(operation_model: Any, response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
@@ -147,14 +148,15 @@ def _take_contents(operation_model: Any, response_dict: dict[str, Any], customiz
     the last whole ``</Contents>``, and an ``<Error>`` has no ``Contents`` to read. Any other response, and a page
     that is not read here, gets botocore's check as ever."""
     body = response_dict.get("body")
+    botocore_check, error_or_cut = _botocore_200_check()
     if (getattr(_reading, "on", False) and operation_model.name == _OPERATION and response_dict.get("status_code") == 200
             and isinstance(body, bytes)):
         read = read_contents(body)
-        if read is not None and (_ERROR_OR_CUT is None or not _ERROR_OR_CUT(200, read[1])):
+        if read is not None and (error_or_cut is None or not error_or_cut(200, read[1])):
             customized_response_dict[COLUMNS], response_dict["body"] = read
             return
-    if _BOTOCORE_200_CHECK is not None:
-        _BOTOCORE_200_CHECK(operation_model=operation_model, response_dict=response_dict, **kwargs)
+    if botocore_check is not None:
+        botocore_check(operation_model=operation_model, response_dict=response_dict, **kwargs)
 
 
 def _decode_keys(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

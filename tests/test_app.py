@@ -29,6 +29,15 @@ def test_app_imports_with_no_environment_and_without_pyarrow():
     assert result.stdout.split()[0] == "ml-lake"
 
 
+def test_app_imports_without_botocores_handlers():
+    """A cold start pays no AWS library it does not use yet: the listing looks botocore's 200-error check up at its
+    first listing, not when imported (``botocore.handlers`` alone added a quarter of a second to importing the app)."""
+    code = "import sys, app; assert 'botocore.handlers' not in sys.modules, 'botocore.handlers imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+
+
 def test_importing_app_leaves_leanlake_logging_to_chalicelib():
     """Chalice must not take over the ``leanlake`` logger: every ok/skip line stays, errors print once."""
     code = ("import logging, app; log = logging.getLogger('leanlake'); "

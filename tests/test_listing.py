@@ -143,8 +143,8 @@ def test_a_page_read_as_columns_is_parsed_once(s3, bucket, monkeypatch):
     for key in "abcde":
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     checked: list[bytes] = []
-    test = listing._ERROR_OR_CUT
-    monkeypatch.setattr(listing, "_ERROR_OR_CUT", lambda status, body: checked.append(body) or test(status, body))
+    check, test = listing._botocore_200_check()
+    monkeypatch.setattr(listing, "_botocore_200_check", lambda: (check, lambda status, body: checked.append(body) or test(status, body)))
     pages = list(listing.read_pages(s3, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2})))
 
     assert all(listing.COLUMNS in page for page in pages) and len(checked) == len(pages) == 3
@@ -157,8 +157,9 @@ def test_the_botocore_check_leanlake_stands_in_for_is_botocores_own():
     parsed twice)."""
     from botocore.handlers import BUILTIN_HANDLERS
 
-    assert listing._BOTOCORE_200_CHECK is not None
-    assert any(event == "before-parse.s3.*" and handler is listing._BOTOCORE_200_CHECK for event, handler, *_ in BUILTIN_HANDLERS)
+    check, _ = listing._botocore_200_check()
+    assert check is not None
+    assert any(event == "before-parse.s3.*" and handler is check for event, handler, *_ in BUILTIN_HANDLERS)
 
 
 # --- against botocore's parser, on bodies shaped as S3 sends them --------------------------------------------------
