@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -157,14 +158,13 @@ def test_sort_auto_converts_without_numpy(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "5000"
-    import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 5000
 
 
-def test_a_failing_search_trial_on_the_helper_thread_fails_the_conversion_cleanly(tmp_path, monkeypatch):
-    """The key search's helper thread runs every other trial: its failure is the conversion's one-line error,
-    nothing is left at the output, and the helper is gone."""
+def test_a_failing_search_trial_fails_the_conversion_cleanly(tmp_path, monkeypatch):
+    """The key search's trials run on its own threads: a failure there is the conversion's one-line error,
+    nothing is left at the output, and the threads are gone."""
     import threading
 
     from chalicelib.formats import ConversionError, ConvertOptions, convert_to_parquet
@@ -228,6 +228,82 @@ def test_the_key_search_starts_on_the_first_rows_and_writes_what_a_late_search_w
 
     assert searched_in == ["leanlake-sort-search", "MainThread"]
     assert early == late
-    import pyarrow.parquet as pq
 
     assert pq.read_metadata(io.BytesIO(early)).metadata[pw.SORT_KEY.encode()] not in (b"", b"[]")  # it sorted
+
+
+def test_the_search_measures_text_with_nulls_and_bytes_and_finds_the_keys():
+    """The search's sample has its text and binary dictionary columns encoded once for every trial
+    (``_dictionary_encoded``): nulls stay nulls, other types stay as they are, and a table whose rows
+    follow a null-bearing text key and a binary one is sorted by them."""
+    import random
+
+    from chalicelib.formats import parquet_writer as pw
+
+    rng = random.Random(3)
+    groups = [rng.randrange(40) for _ in range(20_000)]
+    table = pa.table({
+        "region": [None if g % 7 == 0 else f"region-{g % 8}" for g in groups],
+        "code": pa.array([b"\x00k" + bytes([g]) for g in groups], pa.binary()),
+        "reading": [round(g * 1.5 + rng.random() / 1000, 4) for g in groups],
+        "note": [f"station {g} of a long descriptive name" for g in groups],
+    })
+    encoded = pw._dictionary_encoded(table, ["region", "code", "reading", "note"])
+    assert [str(f.type).split("<")[0] for f in encoded.schema] == ["dictionary", "dictionary", "double", "dictionary"]
+    assert encoded.column("region").null_count == table.column("region").null_count > 0
+    assert encoded.column("code").to_pylist() == table.column("code").to_pylist()
+    keys = pw.choose_sort_keys(table)
+    assert keys and set(keys) <= {"region", "code", "note"}
+
+
+def test_encoding_trials_on_two_threads_choose_what_one_thread_chooses():
+    """``choose_encodings(threads=2)`` tries two columns at a time and returns the very choice one thread makes,
+    in column order, also with the small-file level ladder."""
+    import random
+
+    from chalicelib.formats.parquet_writer import choose_encodings
+
+    rng = random.Random(9)
+    n = 30_000
+    table = pa.table({
+        "ts": pa.array([1_600_000_000_000 + i * 1000 for i in range(n)], pa.timestamp("ms")),
+        "feature": [round(rng.gauss(0, 1), 6) for _ in range(n)],
+        "city": [f"city-{rng.randrange(300)}" for _ in range(n)],
+        "id": [f"id-{i:08d}" for i in range(n)],
+        "flag": [i % 3 == 0 for i in range(n)],
+        "tags": pa.array([[i % 4] for i in range(n)], pa.list_(pa.int8())),
+    })
+    for kwargs in ({}, {"max_level": 19}, {"compat": True}):
+        assert choose_encodings(table, None, threads=2, **kwargs) == choose_encodings(table, None, threads=1, **kwargs)
+
+
+def test_an_unsorted_file_of_many_groups_tries_encodings_on_the_writer_thread_alone(monkeypatch):
+    """Beside the reader of an unsorted file a second trial thread costs peak memory (25-35 MiB on 1.1 GB):
+    its trials run on the writer thread; a sorted file's first group gets two (the reader waits then)."""
+    import io
+
+    from chalicelib.formats import parquet_writer as pw
+    from chalicelib.formats.options import ConvertOptions
+
+    calls: list[int] = []
+    real = pw.choose_encodings
+
+    def spy(*args, threads: int = 1, **kwargs):
+        calls.append(threads)
+        return real(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(pw, "choose_encodings", spy)
+    monkeypatch.setattr(pw, "TRIAL_ROWS", 1_000)
+    monkeypatch.setattr(pw, "SORT_SAMPLE_ROWS", 1_000)
+    import random
+
+    rng = random.Random(5)
+    countries = [rng.randrange(13) for _ in range(40_000)]  # shuffled rows whose cities follow their country
+    table = pa.table({"country": [f"country-{c}" for c in countries],
+                      "city": [f"city-{c}-{rng.randrange(4)}-of-a-long-name" for c in countries]})
+    for sort, expected in (("none", [1]), ("auto", [pw.TRIAL_THREADS, pw.TRIAL_THREADS])):  # auto: the search's, the group's
+        calls.clear()
+        out = io.BytesIO()
+        pw.write_batches(table.to_batches(max_chunksize=1_000), table.schema, out, ConvertOptions(row_group_rows=10_000, sort=sort))
+        assert calls == expected
+    assert pq.read_metadata(io.BytesIO(out.getvalue())).metadata[pw.SORT_KEY.encode()] not in (b"", b"[]")  # it sorted

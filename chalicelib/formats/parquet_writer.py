@@ -36,12 +36,13 @@ import json
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, rankable, sort_indices
+from .sorting import Ranks, rank_encoding, rankable, sort_indices
 from .sorting import ranks as rank_of
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
@@ -184,6 +185,12 @@ def _candidates(arrow_type, compat: bool = False) -> List[Tuple[str, Optional[st
 DEFAULT_LEVEL = 3
 HIGH_LEVEL = 6
 LEVEL_GAIN = 0.03
+#: Columns tried at once where the trials would otherwise leave a core idle (``choose_encodings``'s
+#: ``threads``): in the key search, on a sorted file's first group (the reader waits for the writer then)
+#: and on a file that is one group (the input has ended). The trials are pyarrow's work, which drops the
+#: GIL. Not beside the reader of an unsorted file: there a second trial thread took 25-35 MiB more peak
+#: RSS (flights_x35, 1.1 GB: 175 -> 200-211 MiB).
+TRIAL_THREADS = 2
 #: A file that is one small row group (its first group ended below the row-group bounds, so it is the
 #: last) gets, per column, the smallest of these levels up to the one its Arrow size allows
 #: (``SMALL_FILE_LEVELS``: Arrow bytes at most -> highest level tried). Where the whole file is a few
@@ -236,7 +243,7 @@ def _trial(col, name: str, label: str, enc: Optional[str], level: int, page_rows
 
 
 def choose_encodings(table, level: Optional[int], compat: bool = False, max_level: int = HIGH_LEVEL,
-                     page_rows: int = PAGE_ROWS) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
+                     page_rows: int = PAGE_ROWS, threads: int = 1) -> Tuple[List[str], Dict[str, str], Dict[str, int]]:
     """Pick, per column, the encoding (and zstd level) that compresses a sample of ``table`` smallest.
 
     Returns ``(dictionary_columns, column_encoding, column_level)`` for
@@ -246,34 +253,44 @@ def choose_encodings(table, level: Optional[int], compat: bool = False, max_leve
     ``small_file_level``), each column's encoding is tried at every ``LEVEL_LADDER`` level up to it
     and the smallest wins. An explicit ``level`` is used for every column. ``compat`` keeps to
     Parquet V1 encodings (dictionary or plain). ``page_rows``: the file's rows per page at most.
+    ``threads``: columns tried at once (the choice is the same).
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
     sample = table.slice(0, TRIAL_ROWS)
     leaves = _leaf_paths(table.schema)
-    dict_cols: List[str] = []
-    encodings: Dict[str, str] = {}
-    levels: Dict[str, int] = {}
-    for i, field in enumerate(table.schema):
+
+    def choose(i: int) -> Tuple[List[str], Optional[str], Optional[int]]:
+        """Column ``i``'s choice: its leaf paths, its encoding (None: dictionary, "": plain) and its level
+        (None: ``level``)."""
+        field = table.schema.field(i)
         cands = _candidates(field.type, compat)
         paths = leaves.get(field.name, [])
         if not cands or len(paths) != 1 or sample.num_rows == 0:
-            dict_cols.extend(paths)
-            continue
+            return paths, None, None
         col = sample.select([i])
         size, label, enc = min((_trial(col, field.name, label, enc, level, page_rows), label, enc)
                                for label, enc in cands)
-        if label == "dict":
-            dict_cols.append(paths[0])
-        elif enc:
-            encodings[paths[0]] = enc
+        encoding = None if label == "dict" else enc or ""
         if adaptive and max_level > HIGH_LEVEL:
             best = min((_trial(col, field.name, label, enc, high, page_rows), high)
                        for high in LEVEL_LADDER if level < high <= max_level)
-            if best[0] < size:
-                levels[paths[0]] = best[1]
-        elif adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL, page_rows) < size * (1 - LEVEL_GAIN):
-            levels[paths[0]] = HIGH_LEVEL
+            return paths, encoding, best[1] if best[0] < size else None
+        if adaptive and _trial(col, field.name, label, enc, HIGH_LEVEL, page_rows) < size * (1 - LEVEL_GAIN):
+            return paths, encoding, HIGH_LEVEL
+        return paths, encoding, None
+
+    dict_cols: List[str] = []
+    encodings: Dict[str, str] = {}
+    levels: Dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leanlake-trials") if threads > 1 else nullcontext() as pool:
+        for paths, encoding, high in (pool.map if pool else map)(choose, range(len(table.schema))):  # in column order
+            if encoding is None:
+                dict_cols.extend(paths)
+            elif encoding:
+                encodings[paths[0]] = encoding
+            if high is not None:
+                levels[paths[0]] = high
     return dict_cols, encodings, levels
 
 
@@ -294,6 +311,41 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
     return sink.size()
 
 
+def _is_text(arrow_type) -> bool:
+    """Whether ``arrow_type`` is a string or binary type (Parquet's BYTE_ARRAY)."""
+    import pyarrow as pa
+
+    t = arrow_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+
+
+def _dictionary_encoded(sample, dict_cols: List[str], encoded: Mapping[str, Any] | None = None):
+    """``sample`` with its text and binary ``dict_cols`` dictionary-encoded (``encoded`` holds those done
+    already), once for every trial of the key search: a trial then takes integer indices instead of
+    strings, and the writer writes the dictionary as it is instead of hashing the strings again
+    (measured on airports_x100's sample: 42 -> 31 ms a trial). Every trial writes the same dictionary
+    page (in the sample's order, where a trial's own would be in its order of first appearance), so
+    trials differ in their data pages only; the search chose the same keys on every benchmark table.
+    Other types gain nothing (Parquet hashes their values whatever it is given) and stay as they are.
+
+    >>> import pyarrow as pa
+    >>> t = _dictionary_encoded(pa.table({"s": ["a", "b", "a"], "x": [1.0, 2.0, 1.0]}), ["s", "x"])
+    >>> str(t.schema.field("s").type), str(t.schema.field("x").type)
+    ('dictionary<values=string, indices=int32, ordered=0>', 'double')
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = set(dict_cols)
+    done = encoded or {}
+    columns = []
+    for field, column in zip(sample.schema, sample.columns, strict=True):
+        if field.name in wanted and _is_text(field.type):
+            column = done[field.name] if field.name in done else pc.dictionary_encode(column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=sample.schema.names)
+
+
 def choose_sort_keys(table) -> List[str]:
     """Greedy search for sort columns that make a sample of ``table`` compress smallest.
 
@@ -312,40 +364,51 @@ def choose_sort_keys(table) -> List[str]:
     rows = sample.num_rows
     if rows < 2:
         return []
-    distinct: Dict[str, int] = {}
-    for i, field in enumerate(sample.schema):
-        if not rankable(field.type):  # the keys' ranks are computed once for every trial (``sorting.ranks``)
-            continue
-        try:
-            n = pc.count_distinct(sample.column(i), mode="all").as_py()
-        except Exception:
-            continue
-        if 1 < n <= rows // 2:
-            distinct[field.name] = n
+    # Each rankable column encoded once: its dictionary counts its distinct values, and gives a candidate's ranks.
+    encoded: Dict[str, Any] = {}
+    for field in sample.schema:
+        if rankable(field.type):
+            try:
+                encoded[field.name] = rank_encoding(sample.column(field.name))
+            except Exception:
+                continue
+    distinct = {name: len(e.dictionary) for name, e in encoded.items() if 1 < len(e.dictionary) <= rows // 2}
     candidates = sorted(distinct, key=lambda name: distinct[name])[:SORT_CANDIDATES]
     if not candidates:
         return []
     keys: List[str] = []
-    # The writer waits for the search, so a core is free: a thread of its own takes every other trial (the
-    # trials are pyarrow's work, which drops the GIL), and first the encodings while this one ranks.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanlake-sort-search") as helper:
-        chosen = helper.submit(choose_encodings, sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS)
+    # The writer waits for the search, so both cores are free: the trials run two at a time (they are
+    # pyarrow's work, which drops the GIL), and this thread ranks while the encodings are tried.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="leanlake-sort-search") as pool:
+        chosen = pool.submit(choose_encodings, sample, 1, page_rows=WHOLE_FILE_PAGE_ROWS, threads=TRIAL_THREADS)
         # each candidate's ranks in the sample, computed once for every trial order
-        ranks: Dict[str, Ranks] = {name: rank_of(sample.column(name)) for name in candidates}
+        ranks: Dict[str, Ranks] = {name: rank_of(sample.column(name), encoded[name]) for name in candidates}
+        del encoded
+        # the text columns' dictionaries for the proxy, while the encodings are still being tried
+        text = {}
+        for field in sample.schema:
+            if chosen.done():
+                break
+            if _is_text(field.type):
+                text[field.name] = pc.dictionary_encode(sample.column(field.name))
         encodings = chosen.result()
-        best = _sample_size(sample, encodings)
+        proxy = _dictionary_encoded(sample, encodings[0], text)
+        del text
+        unsorted = pool.submit(_sample_size, proxy, encodings)
 
         def trial(name: str) -> Tuple[int, str]:
-            return _sample_size(sample.take(sort_indices(sample, placed(name), ranks)), encodings), name
+            return _sample_size(proxy.take(sort_indices(sample, placed(name), ranks)), encodings), name
 
         def placed(name: str) -> List[str]:
             """``keys`` with ``name`` before the first key of more distinct values (a hierarchy: coarse first)."""
             at = next((j for j, key in enumerate(keys) if distinct[key] > distinct[name]), len(keys))
             return keys[:at] + [name] + keys[at:]
 
+        best = None
         while candidates and len(keys) < SORT_MAX_KEYS:
-            helped = [helper.submit(trial, name) for name in candidates[1::2]]
-            sizes = sorted([trial(name) for name in candidates[::2]] + [f.result() for f in helped])  # ties: by name
+            trials = [pool.submit(trial, name) for name in candidates]
+            sizes = sorted(f.result() for f in trials)  # ties: by name
+            best = unsorted.result() if best is None else best
             size, name = sizes[0]
             if size > best * SORT_MIN_GAIN:
                 break
@@ -390,12 +453,14 @@ class _RowGroupWriter:
         leaves = [p for ps in _leaf_paths(self.schema).values() for p in ps]
         page_rows = PAGE_ROWS
         if first is not None and first.num_rows:
+            threads = 1
             if whole_file(first, self.options, len(self.schema)) or self.sort_keys:
                 page_rows = WHOLE_FILE_PAGE_ROWS  # sorted runs, too, compress better in bigger pages
                 self.encodings = None  # chosen on the sample for pages of PAGE_ROWS and levels up to HIGH_LEVEL
+                threads = TRIAL_THREADS  # the reader has ended, or waits for this first sorted group
             dict_cols, encodings, levels = self.encodings or choose_encodings(
                 first, self.options.level, self.options.compat,
-                max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows)
+                max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows, threads=threads)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
         labels = {enc: label for label, enc in ENCODING_LABELS.items()}

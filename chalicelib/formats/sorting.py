@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["Ranks", "ranks", "rankable", "sort_indices", "order_of"]
+__all__ = ["Ranks", "ranks", "rank_encoding", "rankable", "sort_indices", "order_of"]
 
 #: One key column's ranks: each row's rank (0, 1, … in ascending value order, nulls last) as an Arrow
 #: ``uint64`` array, and the number of ranks (distinct values, null counted as one).
@@ -47,9 +47,29 @@ def rankable(arrow_type) -> bool:
                 or pa.types.is_date(t) or pa.types.is_timestamp(t))
 
 
-def ranks(column) -> Ranks:
-    """Each row's rank in ``column`` (an Array or ChunkedArray of a :func:`rankable` type), see :data:`Ranks`.
-    Arrow compute only: no NumPy, which the Lambda package does not carry.
+def rank_encoding(column) -> Any:
+    """``column`` (an Array or ChunkedArray of a :func:`rankable` type) dictionary-encoded as :func:`ranks`
+    needs it: one chunk, nulls an entry of their own. Its dictionary's length is the column's number of
+    distinct values, nulls counted as one (``count_distinct(mode="all")``), which the key search reads
+    before it ranks.
+
+    >>> import pyarrow as pa
+    >>> len(rank_encoding(pa.chunked_array([["pear", None], ["pear", "fig", None]])).dictionary)
+    3
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    # nulls get a dictionary entry of their own, which sorts after every value ("at_end")
+    return pc.dictionary_encode(column, null_encoding="encode")
+
+
+def ranks(column, encoded: Any = None) -> Ranks:
+    """Each row's rank in ``column`` (an Array or ChunkedArray of a :func:`rankable` type), see :data:`Ranks`;
+    ``encoded``: its :func:`rank_encoding`, when the caller has it already. Arrow compute only: no NumPy,
+    which the Lambda package does not carry.
 
     >>> import pyarrow as pa
     >>> r, n = ranks(pa.chunked_array([["pear", None], ["apple", "pear", "fig"]]))
@@ -58,13 +78,10 @@ def ranks(column) -> Ranks:
     >>> ranks(pa.array([3, 1, 3]))[0].to_pylist()
     [1, 0, 1]
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    # nulls get a dictionary entry of their own, which sorts after every value ("at_end")
-    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    if encoded is None:
+        encoded = rank_encoding(column)
     dictionary = encoded.dictionary
     # The sorted order of the entries, inverted (sorting a permutation gives its inverse): each entry's rank.
     rank_of_entry = pc.array_sort_indices(pc.array_sort_indices(dictionary, null_placement="at_end"))
