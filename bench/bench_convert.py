@@ -184,7 +184,8 @@ def main() -> int:
     ap.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     ap.add_argument("--big", action="store_true", help="also a ~1 GiB CSV for the memory figure")
     ap.add_argument("--no-generated", action="store_true", help="skip the ~300 MB CSV")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per engine and file; the fastest counts")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds per file, each running every engine once; "
+                    "an engine's fastest run counts")
     default_engines = ",".join(ENGINES)
     ap.add_argument("--engines", default=default_engines, help="comma-separated subset")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
@@ -215,18 +216,18 @@ def main() -> int:
         for src in files:
             size_in = src.stat().st_size
             res: Dict[str, Tuple[int, float, int, Optional[str]]] = {}
-            for eng in engines:
-                dst = tmp / f"out-{re.sub(r'[^a-z]', '_', eng)}.parquet"
-                best: Optional[Tuple[int, float, int, Optional[str]]] = None
-                for _ in range(max(1, args.repeat)):
-                    if dst.exists():
-                        dst.unlink()
+            # Round-robin: each round runs every engine once, so a drift of the machine's speed over a few
+            # minutes (±50 % on a shared VM) falls on all engines alike rather than on the last ones.
+            for _ in range(max(1, args.repeat)):
+                for eng in engines:
+                    dst = tmp / f"out-{re.sub(r'[^a-z]', '_', eng)}.parquet"
+                    dst.unlink(missing_ok=True)
                     wall, rss, err = run_engine(engine_argv(eng, src, dst))
                     out = dst.stat().st_size if dst.exists() and err is None else 0
-                    if best is None or (err is None and wall < best[1]):
-                        best = (out, wall, rss, err)
-                res[eng] = best  # type: ignore[assignment]
-                dst.unlink(missing_ok=True)
+                    best = res.get(eng)
+                    if best is None or (err is None and (best[3] is not None or wall < best[1])):
+                        res[eng] = (out, wall, rss, err)
+                    dst.unlink(missing_ok=True)
             duck = res.get("duckdb")
             for eng in engines:
                 out, wall, rss, err = res[eng]
@@ -257,9 +258,9 @@ def table_lines(header: List[str], rows: List[List[str]]) -> List[str]:
 
 def print_table(header: List[str], rows: List[List[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     print()
 
 
@@ -272,7 +273,8 @@ def write_results(header: List[str], rows: List[List[str]], args) -> None:
             "(interpreter start and imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35",
             "are flights.csv rows repeated 10 / 35 times (header once); airports_x100 is airports.csv x100,",
             "ids made unique per copy, rows shuffled.",
-            f"Fastest of {args.repeat} run(s); load average at the start: {os.getloadavg()[0]:.2f}.",
+            f"Fastest of {args.repeat} round(s), each running every engine once in turn; load average at the start: "
+            f"{os.getloadavg()[0]:.2f}.",
             "", *[f"- {line}" for line in machine_info()], "", *table_lines(header, rows), ""]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     start = text.find(SECTION)
