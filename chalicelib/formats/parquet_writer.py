@@ -36,7 +36,6 @@ import json
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import ConversionError, one_line
@@ -280,17 +279,22 @@ def choose_encodings(table, level: Optional[int], compat: bool = False, max_leve
             return paths, encoding, HIGH_LEVEL
         return paths, encoding, None
 
+    columns = range(len(table.schema))
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leanlake-trials") as pool:
+            choices = list(pool.map(choose, columns))  # in column order
+    else:
+        choices = [choose(i) for i in columns]
     dict_cols: List[str] = []
     encodings: Dict[str, str] = {}
     levels: Dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="leanlake-trials") if threads > 1 else nullcontext() as pool:
-        for paths, encoding, high in (pool.map if pool else map)(choose, range(len(table.schema))):  # in column order
-            if encoding is None:
-                dict_cols.extend(paths)
-            elif encoding:
-                encodings[paths[0]] = encoding
-            if high is not None:
-                levels[paths[0]] = high
+    for paths, encoding, high in choices:
+        if encoding is None:
+            dict_cols.extend(paths)
+        elif encoding:
+            encodings[paths[0]] = encoding
+        if high is not None:
+            levels[paths[0]] = high
     return dict_cols, encodings, levels
 
 
