@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,8 +185,8 @@ def main() -> int:
     ap.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     ap.add_argument("--big", action="store_true", help="also a ~1 GiB CSV for the memory figure")
     ap.add_argument("--no-generated", action="store_true", help="skip the ~300 MB CSV")
-    ap.add_argument("--repeat", type=int, default=1, help="rounds per file, each running every engine once; "
-                    "an engine's fastest run counts")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds per file, each running every engine once; an "
+                    "engine's fastest run counts, and ratios are the median of the rounds' own")
     default_engines = ",".join(ENGINES)
     ap.add_argument("--engines", default=default_engines, help="comma-separated subset")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
@@ -211,19 +212,24 @@ def main() -> int:
         return 1
 
     rows_out: List[List[str]] = []
-    header = ["file", "MB in", "engine", "MB out", "vs duckdb size", "s", "vs duckdb time", "MB/s", "peak RSS MiB"]
+    header = ["file", "MB in", "engine", "MB out", "vs duckdb size", "s", "vs duckdb time", "vs default time", "MB/s",
+              "peak RSS MiB"]
     try:
         for src in files:
             size_in = src.stat().st_size
             res: Dict[str, Tuple[int, float, int, Optional[str]]] = {}
-            # Round-robin: each round runs every engine once, so a drift of the machine's speed over a few
-            # minutes (±50 % on a shared VM) falls on all engines alike rather than on the last ones.
-            for _ in range(max(1, args.repeat)):
-                for eng in engines:
+            walls: Dict[str, List[Optional[float]]] = {eng: [] for eng in engines}  # each round's, None: failed
+            # Rounds: each runs every engine once, alternately forwards and backwards, so that a drift of the
+            # machine's speed over a few minutes (±50 % on a shared VM) falls on all engines alike rather than on
+            # the last ones; a ratio is taken within each round (runs minutes apart are not compared) and the
+            # median of the rounds' ratios is reported.
+            for round_no in range(max(1, args.repeat)):
+                for eng in engines if round_no % 2 == 0 else engines[::-1]:
                     dst = tmp / f"out-{re.sub(r'[^a-z]', '_', eng)}.parquet"
                     dst.unlink(missing_ok=True)
                     wall, rss, err = run_engine(engine_argv(eng, src, dst))
                     out = dst.stat().st_size if dst.exists() and err is None else 0
+                    walls[eng].append(None if err else wall)
                     best = res.get(eng)
                     if best is None or (err is None and (best[3] is not None or wall < best[1])):
                         res[eng] = (out, wall, rss, err)
@@ -232,12 +238,13 @@ def main() -> int:
             for eng in engines:
                 out, wall, rss, err = res[eng]
                 if err:
-                    rows_out.append([src.name, mb(size_in), eng, "fail", "", f"{wall:.2f}", "", "", f"{rss / 2**20:.0f}"])
+                    rows_out.append([src.name, mb(size_in), eng, "fail", "", f"{wall:.2f}", "", "", "", f"{rss / 2**20:.0f}"])
                     print(f"{src.name}: {eng} failed: {err}", file=sys.stderr)
                     continue
                 vs_size = f"{out / duck[0]:.3f}" if duck and duck[0] else ""
-                vs_time = f"{wall / duck[1]:.2f}" if duck and duck[0] else ""
-                rows_out.append([src.name, mb(size_in), eng, mb(out), vs_size, f"{wall:.2f}", vs_time,
+                vs_default = paired_ratio(walls[eng], walls["leanlake"]) if eng.startswith("leanlake ") and "leanlake" in walls else ""
+                rows_out.append([src.name, mb(size_in), eng, mb(out), vs_size, f"{wall:.2f}",
+                                 paired_ratio(walls[eng], walls.get("duckdb", [])), vs_default,
                                  f"{size_in / 1e6 / wall:.0f}", f"{rss / 2**20:.0f}"])
             print_table(header, [r for r in rows_out if r[0] == src.name])
     finally:
@@ -248,8 +255,16 @@ def main() -> int:
     return 0
 
 
+def paired_ratio(walls: List[Optional[float]], base: List[Optional[float]]) -> str:
+    """The median over rounds of ``walls[r] / base[r]`` (rounds where both ran), as text; "" when none did."""
+    if len(walls) != len(base):
+        return ""
+    ratios = [w / b for w, b in zip(walls, base, strict=True) if w is not None and b]
+    return f"{statistics.median(ratios):.2f}" if ratios else ""
+
+
 def table_lines(header: List[str], rows: List[List[str]]) -> List[str]:
-    right = {1, 3, 4, 5, 6, 7, 8}
+    right = {1, 3, 4, 5, 6, 7, 8, 9}
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -273,8 +288,10 @@ def write_results(header: List[str], rows: List[List[str]], args) -> None:
             "(interpreter start and imports included). `vs duckdb` < 1 is better. flights_x10 / flights_x35",
             "are flights.csv rows repeated 10 / 35 times (header once); airports_x100 is airports.csv x100,",
             "ids made unique per copy, rows shuffled.",
-            f"Fastest of {args.repeat} round(s), each running every engine once in turn; load average at the start: "
-            f"{os.getloadavg()[0]:.2f}.",
+            f"{args.repeat} round(s), each running every engine once in turn (forwards, then backwards): `s`, `MB/s` and",
+            "peak RSS are an engine's fastest run; `vs duckdb time` and `vs default time` (against leanlake's default) are",
+            "the median of the ratios taken within each round, so that a drift of the machine's speed between rounds",
+            f"does not enter them. Load average at the start: {os.getloadavg()[0]:.2f}.",
             "", *[f"- {line}" for line in machine_info()], "", *table_lines(header, rows), ""]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     start = text.find(SECTION)
