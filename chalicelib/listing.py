@@ -50,6 +50,8 @@ _FIELDS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
 _OPERATION = "ListObjectsV2"
 _EVENT = f"s3.{_OPERATION}"
 _reading = threading.local()
+#: Past any token's length (an ``int32`` offset): ``binary_slice`` without a stop fails in pyarrow 26.
+_TOKEN_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,9 @@ def read_contents(body: bytes) -> tuple[Listed, bytes] | None:
             # one of each field an object: ``count`` of them, in ``count`` objects, each after the one before
             if len(owners) != count or not pc.all(pc.less(owners[:-1], owners[1:]), min_count=0).as_py():
                 return None
-            fields[tag] = pc.utf8_slice_codeunits(tokens.filter(opened), start=len(tag) + 1)
+            # past "Tag>" (ASCII, so on a character boundary): as bytes, which is not a walk over code points
+            fields[tag] = pc.binary_slice(tokens.filter(opened).view(pa.binary()), start=len(tag) + 1,
+                                          stop=_TOKEN_MAX).view(pa.string())
         keys = _unescaped(fields["Key"])
         etags = pc.utf8_trim(_unescaped(pc.replace_substring(fields["ETag"], pattern="&quot;", replacement='"')), characters='"')
         sizes = fields["Size"].cast(pa.int64())
