@@ -3,7 +3,7 @@
 Why: botocore turns a page of 1,000 listed objects into dicts in about 125 ms of CPU, 90 of them
 in dateutil reading ``LastModified`` (bench/RESULTS.md). A sweep that lists a million objects
 spent two minutes there before planning them, which costs two seconds. Here the page's
-``Contents`` are read a column at a time by Arrow kernels, in about 1.5 µs an object.
+``Contents`` are read a column at a time by Arrow kernels, in about 2 µs an object (bench/bench_plan.py).
 
 How: while ``read_pages`` reads a page, a handler on botocore's ``before-parse`` event of ListObjectsV2
 takes the ``<Contents>`` elements out of the response body and reads them (``read_contents``); botocore
