@@ -104,6 +104,23 @@ def test_convert_local_files_import_no_aws_library(tmp_path):
     assert (tmp_path / "a.parquet").exists()
 
 
+@pytest.mark.parametrize("given, kept", [(None, "1"), ("3", "3")])
+def test_the_cli_keeps_numpys_blas_to_one_thread_unless_told(tmp_path, given, kept):
+    """pyarrow imports NumPy, whose OpenBLAS starts a spinning thread a core (0.15 s of CPU a command) for a BLAS
+    leanlake never calls: the CLI sets OPENBLAS_NUM_THREADS=1 before pyarrow loads, and a user's own value stands."""
+    write_csv(tmp_path / "a.csv", rows=10)
+    code = ("import atexit, os, sys; from leanlake.cli import main; sys.argv=['leanlake','-q','convert',sys.argv[1],sys.argv[2]]\n"
+            "atexit.register(lambda: print('blas threads:', os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules))\n"
+            "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | {"PYTHONPATH": str(ROOT)}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
+                            capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"blas threads: {kept} True"
+
+
 def test_convert_s3_to_s3_with_the_standard_environment(s3, bucket, aws, tmp_path):
     body = write_csv(tmp_path / "a.csv")
     s3.put_object(Bucket=bucket, Key="in/a.csv", Body=body)
