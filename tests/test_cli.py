@@ -89,7 +89,7 @@ def test_convert_missing_input(tmp_path):
 
 def test_convert_local_files_import_no_aws_library(tmp_path):
     """A local convert starts fast: no AWS library, no ledger or actions, no pydantic (typer 0.29 imports it
-    to coerce every parameter: 0.3 s a command, so pyproject keeps typer below it)."""
+    to coerce every parameter, 0.3 s at each start, so pyproject keeps typer below it)."""
     write_csv(tmp_path / "a.csv", rows=100)
     # main() ends the process with os._exit once pyarrow is loaded, so the check runs as an atexit handler
     code = ("import atexit, sys; from leanlake.cli import main; sys.argv=['leanlake','-q','convert',sys.argv[1],sys.argv[2]]\n"
