@@ -29,6 +29,18 @@ def write_csv(path: Path, rows: int = 5000) -> bytes:
     return body.encode()
 
 
+def convert_with_exit_probe(tmp_path: Path, probe: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``leanlake -q convert a.csv a.parquet`` (in ``tmp_path``) through ``main()`` in a child, with ``probe`` (code
+    defining ``probe()``, given ``os`` and ``sys``) run at exit: main() ends the process with os._exit once pyarrow is
+    loaded, so whatever the probe prints is what the command left behind."""
+    code = ("import atexit, os, sys; from leanlake.cli import main\n"
+            "sys.argv = ['leanlake', '-q', 'convert', sys.argv[1], sys.argv[2]]\n"
+            f"{probe}atexit.register(probe)\nmain()\n")
+    return subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
+                          capture_output=True, text=True, env={**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT, timeout=300)
+
+
 def test_validate_ok_and_problems(tmp_path):
     ok = leanlake("validate", "policies")
     assert ok.returncode == 0 and "policies valid" in ok.stdout
@@ -91,16 +103,11 @@ def test_convert_local_files_import_no_aws_library(tmp_path):
     """A local convert starts fast: no AWS library, no ledger or actions, no pydantic (typer 0.29 imports it
     to coerce every parameter, 0.3 s at each start, so pyproject keeps typer below it)."""
     write_csv(tmp_path / "a.csv", rows=100)
-    # main() ends the process with os._exit once pyarrow is loaded, so the check runs as an atexit handler
-    code = ("import atexit, sys; from leanlake.cli import main; sys.argv=['leanlake','-q','convert',sys.argv[1],sys.argv[2]]\n"
-            "def check():\n"
-            "    print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in\n"
-            "          ('boto3','botocore','aws_lambda_powertools','moto','pydantic','pydantic_settings')\n"
-            "          or m in ('chalicelib.ledger','chalicelib.actions','chalicelib.economics')))  # start-up time\n"
-            "atexit.register(check)\n"
-            "main()\n")
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    result = convert_with_exit_probe(tmp_path, (
+        "def probe():\n"
+        "    print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "          ('boto3','botocore','aws_lambda_powertools','moto','pydantic','pydantic_settings')\n"
+        "          or m in ('chalicelib.ledger','chalicelib.actions','chalicelib.economics')))  # start-up time\n"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "imported: []"
     assert (tmp_path / "a.parquet").exists()
@@ -111,14 +118,11 @@ def test_the_cli_keeps_numpys_blas_to_one_thread_unless_told(tmp_path, given, ke
     """pyarrow imports NumPy, whose OpenBLAS starts a spinning thread a core (0.15 s of CPU a command) for a BLAS
     leanlake never calls: the CLI sets OPENBLAS_NUM_THREADS=1 before pyarrow loads, and a user's own value stands."""
     write_csv(tmp_path / "a.csv", rows=10)
-    code = ("import atexit, os, sys; from leanlake.cli import main; sys.argv=['leanlake','-q','convert',sys.argv[1],sys.argv[2]]\n"
-            "atexit.register(lambda: print('blas threads:', os.environ.get('OPENBLAS_NUM_THREADS')))\n"
-            "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | {"PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.csv"), str(tmp_path / "a.parquet")],
-                            capture_output=True, text=True, env=env, cwd=ROOT)
+    result = convert_with_exit_probe(tmp_path, "def probe():\n    print('blas threads:', os.environ.get('OPENBLAS_NUM_THREADS'))\n",
+                                     env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"blas threads: {kept}"
 
