@@ -112,9 +112,38 @@ def test_sorting_imports_no_pandas():
     assert out.strip() == "False"
 
 
+def decoded(table):
+    """``table`` with its dictionary columns cast back to their value types."""
+    return pa.table({name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+                     for name, column in zip(table.column_names, table.columns, strict=True)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables())
+def test_sorted_table_is_pyarrow_sort_with_text_keys_as_sorted_dictionaries(case):
+    """The rows are pyarrow's order exactly; a text key comes back dictionary-encoded, its dictionary its distinct
+    non-null values ascending (nulls stay nulls), so that the writer need not hash it; nothing else changes."""
+    from chalicelib.formats.sorting import sorted_table
+
+    table, keys = case
+    out = sorted_table(table, keys)
+    assert all(column.num_chunks == 1 for column in out.columns)
+    assert decoded(out).equals(table.take(pa.array(pyarrow_order(table, keys), pa.uint64())))
+    for field in out.schema:
+        original = table.schema.field(field.name).type
+        if pa.types.is_dictionary(field.type):
+            assert field.name in keys and field.type.value_type == original
+            assert pa.types.is_string(original) or pa.types.is_large_string(original) or pa.types.is_binary(original)
+            dictionary = out.column(field.name).chunk(0).dictionary
+            assert dictionary.null_count == 0
+            assert dictionary.to_pylist() == pc.unique(table.column(field.name).drop_null()).sort().to_pylist()
+        else:
+            assert field.type == original
+
+
 def test_sorter_hands_the_writer_the_group_it_handed_before():
     """One chunk per column, the rows in pyarrow's order: the writer cuts pages as it did when the
-    group was combined and sorted with ``pc.sort_indices``, so the files are the same."""
+    group was combined and sorted with ``pc.sort_indices``; the text key is a dictionary of the same values."""
     from chalicelib.formats.parquet_writer import _Sorter
 
     table = pa.table({"k": [f"k{i % 7}" if i % 11 else None for i in range(3000)], "v": list(range(3000))})
@@ -123,7 +152,8 @@ def test_sorter_hands_the_writer_the_group_it_handed_before():
     sorter.keys = ["k"]
     (group,) = sorter(batches)
     assert all(column.num_chunks == 1 for column in group.columns)
-    assert group.equals(table.take(pyarrow_order(table, ["k"])))
+    assert pa.types.is_dictionary(group.schema.field("k").type)
+    assert decoded(group).equals(table.take(pyarrow_order(table, ["k"])))
     sorter.keys = []
     (kept,) = sorter(batches)
     assert all(column.num_chunks == 1 for column in kept.columns) and kept.equals(table)
@@ -192,6 +222,50 @@ def test_a_failing_search_trial_fails_the_conversion_cleanly(tmp_path, monkeypat
     assert not [t for t in threading.enumerate() if t.name.startswith("leanlake-sort-search")]
 
 
+@pytest.mark.parametrize("fails_in", ["sorting", "reading"])
+def test_a_failure_in_a_later_group_stops_all_three_stages(monkeypatch, fails_in):
+    """With sort="auto" a group passes three threads (gathered, sorted, written). A failure in the sorting thread on
+    the third group is the conversion's one-line error, one in the input after three groups propagates as it is,
+    and either way no thread of the conversion is left behind."""
+    import io
+    import random
+    import threading
+
+    from chalicelib.formats import ConversionError
+    from chalicelib.formats import parquet_writer as pw
+    from chalicelib.formats.options import ConvertOptions
+
+    monkeypatch.setattr(pw, "SORT_SAMPLE_ROWS", 2_000)
+    real = pw.sorted_table
+    sorted_groups = []
+
+    def sorted_table(table, keys):
+        sorted_groups.append(table.num_rows)
+        if fails_in == "sorting" and len(sorted_groups) == 3:
+            raise RuntimeError("the sort ran out of memory")
+        return real(table, keys)
+
+    monkeypatch.setattr(pw, "sorted_table", sorted_table)
+    rng = random.Random(7)
+    countries = [rng.randrange(13) for _ in range(40_000)]
+    table = pa.table({"country": [f"country-{c}" for c in countries],
+                      "city": [f"city-{c}-{rng.randrange(4)}-of-a-long-name" for c in countries]})
+
+    def batches():
+        for i, batch in enumerate(table.to_batches(max_chunksize=1_000)):
+            if fails_in == "reading" and i == 35:
+                raise OSError("the connection was reset")
+            yield batch
+
+    expected = ConversionError if fails_in == "sorting" else OSError
+    with pytest.raises(expected) as failed:
+        pw.write_batches(batches(), table.schema, io.BytesIO(), ConvertOptions(sort="auto", row_group_rows=10_000))
+    assert "\n" not in str(failed.value)
+    assert ("the sort ran out of memory" if fails_in == "sorting" else "the connection was reset") in str(failed.value)
+    assert len(sorted_groups) == 3, sorted_groups
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("leanlake")]
+
+
 def test_the_key_search_starts_on_the_first_rows_and_writes_what_a_late_search_writes(monkeypatch, tmp_path):
     """The search runs in its own thread as soon as the first row group's first ``SORT_SAMPLE_ROWS`` rows are
     gathered (it only reads those), and the file is byte for byte the one a search at the end of the group writes."""
@@ -226,7 +300,7 @@ def test_the_key_search_starts_on_the_first_rows_and_writes_what_a_late_search_w
     monkeypatch.setattr(pw._Sorter, "search", lambda self, first_rows: None)  # the search at the group's end
     late = written()
 
-    assert searched_in == ["leanlake-sort-search", "MainThread"]
+    assert searched_in == ["leanlake-sort-search", "leanlake-sort"]  # the late one in the sorting stage
     assert early == late
 
     assert pq.read_metadata(io.BytesIO(early)).metadata[pw.SORT_KEY.encode()] not in (b"", b"[]")  # it sorted

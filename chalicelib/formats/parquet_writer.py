@@ -14,8 +14,10 @@
 * **sort="auto"** searches, on a sample of the first row group, greedily for up to four sort
   columns among the not-nearly-unique ones (lowest cardinality first) that shrink the sample
   most, and sorts every row group by them (row order changes; the multiset of rows does not).
-  If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so. The
-  sorting runs in the producer's thread, beside the writer thread (see ``_Sorter``).
+  If no sort pays, rows keep their order. The file's ``sorting_columns`` metadata says so. Row
+  groups are bigger (``SORTED_ROW_GROUP_BYTES``): runs and dictionaries only span a group. The
+  sorting runs in a thread of its own, between the producer and the writer (see ``_Sorter``), and
+  hands the writer the text keys as dictionaries it need not hash (``sorting.sorted_table``).
 * **Footer metadata** records the choices: ``leanlake.encodings`` (each leaf column's
   ``LABEL:LEVEL`` in schema order, see ``encodings_record`` and ``read_encodings``),
   ``leanlake.sort`` (with sort="auto": the sort columns, JSON) and ``leanlake.compat``.
@@ -24,7 +26,8 @@
   the hand-over waits until the writer has taken the previous group (except after the first, which
   waits in the queue while the writer runs the trials: the reader goes on with the second, and
   then waits to hand it over), so at most two row groups are alive (one being encoded, one being
-  gathered or queued). While the writer works, the chunked CSV reader parses on one thread
+  gathered or queued); with sort="auto" a sorting thread sits between the two, and three are (one
+  being encoded, one sorted, one gathered). While the writer works, the chunked CSV reader parses on one thread
   instead of two (``busy``), so the writer keeps a core. The writer, the slower of the two, runs the
   encoding trials on the first ``TRIAL_ROWS`` rows as soon as they are gathered (a ``_Sample``),
   while the rest of the first row group is read, instead of after it.
@@ -41,7 +44,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, rank_encoding, rankable, sort_indices
+from .sorting import Ranks, rank_encoding, rankable, sort_indices, sorted_table
 from .sorting import ranks as rank_of
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
@@ -200,31 +203,34 @@ LEVEL_LADDER = (3, 6, 15, 19)
 SMALL_FILE_LEVELS = ((1 << 20, 19), (8 << 20, 15))
 
 
-def whole_file(table, options: ConvertOptions, columns: int) -> bool:
+def whole_file(table, options: ConvertOptions, columns: int, nbytes: Optional[int] = None) -> bool:
     """Whether the first row group, ``table``, is the whole file: it ended below the row-group bounds,
-    so the input ended (a full group may be followed by more).
+    so the input ended (a full group may be followed by more). ``nbytes``: its Arrow size as gathered, when
+    a sort has changed it since (``sorted_table`` dictionary-encodes the text keys); ``table.nbytes`` if None.
 
     >>> import pyarrow as pa
     >>> t = pa.table({"x": list(range(1000))})
     >>> whole_file(t, ConvertOptions(), 1), whole_file(t, ConvertOptions(row_group_rows=1000), 1)
     (True, False)
     """
-    return table.num_rows < options.row_group_rows and table.nbytes < group_bytes(columns, options)
+    size = table.nbytes if nbytes is None else nbytes
+    return table.num_rows < options.row_group_rows and size < group_bytes(columns, options)
 
 
-def small_file_level(table, options: ConvertOptions, columns: int) -> int:
-    """The highest zstd level worth trying for a file whose first row group is ``table``: from
-    ``SMALL_FILE_LEVELS`` when that group is the whole file, else ``HIGH_LEVEL`` (each group would pay
-    the higher levels' time).
+def small_file_level(table, options: ConvertOptions, columns: int, nbytes: Optional[int] = None) -> int:
+    """The highest zstd level worth trying for a file whose first row group is ``table`` (``nbytes``: as in
+    ``whole_file``): from ``SMALL_FILE_LEVELS`` when that group is the whole file, else ``HIGH_LEVEL`` (each
+    group would pay the higher levels' time).
 
     >>> import pyarrow as pa
     >>> t = pa.table({"x": list(range(1000))})
     >>> small_file_level(t, ConvertOptions(), 1), small_file_level(t, ConvertOptions(row_group_rows=1000), 1)
     (19, 6)
     """
-    if options.level is not None or not whole_file(table, options, columns):
+    if options.level is not None or not whole_file(table, options, columns, nbytes):
         return HIGH_LEVEL
-    return next((level for limit, level in SMALL_FILE_LEVELS if table.nbytes <= limit), HIGH_LEVEL)
+    size = table.nbytes if nbytes is None else nbytes
+    return next((level for limit, level in SMALL_FILE_LEVELS if size <= limit), HIGH_LEVEL)
 
 
 def _trial(col, name: str, label: str, enc: Optional[str], level: int, page_rows: int = PAGE_ROWS) -> int:
@@ -256,13 +262,13 @@ def choose_encodings(table, level: Optional[int], compat: bool = False, max_leve
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
-    sample = table.slice(0, TRIAL_ROWS)
-    leaves = _leaf_paths(table.schema)
+    sample = _decoded(table.slice(0, TRIAL_ROWS))
+    leaves = _leaf_paths(sample.schema)
 
     def choose(i: int) -> Tuple[List[str], Optional[str], Optional[int]]:
         """Column ``i``'s choice: its leaf paths, its encoding (None: dictionary, "": plain) and its level
         (None: ``level``)."""
-        field = table.schema.field(i)
+        field = sample.schema.field(i)
         cands = _candidates(field.type, compat)
         paths = leaves.get(field.name, [])
         if not cands or len(paths) != 1 or sample.num_rows == 0:
@@ -296,6 +302,24 @@ def choose_encodings(table, level: Optional[int], compat: bool = False, max_leve
         if high is not None:
             levels[paths[0]] = high
     return dict_cols, encodings, levels
+
+
+def _decoded(table):
+    """``table`` with its dictionary columns (a sorted group's text keys, see ``sorted_table``) decoded: a
+    trial of a few rows then writes the dictionary of their values, as for any other column, not the group's.
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"k": pa.array(["b", "a", "b"]).dictionary_encode(), "n": [1, 2, 3]})
+    >>> _decoded(t.slice(0, 1)).schema.field("k").type, _decoded(t).column("k").to_pylist()
+    (DataType(string), ['b', 'a', 'b'])
+    """
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(field.type) for field in table.schema):
+        return table
+    columns = [column.cast(field.type.value_type) if pa.types.is_dictionary(field.type) else column
+               for field, column in zip(table.schema, table.columns, strict=True)]
+    return pa.Table.from_arrays(columns, names=table.schema.names)
 
 
 def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, int]]) -> int:
@@ -438,6 +462,7 @@ class _RowGroupWriter:
         self.sort_keys: List[str] = []
         self.choices: List[Tuple[str, int]] = []  # (label, level) per leaf column, in schema order
         self.encodings: Optional[Tuple[List[str], Dict[str, str], Dict[str, int]]] = None
+        self.first_bytes: Optional[int] = None  # the first group's Arrow size as gathered, when a sort changed it
 
     def prepare(self, sample: Any) -> None:
         """Choose the encodings on ``sample``, the first row group's first ``TRIAL_ROWS`` (or more) rows
@@ -458,13 +483,14 @@ class _RowGroupWriter:
         page_rows = PAGE_ROWS
         if first is not None and first.num_rows:
             threads = 1
-            if whole_file(first, self.options, len(self.schema)) or self.sort_keys:
+            if whole_file(first, self.options, len(self.schema), self.first_bytes) or self.sort_keys:
                 page_rows = WHOLE_FILE_PAGE_ROWS  # sorted runs, too, compress better in bigger pages
                 self.encodings = None  # chosen on the sample for pages of PAGE_ROWS and levels up to HIGH_LEVEL
                 threads = TRIAL_THREADS  # the reader has ended, or waits for this first sorted group
             dict_cols, encodings, levels = self.encodings or choose_encodings(
                 first, self.options.level, self.options.compat,
-                max_level=small_file_level(first, self.options, len(self.schema)), page_rows=page_rows, threads=threads)
+                max_level=small_file_level(first, self.options, len(self.schema), self.first_bytes), page_rows=page_rows,
+                threads=threads)
         else:
             dict_cols, encodings, levels = leaves, {}, {}
         labels = {enc: label for label, enc in ENCODING_LABELS.items()}
@@ -476,7 +502,8 @@ class _RowGroupWriter:
             names = self.schema.names
             sorting = [pq.SortingColumn(names.index(k)) for k in self.sort_keys]
         self.writer = pq.ParquetWriter(
-            self.stream, self.schema, compression="zstd",
+            # a sorted group's text keys are dictionaries (see ``sorted_table``): the same Parquet schema
+            self.stream, first.schema if self.sort_keys and first is not None else self.schema, compression="zstd",
             compression_level={p: levels.get(p, self.level) for p in leaves} if levels else self.level,
             use_dictionary=dict_cols or False, column_encoding=encodings or None,
             data_page_size=DATA_PAGE_SIZE, max_rows_per_page=page_rows, store_schema=False, write_statistics=True,
@@ -533,14 +560,18 @@ class _Sample:
 
 
 class _Sorter:
-    """``sort="auto"``: orders each gathered row group, in the producer's thread (the writer thread,
-    encoding and compressing, is the slower one: sorting there cost 1.9x the default's time on the
-    300 MB text-heavy CSV). The keys are chosen on the first row group's first ``SORT_SAMPLE_ROWS``
+    """``sort="auto"``: orders each gathered row group, in a sorting thread between the producer and the
+    writer (``write_batches``), so that the next group is gathered while one is sorted: with the
+    sorted file's bigger row groups (``SORTED_ROW_GROUP_BYTES``) the writer, with fewer bytes to
+    compress, waited for a producer that parsed and sorted in turn (0.6-0.8 s of a 4 s conversion of the
+    300 MB text-heavy CSV); with 12 MiB groups the writer was the slower side and a third thread only
+    took its core (bench/RESULTS.md). Sorting in the writer's thread cost 1.9x the default's time.
+    The keys are chosen on the first row group's first ``SORT_SAMPLE_ROWS``
     rows and kept for the file: the search starts in a thread of its own as soon as those rows are
     gathered (``search``), while the rest of the first row group is read, since the writer can start
-    nothing before the keys are known. The sort is :func:`.sorting.sort_indices`: the order of
+    nothing before the keys are known. The sort is :func:`.sorting.sorted_table`: the order of
     ``pc.sort_indices`` (nulls last, ties stable) from integer ranks, ~2x faster per row group (sort and
-    take) on string keys."""
+    take) on string keys, with the text keys as sorted dictionaries."""
 
     def __init__(self, schema) -> None:
         self.schema = schema
@@ -565,7 +596,7 @@ class _Sorter:
             self.keys = choose_sort_keys(table) if self._search is None else self._search.result()
         if not self.keys:
             return [table.combine_chunks()]  # one chunk, as before: the writer's pages are cut the same way
-        return [table.take(sort_indices(table, self.keys))]  # take gives one chunk
+        return [sorted_table(table, self.keys)]  # one chunk, text keys as dictionaries
 
 
 def _settle(future: Future, function: Any, *args: Any) -> None:
@@ -577,12 +608,12 @@ def _settle(future: Future, function: Any, *args: Any) -> None:
 
 
 def group_bytes(columns: int, options: ConvertOptions) -> int:
-    """The Arrow size at which a row group is written: ``row_group_bytes``, more for wide tables.
+    """The Arrow size at which a row group is written: ``options.group_bytes_limit``, more for wide tables.
 
     >>> group_bytes(10, ConvertOptions()) >> 20, group_bytes(10_000, ConvertOptions()) >> 20
     (12, 128)
     """
-    return max(options.row_group_bytes, min(columns * GROUP_BYTES_PER_COLUMN, WIDE_GROUP_MAX))
+    return max(options.group_bytes_limit, min(columns * GROUP_BYTES_PER_COLUMN, WIDE_GROUP_MAX))
 
 
 def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertOptions,
@@ -631,8 +662,35 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
                 state["error"] = exc
         sink.abort()
 
-    thread = threading.Thread(target=run, name="leanlake-parquet-writer", daemon=True)
-    thread.start()
+    # sort="auto": a third stage between the two sorts each gathered group while the next is gathered
+    sorting: "queue.Queue[Any]" = queue.Queue(maxsize=QUEUE_DEPTH)
+
+    def sort_run() -> None:
+        while True:
+            item = sorting.get()
+            sorting.task_done()  # the producer may start gathering the next group
+            if item is _END or item is None:
+                q.put(item)  # the end (or the abort) reaches the writer after every sorted group
+                return
+            if state["error"] is not None:
+                continue  # drain so the producer never blocks
+            try:
+                group = sorter(item)
+                sink.sort_keys = sorter.keys or []  # read by the writer when it opens, after this put
+            except BaseException as exc:  # noqa: BLE001 - reported to the producer
+                state["error"] = exc
+                continue
+            del item
+            q.put(group)
+            del group
+            q.join()  # hold no sorted group while the writer has one waiting
+
+    threads = [threading.Thread(target=run, name="leanlake-parquet-writer", daemon=True)]
+    if sorter is not None:
+        threads.insert(0, threading.Thread(target=sort_run, name="leanlake-sort", daemon=True))
+    for thread in threads:
+        thread.start()
+    inbox = q if sorter is None else sorting  # where the producer puts its groups and the end
     ok = False
     try:
         limit = group_bytes(len(schema), options)
@@ -645,10 +703,9 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
             if groups > max_groups:
                 raise ConversionError(f"more than {MAX_COLUMN_CHUNKS:,} column chunks ({len(schema):,} columns × "
                                       f"{groups:,} row groups): the footer would not fit in memory")
-            if sorter is not None:
-                group = sorter(group)
-                sink.sort_keys = sorter.keys or []  # read by the writer when it opens, after this put
-            q.put(group)
+            if sorter is not None and groups == 1:
+                sink.first_bytes = sum(batch.nbytes for batch in group)
+            inbox.put(group)
 
         group: List[Any] = []
         rows = nbytes = merged = 0  # group[:merged] are batches merged already (or kept as sampled)
@@ -672,14 +729,17 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
                 put(group)
                 group, rows, nbytes, merged, sample_due = [], 0, 0, 0, False
                 if groups > 1:  # the first waits in the queue while the writer runs the trials: go on gathering
-                    q.join()  # at most two row groups alive: one being written, one gathered (or queued)
+                    # at most two row groups alive (one being written, one gathered or queued), three when sorted
+                    # (one being written, one sorted, one gathered)
+                    inbox.join()
                 if state["error"] is not None:
                     break
         if group and state["error"] is None:
             put(group)
         del group
-        q.put(_END)
-        thread.join()
+        inbox.put(_END)
+        for thread in threads:
+            thread.join()
         if state["error"] is not None:
             exc = state["error"]
             if isinstance(exc, ConversionError):
@@ -688,6 +748,7 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
         ok = True
         return state["rows"]
     finally:
-        if not ok and thread.is_alive():
-            q.put(None)
-            thread.join()
+        if not ok and threads[-1].is_alive():
+            inbox.put(None)
+            for thread in threads:
+                thread.join()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["Ranks", "ranks", "rank_encoding", "rankable", "sort_indices", "order_of"]
+__all__ = ["Ranks", "ranks", "rank_encoding", "rankable", "sort_indices", "sorted_table", "order_of"]
 
 #: One key column's ranks: each row's rank (0, 1, … in ascending value order, nulls last) as an Arrow
 #: ``uint64`` array, and the number of ranks (distinct values, null counted as one).
@@ -82,10 +82,17 @@ def ranks(column, encoded: Any = None) -> Ranks:
 
     if encoded is None:
         encoded = rank_encoding(column)
-    dictionary = encoded.dictionary
-    # The sorted order of the entries, inverted (sorting a permutation gives its inverse): each entry's rank.
-    rank_of_entry = pc.array_sort_indices(pc.array_sort_indices(dictionary, null_placement="at_end"))
-    return pc.take(rank_of_entry, encoded.indices), len(dictionary)
+    _, rank_of_entry = _entry_order(encoded.dictionary)
+    return pc.take(rank_of_entry, encoded.indices), len(encoded.dictionary)
+
+
+def _entry_order(dictionary) -> Tuple[Any, Any]:
+    """A dictionary's entries in ascending order (nulls last), and each entry's rank in it: that order
+    inverted (sorting a permutation gives its inverse)."""
+    import pyarrow.compute as pc
+
+    entries = pc.array_sort_indices(dictionary, null_placement="at_end")
+    return entries, pc.array_sort_indices(entries)
 
 
 #: Bits of a rank sorted in one pass: Arrow sorts integers by counting when their range is at most 4,096
@@ -155,3 +162,69 @@ def sort_indices(table, keys: Sequence[str], cache: Dict[str, Ranks] | None = No
             cache[k] = r
         key_ranks.append(r)
     return order_of(key_ranks)
+
+
+def _ranks_and_values(column) -> Tuple[Ranks, Any]:
+    """``column``'s :func:`ranks`, and the column as an Arrow ``DictionaryArray`` whose dictionary is its
+    distinct values in ascending order (nulls stay nulls, not an entry) and whose indices are those ranks:
+    the sorted dictionary and the ranks are what ranking computes anyway.
+
+    >>> import pyarrow as pa
+    >>> (r, n), d = _ranks_and_values(pa.array(["pear", None, "fig", "pear"]))
+    >>> r.to_pylist(), n, d.dictionary.to_pylist(), d.indices.to_pylist()
+    ([1, 2, 0, 1], 3, ['fig', 'pear'], [1, None, 0, 1])
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = rank_encoding(column)
+    dictionary = encoded.dictionary
+    entries, rank_of_entry = _entry_order(dictionary)
+    rank = pc.take(rank_of_entry, encoded.indices)
+    values = pc.take(dictionary, entries)
+    # each entry's rank as a dictionary index, null for the null entry (its validity is the dictionary's)
+    index_of_entry = pc.cast(rank_of_entry, pa.int32())
+    if dictionary.null_count:
+        values = values.slice(0, len(values) - dictionary.null_count)  # the null entry sorts last
+        index_of_entry = pa.Array.from_buffers(pa.int32(), len(dictionary),
+                                               [dictionary.buffers()[0], index_of_entry.buffers()[1]],
+                                               offset=0)
+    return (rank, len(dictionary)), pa.DictionaryArray.from_arrays(pc.take(index_of_entry, encoded.indices), values)
+
+
+def sorted_table(table, keys: Sequence[str]) -> Any:
+    """``table`` (one chunk or many) sorted by ``keys`` as :func:`sort_indices` orders it, in one chunk. Its string
+    and binary key columns come back dictionary-encoded, their dictionaries in ascending order (see
+    ``_ranks_and_values``): the sort has those columns' distinct values and ranks already, so it takes integer
+    indices instead of the strings, and the Parquet writer, given a dictionary, writes it as it is instead of
+    hashing every string again. The column types change (``dictionary<values=string, indices=int32>``); the
+    values, read back or decoded, do not.
+
+    >>> import pyarrow as pa
+    >>> t = sorted_table(pa.table({"k": ["b", None, "a", "b"], "n": [2, 1, None, 1]}), ["k", "n"])
+    >>> t.column("k").type.value_type, t.column("k").to_pylist(), t.column("n").to_pylist()
+    (DataType(string), ['a', 'b', 'b', None], [None, 1, 2, 1])
+    """
+    import pyarrow as pa
+
+    schema = table.schema
+    if not keys:
+        raise ValueError("no sort keys")
+    if not all(rankable(schema.field(k).type) for k in keys):
+        return table.take(sort_indices(table, keys))  # take gives one chunk
+    key_ranks: List[Ranks] = []
+    encoded: Dict[str, Any] = {}
+    for k in keys:
+        field = schema.field(k)
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_binary(field.type) \
+                or pa.types.is_large_binary(field.type):
+            rank, encoded[k] = _ranks_and_values(table.column(k))
+        else:
+            rank = ranks(table.column(k))
+        key_ranks.append(rank)
+    order = order_of(key_ranks)
+    rest = [name for name in schema.names if name not in encoded]
+    taken = table.select(rest).take(order) if rest else None
+    columns = [encoded[name].take(order) if name in encoded else taken.column(name) for name in schema.names]
+    fields = [field.with_type(encoded[field.name].type) if field.name in encoded else field for field in schema]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=schema.metadata))
