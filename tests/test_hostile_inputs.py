@@ -127,6 +127,49 @@ def test_hostile_file_fails_early_with_one_line_in_bounded_memory(tmp_path, make
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no output, no temporary file left
 
 
+def gigabyte_csv_zst(path: Path) -> tuple[Path, int]:
+    """A 1 GiB CSV as a small ``.csv.zst`` (a shuffled 1 MiB block of rows, repeated): (its path, its rows).
+    Places repeat within their country, so ``sort: auto`` finds keys and sorts every group."""
+    import random
+
+    import zstandard
+
+    rng = random.Random(1)
+    lines: list[str] = []
+    size = 0
+    while size < MiB - 100:
+        c = rng.randrange(40)
+        lines.append(f"country-{c},place-{c}-{rng.randrange(50)},{rng.randrange(10**6)},{rng.random():.6f}\n")
+        size += len(lines[-1])
+    block = "".join(lines).encode()
+    copies = (1 << 30) // len(block)
+    with zstandard.ZstdCompressor(level=1).stream_writer(open(path, "wb"), closefd=True) as out:
+        out.write(b"country,place,n,x\n")
+        for _ in range(copies):
+            out.write(block)
+    return path, copies * len(lines)
+
+
+@pytest.fixture(scope="module")
+def gigabyte_csv(tmp_path_factory) -> tuple[Path, int]:
+    return gigabyte_csv_zst(tmp_path_factory.mktemp("big") / "big.csv.zst")
+
+
+@pytest.mark.parametrize("flags, budget", [((), 256 * MiB), (("--sort", "auto"), 512 * MiB)], ids=["default", "sort-auto"])
+def test_a_1_gib_csv_converts_in_bounded_memory(tmp_path, gigabyte_csv, flags, budget):
+    """The README's bounded-memory guarantee: a 1 GiB CSV (1.3 GiB as Arrow arrays) converts in under 256 MiB of peak
+    RSS, and under 512 MiB with ``sort: auto``, whose row groups are bigger (three alive at once)."""
+    src, rows = gigabyte_csv
+    dst = tmp_path / "big.parquet"
+    code, stderr, peak = convert_in_child(src, dst, *flags)
+    assert (code, stderr) == (0, "")
+    assert peak < budget, f"peak RSS {peak / MiB:.0f} MiB"
+    meta = pq.read_metadata(dst)
+    assert meta.num_rows == rows and meta.num_row_groups > 10
+    if flags:
+        assert json.loads(meta.metadata[b"leanlake.sort"])[0] == "country"
+
+
 def test_a_16_mib_field_converts_by_default_and_the_flag_lowers_the_limit(tmp_path):
     src = huge_field_csv(tmp_path / "f16.csv.gz", 16 * MiB)
     dst = tmp_path / "f16.parquet"

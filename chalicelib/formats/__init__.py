@@ -18,8 +18,10 @@ Design
   turned into lines incrementally). Batches collect into row groups bounded by
   ``ConvertOptions.row_group_bytes`` / ``row_group_rows`` and are written by a
   ``ParquetWriter``; nothing holds the whole file.
-* **Two threads**: the calling thread reads/decodes, a writer thread encodes and compresses
-  (pyarrow releases the GIL in both), connected by a queue of depth 3.
+* **Two threads, three when sorting**: the calling thread reads/decodes, a writer thread encodes
+  and compresses (pyarrow releases the GIL in both), handed one row group at a time; with
+  ``sort="auto"`` a sorting thread between them orders one group while the next is read
+  (``parquet_writer``).
 * **No value lost to type inference (retry-on-widen)**: when a later block does not fit the
   types inferred from the first one, the column is pinned to a wider type (null → int64 →
   float64 → string, chosen from the offending value) and the conversion restarts from a fresh
