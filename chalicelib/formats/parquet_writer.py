@@ -669,7 +669,7 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
     # sort="auto": a third stage between the two sorts each gathered group while the next is gathered
     sorting: "queue.Queue[Any]" = queue.Queue(maxsize=QUEUE_DEPTH)
 
-    def sort_run() -> None:
+    def sort_run(sorter: _Sorter) -> None:
         while True:
             item = sorting.get()
             sorting.task_done()  # the producer may start gathering the next group
@@ -694,7 +694,7 @@ def write_batches(batches: Iterable[Any], schema, stream: Any, options: ConvertO
 
     threads = [threading.Thread(target=run, name="leanlake-parquet-writer", daemon=True)]
     if sorter is not None:
-        threads.insert(0, threading.Thread(target=sort_run, name="leanlake-sort", daemon=True))
+        threads.insert(0, threading.Thread(target=sort_run, args=(sorter,), name="leanlake-sort", daemon=True))
     for thread in threads:
         thread.start()
     inbox = q if sorter is None else sorting  # where the producer puts its groups and the end

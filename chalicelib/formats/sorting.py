@@ -224,7 +224,7 @@ def sorted_table(table, keys: Sequence[str]) -> Any:
         key_ranks.append(rank)
     order = order_of(key_ranks)
     rest = [name for name in schema.names if name not in encoded]
-    taken = table.select(rest).take(order) if rest else None
+    taken = table.select(rest).take(order)
     columns = [encoded[name].take(order) if name in encoded else taken.column(name) for name in schema.names]
     fields = [field.with_type(encoded[field.name].type) if field.name in encoded else field for field in schema]
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=schema.metadata))
