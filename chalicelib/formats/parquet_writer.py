@@ -44,7 +44,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from .errors import ConversionError, one_line
 from .options import ConvertOptions
 from .outputs import FOOTER_ROWS
-from .sorting import Ranks, rank_encoding, rankable, sort_indices, sorted_table
+from .sorting import Ranks, is_text, rank_encoding, rankable, sort_indices, sorted_table
 from .sorting import ranks as rank_of
 
 __all__ = ["write_batches", "choose_encodings", "choose_sort_keys", "read_encodings", "TRIAL_ROWS", "ENCODINGS_KEY",
@@ -339,14 +339,6 @@ def _sample_size(table, encodings: Tuple[List[str], Dict[str, str], Dict[str, in
     return sink.size()
 
 
-def _is_text(arrow_type) -> bool:
-    """Whether ``arrow_type`` is a string or binary type (Parquet's BYTE_ARRAY)."""
-    import pyarrow as pa
-
-    t = arrow_type
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
-
-
 def _dictionary_encoded(sample, dict_cols: List[str], encoded: Mapping[str, Any] | None = None):
     """``sample`` with its text and binary ``dict_cols`` dictionary-encoded (``encoded`` holds those done
     already), once for every trial of the key search: a trial then takes integer indices instead of
@@ -368,7 +360,7 @@ def _dictionary_encoded(sample, dict_cols: List[str], encoded: Mapping[str, Any]
     done = encoded or {}
     columns = []
     for field, column in zip(sample.schema, sample.columns, strict=True):
-        if field.name in wanted and _is_text(field.type):
+        if field.name in wanted and is_text(field.type):
             column = done[field.name] if field.name in done else pc.dictionary_encode(column)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=sample.schema.names)
@@ -417,7 +409,7 @@ def choose_sort_keys(table) -> List[str]:
         for field in sample.schema:
             if chosen.done():
                 break
-            if _is_text(field.type):
+            if is_text(field.type):
                 text[field.name] = pc.dictionary_encode(sample.column(field.name))
         encodings = chosen.result()
         proxy = _dictionary_encoded(sample, encodings[0], text)

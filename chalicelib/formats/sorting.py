@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["Ranks", "ranks", "rank_encoding", "rankable", "sort_indices", "sorted_table", "order_of"]
+__all__ = ["Ranks", "ranks", "rank_encoding", "rankable", "is_text", "sort_indices", "sorted_table", "order_of"]
 
 #: One key column's ranks: each row's rank (0, 1, … in ascending value order, nulls last) as an Arrow
 #: ``uint64`` array, and the number of ranks (distinct values, null counted as one).
@@ -45,6 +45,19 @@ def rankable(arrow_type) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
                 or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_boolean(t)
                 or pa.types.is_date(t) or pa.types.is_timestamp(t))
+
+
+def is_text(arrow_type) -> bool:
+    """Whether ``arrow_type`` is a string or binary type (Parquet's BYTE_ARRAY).
+
+    >>> import pyarrow as pa
+    >>> is_text(pa.large_string()), is_text(pa.binary()), is_text(pa.int64())
+    (True, True, False)
+    """
+    import pyarrow as pa
+
+    t = arrow_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
 
 
 def rank_encoding(column) -> Any:
@@ -215,9 +228,7 @@ def sorted_table(table, keys: Sequence[str]) -> Any:
     key_ranks: List[Ranks] = []
     encoded: Dict[str, Any] = {}
     for k in keys:
-        field = schema.field(k)
-        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_binary(field.type) \
-                or pa.types.is_large_binary(field.type):
+        if is_text(schema.field(k).type):
             rank, encoded[k] = _ranks_and_values(table.column(k))
         else:
             rank = ranks(table.column(k))
