@@ -227,9 +227,9 @@ def small_file_level(table, options: ConvertOptions, columns: int, nbytes: Optio
     >>> small_file_level(t, ConvertOptions(), 1), small_file_level(t, ConvertOptions(row_group_rows=1000), 1)
     (19, 6)
     """
-    if options.level is not None or not whole_file(table, options, columns, nbytes):
-        return HIGH_LEVEL
     size = table.nbytes if nbytes is None else nbytes
+    if options.level is not None or not whole_file(table, options, columns, size):
+        return HIGH_LEVEL
     return next((level for limit, level in SMALL_FILE_LEVELS if size <= limit), HIGH_LEVEL)
 
 

@@ -200,8 +200,7 @@ def _ranks_and_values(column) -> Tuple[Ranks, Any]:
     if dictionary.null_count:
         values = values.slice(0, len(values) - dictionary.null_count)  # the null entry sorts last
         index_of_entry = pa.Array.from_buffers(pa.int32(), len(dictionary),
-                                               [dictionary.buffers()[0], index_of_entry.buffers()[1]],
-                                               offset=0)
+                                               [dictionary.buffers()[0], index_of_entry.buffers()[1]])
     return (rank, len(dictionary)), pa.DictionaryArray.from_arrays(pc.take(index_of_entry, encoded.indices), values)
 
 
